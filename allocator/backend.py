@@ -1,0 +1,261 @@
+"""Solving a built model with an OR-Tools MathOpt backend (HiGHS by default, or SCIP).
+
+The model proto is filled straight from numpy arrays (no per-variable Python objects), and the
+result carries the solver's own primal and dual bounds, so every gap we report is proven by the
+solver against the full model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import ortools
+from ortools.math_opt import model_parameters_pb2, model_pb2, result_pb2, solution_pb2
+from ortools.math_opt.core.python import solver as core_solver
+from ortools.math_opt.python import callback, init_arguments, parameters
+from ortools.util.python import solve_interrupter
+
+from .model import PlacementModel
+
+log = logging.getLogger(__name__)
+
+SOLVER_TYPES = {"highs": parameters.SolverType.HIGHS, "scip": parameters.SolverType.GSCIP}
+
+# A HiGHS MIP log row: "... BestBound BestSol Gap ..." with the time last.
+_HIGHS_ROW = re.compile(
+    r"^\s*[A-Za-z]?\s+\d+\s+\d+\s+\d+\s+[\d.]+%\s+(?P<bound>[-\d.e+]+|inf)\s+(?P<best>[-\d.e+]+|inf)\s+"
+)
+_HIGHS_VERSION = re.compile(r"Running HiGHS (\S+)")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a running solve has reached so far, for progress reports."""
+
+    level: int
+    elapsed: float
+    objective: float | None
+    bound: float | None
+
+    @property
+    def gap(self) -> float | None:
+        return relative_gap(self.objective, self.bound)
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    if objective is None or bound is None or not np.isfinite(objective) or not np.isfinite(bound):
+        return None
+    return abs(bound - objective) / max(abs(bound), abs(objective), 1e-9)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer of one backend call."""
+
+    status: str  # optimal | feasible | infeasible | no_solution
+    values: np.ndarray | None
+    objective: float | None
+    bound: float | None
+    seconds: float
+    nodes: int
+    detail: str
+
+    @property
+    def gap(self) -> float | None:
+        if self.status == "optimal":
+            return relative_gap(self.objective, self.bound) or 0.0
+        return relative_gap(self.objective, self.bound)
+
+
+class StopFlag:
+    """Ask running solves to stop early; they keep the best plan found."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._interrupters: list[solve_interrupter.SolveInterrupter] = []
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._event.set()
+            for interrupter in self._interrupters:
+                interrupter.interrupt()
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()
+
+    def attach(self, interrupter: solve_interrupter.SolveInterrupter) -> None:
+        with self._lock:
+            self._interrupters.append(interrupter)
+            if self._event.is_set():
+                interrupter.interrupt()
+
+    def detach(self, interrupter: solve_interrupter.SolveInterrupter) -> None:
+        with self._lock:
+            self._interrupters.remove(interrupter)
+
+
+def solver_version(backend: str) -> str:
+    return f"OR-Tools {ortools.__version__} / MathOpt {backend.upper()}"
+
+
+class MathOptBackend:
+    """One MathOpt solver; ``solve`` may be called once per objective level."""
+
+    def __init__(self, name: str = "highs"):
+        if name not in SOLVER_TYPES:
+            raise ValueError(f"unknown backend {name!r}; choose from {sorted(SOLVER_TYPES)}")
+        self.name = name
+        self.version = solver_version(name)
+
+    def _proto(
+        self, model: PlacementModel, objective: np.ndarray, locks: list[tuple[np.ndarray, float]]
+    ) -> model_pb2.ModelProto:
+        proto = model_pb2.ModelProto()
+        n = model.n_vars
+        proto.variables.ids.extend(range(n))
+        proto.variables.lower_bounds.extend(model.lower.tolist())
+        proto.variables.upper_bounds.extend(model.upper.tolist())
+        proto.variables.integers.extend(model.integer.tolist())
+        nz = np.flatnonzero(objective)
+        proto.objective.maximize = True
+        proto.objective.linear_coefficients.ids.extend(nz.tolist())
+        proto.objective.linear_coefficients.values.extend(objective[nz].tolist())
+
+        matrix = model.matrix
+        lower, upper = model.row_lower, model.row_upper
+        if locks:
+            import scipy.sparse as sp
+
+            extra = sp.csr_matrix(np.vstack([c for c, _ in locks]))
+            matrix = sp.vstack([matrix, extra], format="csr")
+            lower = np.concatenate([lower, [b for _, b in locks]])
+            upper = np.concatenate([upper, np.full(len(locks), np.inf)])
+        matrix = matrix.tocsr()
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        rows = matrix.shape[0]
+        proto.linear_constraints.ids.extend(range(rows))
+        proto.linear_constraints.lower_bounds.extend(lower.tolist())
+        proto.linear_constraints.upper_bounds.extend(upper.tolist())
+        coo = matrix.tocoo()
+        proto.linear_constraint_matrix.row_ids.extend(coo.row.tolist())
+        proto.linear_constraint_matrix.column_ids.extend(coo.col.tolist())
+        proto.linear_constraint_matrix.coefficients.extend(coo.data.tolist())
+        return proto
+
+    def solve(
+        self,
+        model: PlacementModel,
+        objective: np.ndarray,
+        *,
+        locks: list[tuple[np.ndarray, float]] | None = None,
+        time_limit: float,
+        relative_gap: float,
+        seed: int = 0,
+        threads: int = 1,
+        hint: np.ndarray | None = None,
+        stop: StopFlag | None = None,
+        on_log: Callable[[float | None, float | None], None] | None = None,
+    ) -> Outcome:
+        """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``)."""
+        proto = self._proto(model, objective, locks or [])
+        params = parameters.SolveParameters(
+            time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
+            relative_gap_tolerance=relative_gap,
+            random_seed=seed,
+            enable_output=on_log is not None,
+        )
+        if self.name == "highs":
+            params.highs.int_options["threads"] = threads
+            params.highs.bool_options["log_to_console"] = False
+        else:
+            params.threads = threads
+        model_params = model_parameters_pb2.ModelSolveParametersProto()
+        if hint is not None:
+            h = model_params.solution_hints.add()
+            nz = np.flatnonzero(hint)
+            h.variable_values.ids.extend(nz.tolist())
+            h.variable_values.values.extend(hint[nz].tolist())
+
+        def message(lines: list[str]) -> None:
+            for line in lines:
+                version = _HIGHS_VERSION.search(line)
+                if version:
+                    self.version = f"OR-Tools {ortools.__version__} / MathOpt HiGHS {version.group(1)}"
+                row = _HIGHS_ROW.match(line)
+                if row and on_log is not None:
+                    on_log(_number(row.group("best")), _number(row.group("bound")))
+
+        interrupter = solve_interrupter.SolveInterrupter()
+        if stop is not None:
+            stop.attach(interrupter)
+        started = time.perf_counter()
+        try:
+            result = core_solver.solve(
+                proto,
+                SOLVER_TYPES[self.name].value,
+                init_arguments.StreamableSolverInitArguments().to_proto(),
+                params.to_proto(),
+                model_params,
+                message if on_log is not None else None,
+                callback.CallbackRegistration().to_proto(),
+                None,
+                interrupter.pybind_interrupter,
+            )
+        finally:
+            if stop is not None:
+                stop.detach(interrupter)
+        return _outcome(result, model.n_vars, time.perf_counter() - started)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _outcome(result: result_pb2.SolveResultProto, n_vars: int, seconds: float) -> Outcome:
+    reason = result.termination.reason
+    reasons = result_pb2.TerminationReasonProto
+    values = None
+    objective = None
+    for solution in result.solutions:
+        primal = solution.primal_solution
+        if primal.feasibility_status == solution_pb2.SOLUTION_STATUS_FEASIBLE:
+            values = np.zeros(n_vars)
+            ids = np.fromiter(primal.variable_values.ids, dtype=np.int64)
+            values[ids] = np.fromiter(primal.variable_values.values, dtype=float)
+            objective = primal.objective_value
+            break
+    bounds = result.termination.objective_bounds
+    bound = bounds.dual_bound if np.isfinite(bounds.dual_bound) else None
+    if reason == reasons.TERMINATION_REASON_OPTIMAL:
+        status = "optimal"
+    elif reason == reasons.TERMINATION_REASON_INFEASIBLE:
+        status = "infeasible"
+    elif values is not None:
+        status = "feasible"
+    else:
+        status = "no_solution"
+    if objective is not None and bound is not None and bound < objective:
+        bound = objective  # solver tolerances: a bound never sits below the plan it proves
+    return Outcome(
+        status=status,
+        values=values,
+        objective=objective,
+        bound=bound,
+        seconds=seconds,
+        nodes=int(result.solve_stats.node_count),
+        detail=result.termination.detail,
+    )

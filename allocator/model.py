@@ -1,0 +1,331 @@
+"""The placement model over pools and dwelling types, built in bulk as one sparse matrix.
+
+Variables (all non-negative):
+
+``y[p, m]``   integer  cases of pool p placed in municipality m (only possible pairs)
+``w[p, l]``   real     untied cases of pool p placed from urgency level l (highest first)
+``s[k]``      binary   tied case k placed (anywhere)
+``a[p, m]``   integer  cases of pool p placed at m that are tied to m
+``x[m, r, t]`` real    cases of requirement r housed in dwelling type t of m
+``z[m, q]``   real     persons placed in the q-th quarter of m's resolution (spread)
+
+The housing block is a transportation problem with integer data, so for integer ``y`` an
+integer ``x`` of the same cost always exists: ``x`` may stay continuous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .aggregate import Aggregation
+
+SPREAD_SEGMENTS = 4
+INF = np.inf
+
+
+@dataclass
+class _Rows:
+    """Collects COO triplets and row bounds."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+    cols: list[np.ndarray] = field(default_factory=list)
+    vals: list[np.ndarray] = field(default_factory=list)
+    lower: list[np.ndarray] = field(default_factory=list)
+    upper: list[np.ndarray] = field(default_factory=list)
+    count: int = 0
+
+    def add_block(self, n: int, lower: np.ndarray | float, upper: np.ndarray | float) -> int:
+        """Reserve ``n`` rows; returns the first row number."""
+        first = self.count
+        self.lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (n,)).copy())
+        self.upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (n,)).copy())
+        self.count += n
+        return first
+
+    def terms(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray | float) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        self.rows.append(rows)
+        self.cols.append(np.asarray(cols, dtype=np.int64))
+        self.vals.append(np.broadcast_to(np.asarray(vals, dtype=float), rows.shape).copy())
+
+
+@dataclass(frozen=True, eq=False)
+class PlacementModel:
+    """A built model: bounds, integrality, matrix, and how to read each variable block."""
+
+    agg: Aggregation
+    lower: np.ndarray
+    upper: np.ndarray
+    integer: np.ndarray
+    matrix: sp.csr_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    blocks: dict[str, slice]
+    y_pool: np.ndarray
+    y_muni: np.ndarray
+    w_pool: np.ndarray
+    w_urgency: np.ndarray
+    s_case: np.ndarray  # position in agg.free_cases
+    a_pool: np.ndarray
+    a_muni: np.ndarray
+    x_muni: np.ndarray
+    x_req: np.ndarray
+    x_type: np.ndarray
+    z_muni: np.ndarray
+    z_segment: np.ndarray
+    levels: list[tuple[float, int]] = field(default_factory=list)  # urgency value, count per w
+
+    @property
+    def n_vars(self) -> int:
+        return len(self.lower)
+
+    @property
+    def n_integer(self) -> int:
+        return int(self.integer.sum())
+
+    def sizes(self) -> dict[str, int]:
+        out = {name: blk.stop - blk.start for name, blk in self.blocks.items()}
+        out.update(variables=self.n_vars, integer=self.n_integer, constraints=self.matrix.shape[0],
+                   nonzeros=int(self.matrix.nnz))
+        return out
+
+    def objective_terms(self) -> dict[str, np.ndarray]:
+        """Coefficient vector of each objective term (all maximised)."""
+        return {name: fn(self) for name, fn in TERMS.items()}
+
+
+# -- objective terms: one small function each, all maximised ----------------------------------
+
+def urgency_term(model: PlacementModel) -> np.ndarray:
+    """Sum of the urgency of the cases placed (members' base plus wait against target)."""
+    c = np.zeros(model.n_vars)
+    c[model.blocks["w"]] = model.w_urgency
+    free = model.agg.free_cases
+    c[model.blocks["s"]] = free["urgency"].to_numpy()[model.s_case]
+    return c
+
+
+def ties_term(model: PlacementModel) -> np.ndarray:
+    """Cases placed in the municipality they have a tie to."""
+    c = np.zeros(model.n_vars)
+    c[model.blocks["a"]] = 1.0
+    return c
+
+
+def scores_term(model: PlacementModel) -> np.ndarray:
+    """Sum of supplied scores (e.g. predicted employment) of the placed case-municipality pairs."""
+    c = np.zeros(model.n_vars)
+    rows = model.agg.pools["score_row"].to_numpy()[model.y_pool]
+    has = rows >= 0
+    values = np.zeros(len(rows))
+    values[has] = model.agg.score_rows[rows[has], model.y_muni[has]]
+    c[model.blocks["y"]] = values
+    return c
+
+
+def housing_fit_term(model: PlacementModel) -> np.ndarray:
+    """Minus the bedrooms left empty in the dwellings used (shared flats waste none)."""
+    c = np.zeros(model.n_vars)
+    agg = model.agg
+    if len(model.x_type):
+        types = agg.dwelling_types
+        waste = types["bedrooms"].to_numpy()[model.x_type] - agg.requirements["bedrooms"].to_numpy()[model.x_req]
+        c[model.blocks["x"]] = -np.where(types["shared"].to_numpy()[model.x_type], 0, waste)
+    return c
+
+
+def spread_term(model: PlacementModel) -> np.ndarray:
+    """Minus a penalty that grows with how full each municipality's resolution gets.
+
+    A person placed in the q-th quarter of a resolution costs q/4: filling every municipality
+    to the same share is cheapest.
+    """
+    c = np.zeros(model.n_vars)
+    c[model.blocks["z"]] = -model.z_segment / SPREAD_SEGMENTS
+    return c
+
+
+TERMS = {
+    "urgency": urgency_term,
+    "ties": ties_term,
+    "scores": scores_term,
+    "housing_fit": housing_fit_term,
+    "spread": spread_term,
+}
+
+
+# -- building -----------------------------------------------------------------------------------
+
+def build_model(agg: Aggregation) -> PlacementModel:
+    """Build the model in bulk (numpy and one sparse matrix); no impossible pair gets a variable."""
+    problem = agg.problem
+    pools = agg.pools
+    n_muni = agg.n_municipalities
+    bound = agg.pair_bounds()
+
+    # y: possible (pool, municipality) pairs.
+    y_pool, y_muni = np.nonzero(bound > 0)
+    y_ub = bound[y_pool, y_muni]
+
+    # w: urgency levels of the untied cases of each pool.
+    free = agg.free_cases
+    untied = free[free["tie"] < 0]
+    levels = (
+        untied.assign(u=untied["urgency"].round(9))
+        .groupby(["pool", "u"], sort=True)
+        .size()
+        .reset_index(name="n")
+    )
+    w_pool = levels["pool"].to_numpy()
+    w_urgency = levels["u"].to_numpy(dtype=float)
+    w_ub = levels["n"].to_numpy(dtype=float)
+
+    # s: tied cases; a: (pool, tie municipality) pairs that are possible.
+    tied_pos = np.flatnonzero(free["tie"].to_numpy() >= 0)
+    s_case = tied_pos
+    tied_pool = free["pool"].to_numpy()[tied_pos]
+    tied_muni = free["tie"].to_numpy()[tied_pos]
+    tie_pairs = pd.DataFrame({"pool": tied_pool, "m": tied_muni}).value_counts().sort_index()
+    a_pool = tie_pairs.index.get_level_values("pool").to_numpy()
+    a_muni = tie_pairs.index.get_level_values("m").to_numpy()
+    possible = bound[a_pool, a_muni] > 0
+    a_pool, a_muni = a_pool[possible], a_muni[possible]
+    a_ub = np.minimum(tie_pairs.to_numpy()[possible], bound[a_pool, a_muni]).astype(float)
+
+    # x: (municipality, requirement, dwelling type) where the requirement can occur there.
+    req_of_pool = pools["requirement"].to_numpy()
+    demand_possible = np.zeros((len(agg.requirements), n_muni), dtype=bool)
+    if problem.housing_modelled:
+        demand_possible[req_of_pool[y_pool], y_muni] = True
+        for (m, r) in agg.pinned_demand:
+            demand_possible[r, m] = True
+        t_muni = agg.dwelling_types["municipality"].to_numpy()
+        x_req, x_type = np.nonzero(agg.compatible)
+        keep = demand_possible[x_req, t_muni[x_type]] & (agg.dwelling_types["supply"].to_numpy()[x_type] > 0)
+        x_req, x_type = x_req[keep], x_type[keep]
+        x_muni = t_muni[x_type]
+    else:
+        x_req = x_type = x_muni = np.zeros(0, dtype=int)
+
+    # z: spread segments of municipalities that can receive anyone.
+    resolution = problem.municipalities["resolution_persons"].to_numpy(dtype=float)
+    pinned_persons = resolution - agg.persons_left
+    active = np.unique(y_muni)
+    z_muni = np.repeat(active, SPREAD_SEGMENTS)
+    z_segment = np.tile(np.arange(SPREAD_SEGMENTS), len(active))
+    seg_len = resolution[z_muni] / SPREAD_SEGMENTS
+    # Pinned persons fill the first segments.
+    seg_start = z_segment * seg_len
+    z_ub = np.clip(seg_start + seg_len - np.maximum(pinned_persons[z_muni], seg_start), 0, None)
+    z_ub[z_segment == SPREAD_SEGMENTS - 1] = INF  # rounding slack lands in the top segment
+
+    sizes = {"y": len(y_pool), "w": len(w_pool), "s": len(s_case), "a": len(a_pool),
+             "x": len(x_req), "z": len(z_muni)}
+    blocks, start = {}, 0
+    for name, n in sizes.items():
+        blocks[name] = slice(start, start + n)
+        start += n
+    n_vars = start
+    lower = np.zeros(n_vars)
+    upper = np.concatenate([y_ub, w_ub, np.ones(len(s_case)), a_ub, np.full(len(x_req), INF), z_ub])
+    integer = np.zeros(n_vars, dtype=bool)
+    for name in ("y", "s", "a"):
+        integer[blocks[name]] = True
+
+    def col(name: str, idx: np.ndarray | None = None) -> np.ndarray:
+        blk = blocks[name]
+        base = np.arange(blk.start, blk.stop)
+        return base if idx is None else base[idx]
+
+    R = _Rows()
+    y_cols = col("y")
+    pool_size = pools["size"].to_numpy(dtype=float)
+
+    # Pool balance: placed = chosen untied levels + chosen tied cases.
+    first = R.add_block(len(pools), 0.0, 0.0)
+    R.terms(first + y_pool, y_cols, 1.0)
+    R.terms(first + w_pool, col("w"), -1.0)
+    R.terms(first + tied_pool, col("s"), -1.0)
+
+    # Ties: a[p, m] <= tied cases of p chosen with tie m, and <= y[p, m].
+    if len(a_pool):
+        first = R.add_block(len(a_pool), -INF, 0.0)
+        a_key = pd.MultiIndex.from_arrays([a_pool, a_muni])
+        row_of_tied = a_key.get_indexer(pd.MultiIndex.from_arrays([tied_pool, tied_muni]))
+        has_row = row_of_tied >= 0
+        R.terms(np.arange(len(a_pool)) + first, col("a"), 1.0)
+        R.terms(first + row_of_tied[has_row], col("s", np.flatnonzero(has_row)), -1.0)
+        first = R.add_block(len(a_pool), -INF, 0.0)
+        y_key = pd.MultiIndex.from_arrays([y_pool, y_muni])
+        R.terms(np.arange(len(a_pool)) + first, col("a"), 1.0)
+        R.terms(np.arange(len(a_pool)) + first, y_cols[y_key.get_indexer(a_key)], -1.0)
+
+    # Municipal capacities: persons, minors, each service.
+    def capacity_rows(need: np.ndarray, left: np.ndarray) -> None:
+        coef = need[y_pool].astype(float)
+        used = np.flatnonzero(coef > 0)
+        if not len(used):
+            return
+        munis = np.unique(y_muni[used])
+        first = R.add_block(len(munis), -INF, left[munis])
+        local = np.searchsorted(munis, y_muni[used])
+        R.terms(first + local, y_cols[used], coef[used])
+
+    capacity_rows(pools["size"].to_numpy(), agg.persons_left)
+    capacity_rows(pools["minors"].to_numpy(), agg.minors_left)
+    for s, service in enumerate(problem.services):
+        capacity_rows(pools[f"use_{service}"].to_numpy(), agg.services_left[:, s])
+
+    # Housing: demand of each (municipality, requirement) is housed; supply of each type holds.
+    if problem.housing_modelled and len(x_req):
+        pairs = np.unique(np.concatenate([
+            (y_muni * len(agg.requirements) + req_of_pool[y_pool]),
+            np.array([m * len(agg.requirements) + r for (m, r) in agg.pinned_demand], dtype=np.int64),
+        ]))
+        pinned = np.zeros(len(pairs))
+        for (m, r), n in agg.pinned_demand.items():
+            pinned[np.searchsorted(pairs, m * len(agg.requirements) + r)] = n
+        first = R.add_block(len(pairs), -pinned, -pinned)
+        R.terms(first + np.searchsorted(pairs, y_muni * len(agg.requirements) + req_of_pool[y_pool]), y_cols, 1.0)
+        x_key = x_muni * len(agg.requirements) + x_req
+        R.terms(first + np.searchsorted(pairs, x_key), col("x"), -1.0)
+        used_types = np.unique(x_type)
+        first = R.add_block(len(used_types), -INF, agg.dwelling_types["supply"].to_numpy(dtype=float)[used_types])
+        R.terms(first + np.searchsorted(used_types, x_type), col("x"), 1.0)
+
+    # Spread: the segments add up to the persons placed.
+    if len(active):
+        first = R.add_block(len(active), 0.0, 0.0)
+        R.terms(first + np.searchsorted(active, z_muni), col("z"), 1.0)
+        R.terms(first + np.searchsorted(active, y_muni), y_cols, -pool_size[y_pool])
+
+    matrix = sp.csr_matrix(
+        (np.concatenate(R.vals), (np.concatenate(R.rows), np.concatenate(R.cols))),
+        shape=(R.count, n_vars),
+    )
+    return PlacementModel(
+        agg=agg,
+        lower=lower,
+        upper=upper,
+        integer=integer,
+        matrix=matrix,
+        row_lower=np.concatenate(R.lower) if R.lower else np.zeros(0),
+        row_upper=np.concatenate(R.upper) if R.upper else np.zeros(0),
+        blocks=blocks,
+        y_pool=y_pool,
+        y_muni=y_muni,
+        w_pool=w_pool,
+        w_urgency=w_urgency,
+        s_case=s_case,
+        a_pool=a_pool,
+        a_muni=a_muni,
+        x_muni=x_muni,
+        x_req=x_req,
+        x_type=x_type,
+        z_muni=z_muni,
+        z_segment=z_segment.astype(float),
+    )

@@ -1,0 +1,191 @@
+"""The result of a round: the plan, why each unplaced case is unplaced, KPIs, and provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .backend import relative_gap
+from .problem import Problem
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    """One priority level of the lexicographic objective."""
+
+    terms: list[str]
+    status: str  # optimal | feasible | no_solution | not_run
+    objective: float | None
+    bound: float | None
+    seconds: float
+    nodes: int
+
+    @property
+    def gap(self) -> float | None:
+        if self.status == "optimal" and self.objective is not None:
+            return relative_gap(self.objective, self.bound) or 0.0
+        return relative_gap(self.objective, self.bound)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "terms": self.terms,
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "seconds": round(self.seconds, 3),
+            "nodes": self.nodes,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """A proposal for one round.
+
+    ``status`` is ``optimal`` when every level is proven within the relative gap setting,
+    ``feasible`` when a level stopped on the time limit (its gap says how far it may be),
+    ``stopped`` when stopped early on request.
+    """
+
+    problem: Problem
+    settings: Settings
+    plan: pd.DataFrame  # case_id, municipality_id, dwelling_id, pinned
+    unplaced: pd.DataFrame  # case_id, rule, reason
+    municipalities: pd.DataFrame
+    levels: list[LevelResult]
+    term_values: dict[str, float]
+    model_sizes: dict[str, int]
+    solver: str
+    build_seconds: float
+    total_seconds: float
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def status(self) -> str:
+        statuses = {level.status for level in self.levels}
+        if "not_run" in statuses:
+            return "stopped"
+        if statuses <= {"optimal"}:
+            return "optimal"
+        if all(level.gap is not None and level.gap <= self.settings.solver.relative_gap + 1e-12
+               for level in self.levels):
+            return "optimal"
+        return "feasible"
+
+    @property
+    def gap(self) -> float | None:
+        """The largest proven relative gap over the levels (None if a level has no bound)."""
+        gaps = [level.gap for level in self.levels if level.status != "not_run"]
+        if not gaps or any(g is None for g in gaps):
+            return None
+        return max(gaps)  # type: ignore[arg-type]
+
+    @property
+    def objective(self) -> list[float | None]:
+        return [level.objective for level in self.levels]
+
+    @property
+    def bound(self) -> list[float | None]:
+        return [level.bound for level in self.levels]
+
+    def kpis(self) -> dict[str, float | int]:
+        cases = self.problem.cases
+        placed = cases.loc[self.plan["case_id"]]
+        total_long = int(cases["long_waiting"].sum())
+        persons_placed = int(placed["size"].sum())
+        wait = (placed["wait_days"] * placed["size"]).sum() / persons_placed if persons_placed else 0.0
+        return {
+            "cases": len(cases),
+            "persons": int(cases["size"].sum()),
+            "cases_placed": len(placed),
+            "persons_placed": persons_placed,
+            "minors_placed": int(placed["minors"].sum()),
+            "long_waiting_persons": total_long,
+            "long_waiting_placed": int(placed["long_waiting"].sum()),
+            "share_long_waiting_placed": float(placed["long_waiting"].sum() / total_long) if total_long else 1.0,
+            "mean_wait_days_placed": round(float(wait), 1),
+            "cases_unplaced": len(self.unplaced),
+            "ties_honoured": int((placed["tie_municipality_id"].to_numpy()
+                                  == self.plan["municipality_id"].to_numpy()).sum()),
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "input_digest": self.problem.digest,
+            "settings": self.settings.model_dump(mode="json"),
+            "seed": self.settings.solver.seed,
+            "solver": self.solver,
+            "solver_parameters": {
+                "backend": self.settings.solver.backend,
+                "time_limit": self.settings.solver.time_limit,
+                "relative_gap": self.settings.solver.relative_gap,
+                "threads": self.settings.solver.threads,
+                "seed": self.settings.solver.seed,
+            },
+            "python": platform.python_version(),
+            "created": self.created,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (``summary.json``)."""
+        return {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "levels": [level.to_dict() for level in self.levels],
+            "terms": self.term_values,
+            "kpis": self.kpis(),
+            "unplaced_by_rule": self.unplaced["rule"].value_counts().to_dict() if len(self.unplaced) else {},
+            "model": self.model_sizes,
+            "seconds": {"build": round(self.build_seconds, 3), "total": round(self.total_seconds, 3),
+                        "solve": round(sum(level.seconds for level in self.levels), 3)},
+            "problem": self.problem.describe(),
+            **self.provenance(),
+        }
+
+    def summary(self) -> str:
+        """A short text table: status, gap, objective per level and KPIs."""
+        k = self.kpis()
+        gap = "n/a" if self.gap is None else f"{self.gap:.4%}"
+        lines = [
+            f"status {self.status}   gap {gap}   time {self.total_seconds:.2f}s   solver {self.solver}",
+            f"placed {k['cases_placed']}/{k['cases']} cases, {k['persons_placed']}/{k['persons']} persons; "
+            f"long-waiting placed {k['share_long_waiting_placed']:.1%}; mean wait {k['mean_wait_days_placed']} days",
+        ]
+        for i, level in enumerate(self.levels, 1):
+            objective = "-" if level.objective is None else f"{level.objective:.4f}"
+            bound = "-" if level.bound is None else f"{level.bound:.4f}"
+            lgap = "-" if level.gap is None else f"{level.gap:.4%}"
+            lines.append(f"  level {i} {'+'.join(level.terms):<22} {level.status:<9} "
+                         f"objective {objective:>14} bound {bound:>14} gap {lgap}")
+        return "\n".join(lines)
+
+    def write(self, folder: str | Path) -> Path:
+        """Write ``plan.csv``, ``unplaced.csv``, ``municipalities.csv`` and ``summary.json``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.plan[["case_id", "municipality_id", "dwelling_id"]].to_csv(folder / "plan.csv", index=False)
+        self.unplaced.to_csv(folder / "unplaced.csv", index=False)
+        self.municipalities.to_csv(folder / "municipalities.csv", index=False)
+        (folder / "summary.json").write_text(json.dumps(self.to_dict(), indent=2, default=_json_default),
+                                             encoding="utf-8")
+        return folder
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

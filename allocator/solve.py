@@ -1,0 +1,184 @@
+"""``solve()``: one placement round, optimised level by level, returned as a :class:`Result`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from .aggregate import aggregate
+from .backend import MathOptBackend, Outcome, Progress, StopFlag
+from .explain import municipality_table, unplaced_reasons
+from .extract import choose_cases, choose_dwellings
+from .model import PlacementModel, build_model
+from .problem import Problem
+from .result import LevelResult, Result
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Share of the remaining time the first level may use; later levels share the rest.
+FIRST_LEVEL_SHARE = 0.6
+
+
+def solve(
+    problem: Problem,
+    settings: Settings | None = None,
+    *,
+    stop: StopFlag | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    warm_start: pd.DataFrame | None = None,
+) -> Result:
+    """Propose placements for one round.
+
+    Parameters
+    ----------
+    problem
+        The validated round.
+    settings
+        Overrides ``problem.settings`` (objective, limits, seed) when given. Settings that
+        change derived data (``as_of``, ages, the bedroom rule) need ``problem.with_settings``.
+    stop
+        Set it from another thread to stop early; the best plan found is kept.
+    on_progress
+        Called with the objective and bound as the solver reports them.
+    warm_start
+        A previous plan (``case_id``, ``municipality_id``) used as the solver's starting hint.
+
+    Returns
+    -------
+    Result
+        Placements, unplaced cases with reasons, KPIs and what produced them.
+    """
+    settings = settings or problem.settings
+    started = time.perf_counter()
+    deadline = started + settings.solver.time_limit
+    agg = aggregate(problem)
+    model = build_model(agg)
+    build_seconds = time.perf_counter() - started
+    log.info("model built in %.2fs: %s", build_seconds, model.sizes())
+
+    terms = model.objective_terms()
+    backend = MathOptBackend(settings.solver.backend)
+    hint = _hint_from_plan(model, warm_start) if warm_start is not None else None
+    locks: list[tuple[np.ndarray, float]] = []
+    levels: list[LevelResult] = []
+    values: np.ndarray | None = None
+    priorities = settings.objective.priorities
+    for k, names in enumerate(priorities):
+        objective = sum(settings.objective.weight(t) * terms[t] for t in names)
+        remaining = deadline - time.perf_counter()
+        share = FIRST_LEVEL_SHARE if k == 0 and len(priorities) > 1 else 1.0 / (len(priorities) - k)
+        if stop is not None and stop.stopped and values is not None:
+            levels.append(LevelResult(names, "not_run", None, None, 0.0, 0))
+            continue
+
+        def report(best: float | None, bound: float | None, level: int = k) -> None:
+            if on_progress is not None:
+                on_progress(Progress(level, time.perf_counter() - started, best, bound))
+
+        outcome = backend.solve(
+            model,
+            objective,
+            locks=locks,
+            time_limit=max(remaining * share, 0.05),
+            relative_gap=settings.solver.relative_gap,
+            seed=settings.solver.seed,
+            threads=settings.solver.threads,
+            hint=hint,
+            stop=stop,
+            on_log=report if on_progress is not None else None,
+        )
+        log.info("level %d %s: %s objective=%s bound=%s in %.2fs", k + 1, names, outcome.status,
+                 outcome.objective, outcome.bound, outcome.seconds)
+        if outcome.values is None:
+            levels.append(LevelResult(names, outcome.status, None, outcome.bound, outcome.seconds, outcome.nodes))
+            if outcome.status == "infeasible":
+                raise RuntimeError("the pins cannot all be housed: no plan keeps every pin")
+            if values is None:
+                values = np.zeros(model.n_vars)  # nothing found yet: the empty plan is feasible
+            continue
+        levels.append(LevelResult(names, outcome.status, outcome.objective, outcome.bound,
+                                  outcome.seconds, outcome.nodes))
+        values = outcome.values
+        hint = values
+        locks.append((objective, _lock_value(outcome)))
+    assert values is not None
+    return _result(problem, settings, model, values, levels, backend, started, build_seconds)
+
+
+def _lock_value(outcome: Outcome) -> float:
+    """Keep what this level reached (within float tolerance) while optimising the next."""
+    value = outcome.objective or 0.0
+    return value - 1e-7 * max(1.0, abs(value))
+
+
+def _hint_from_plan(model: PlacementModel, plan: pd.DataFrame) -> np.ndarray | None:
+    """Counts of a previous plan as a starting point (cases placed where they were)."""
+    agg = model.agg
+    free = agg.free_cases
+    plan = plan[plan["case_id"].isin(free.index)]
+    if plan.empty:
+        return None
+    munis = pd.Index(agg.municipality_ids)
+    pool = free.loc[plan["case_id"], "pool"].to_numpy()
+    muni = munis.get_indexer(plan["municipality_id"])
+    key = pd.MultiIndex.from_arrays([model.y_pool, model.y_muni])
+    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([pool, muni])).groupby(level=[0, 1]).sum()
+    pos = key.get_indexer(counts.index)
+    hint = np.zeros(model.n_vars)
+    ok = pos >= 0
+    hint[model.blocks["y"].start + pos[ok]] = counts.to_numpy()[ok]
+    return hint
+
+
+def _result(
+    problem: Problem,
+    settings: Settings,
+    model: PlacementModel,
+    values: np.ndarray,
+    levels: list[LevelResult],
+    backend: MathOptBackend,
+    started: float,
+    build_seconds: float,
+) -> Result:
+    agg = model.agg
+    munis = agg.municipality_ids
+    chosen = choose_cases(model, values)
+    pins = problem.pins.set_index("case_id")
+    placed = pd.DataFrame(
+        {
+            "municipality": pd.concat([
+                chosen,
+                pd.Series(pd.Index(munis).get_indexer(pins["municipality_id"]), index=pins.index),
+            ]),
+        }
+    )
+    placed["dwelling_id"] = pins["dwelling_id"].reindex(placed.index).fillna("")
+    dwellings = choose_dwellings(model, placed)
+    plan = pd.DataFrame(
+        {
+            "case_id": placed.index,
+            "municipality_id": munis[placed["municipality"].to_numpy()],
+            "dwelling_id": dwellings.reindex(placed.index).fillna("").to_numpy()
+            if problem.housing_modelled else "",
+            "pinned": placed.index.isin(pins.index),
+        }
+    ).sort_values("case_id", ignore_index=True)
+    unplaced = unplaced_reasons(problem, agg, plan, levels)
+    return Result(
+        problem=problem,
+        settings=settings,
+        plan=plan,
+        unplaced=unplaced,
+        municipalities=municipality_table(problem, plan),
+        levels=levels,
+        term_values={name: float(coef @ values) for name, coef in model.objective_terms().items()},
+        model_sizes=model.sizes(),
+        solver=backend.version,
+        build_seconds=build_seconds,
+        total_seconds=time.perf_counter() - started,
+    )
