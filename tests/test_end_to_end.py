@@ -1,0 +1,96 @@
+"""The CLI end to end on the bundled demo data, and the verifier on broken plans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from allocator import read_problem, verify_plan
+from allocator.cli import main
+from allocator.demo import NAMED, generate_tables, write_instance
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--name", "small", "--dir", str(base / "p"), "--out", str(base / "o"),
+                 "--time-limit", "30"])
+    assert code == 0
+    return base / "p", base / "o"
+
+
+def test_demo_writes_all_outputs(demo_run):
+    problem_dir, out = demo_run
+    plan = pd.read_csv(out / "plan.csv", dtype=str, keep_default_na=False)
+    unplaced = pd.read_csv(out / "unplaced.csv", dtype=str, keep_default_na=False)
+    summary = json.loads((out / "summary.json").read_text())
+    problem = read_problem(problem_dir)
+    # Every case is either placed or unplaced with a reason, never both, never dropped.
+    assert set(plan["case_id"]).isdisjoint(unplaced["case_id"])
+    assert len(plan) + len(unplaced) == len(problem.cases)
+    assert (unplaced["reason"].str.len() > 10).all()
+    assert summary["status"] in {"optimal", "feasible"}
+    assert summary["input_digest"] == problem.digest
+    for key in ("objective", "bound", "gap", "solver", "settings", "seed", "kpis", "seconds"):
+        assert key in summary
+    assert summary["kpis"]["cases_placed"] == len(plan)
+    munis = pd.read_csv(out / "municipalities.csv", dtype={"municipality_id": str})
+    assert len(munis) == 357
+    assert (munis["placed_persons"] <= munis["resolution_persons"]).all()
+
+
+def test_demo_plan_verifies_via_cli(demo_run, capsys):
+    problem_dir, out = demo_run
+    assert main(["verify", str(problem_dir), str(out / "plan.csv")]) == 0
+    assert "keeps every hard rule" in capsys.readouterr().out
+
+
+def test_verify_names_each_violation(demo_run, tmp_path):
+    problem_dir, out = demo_run
+    plan = pd.read_csv(out / "plan.csv", dtype=str, keep_default_na=False)
+    broken = plan.copy()
+    broken = pd.concat([broken, broken.iloc[[0]]])  # a case placed twice
+    broken.iloc[1, broken.columns.get_loc("dwelling_id")] = "D999999"  # unknown dwelling
+    broken.iloc[2, broken.columns.get_loc("municipality_id")] = "0301"  # dwelling elsewhere
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    problems = verify_plan(problem_dir, path)
+    text = "\n".join(problems)
+    assert f"case {plan.iloc[0]['case_id']} is placed 2 times" in text
+    assert "unknown dwelling 'D999999'" in text
+    assert main(["verify", str(problem_dir), str(path)]) == 1
+
+
+def test_verify_catches_capacity_breaches(tmp_path):
+    from conftest import cases_and_persons, family, muni, single, tiny_tables
+    from allocator import write_problem
+
+    cases, persons = cases_and_persons(single("A"), family("F", [40, 8, 9]))
+    folder = write_problem(tiny_tables([muni("0001", 2, capacity_school=1)], cases, persons), tmp_path / "p",
+                           {"as_of": "2026-01-15"})
+    pd.DataFrame({"case_id": ["A", "F"], "municipality_id": ["0001", "0001"], "dwelling_id": ["", ""]}).to_csv(
+        tmp_path / "plan.csv", index=False)
+    problems = verify_plan(folder, tmp_path / "plan.csv")
+    assert "0001 gets 4 persons; its resolution is 2" in problems
+    assert "0001 gets 2 users of school; capacity is 1" in problems
+
+
+def test_named_demo_sets_are_seeded():
+    a = generate_tables(NAMED["small"])
+    b = generate_tables(NAMED["small"])
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name])
+    assert len(a["municipalities.csv"]) == 357
+    assert len(a["cases.csv"]) == NAMED["small"].cases
+
+
+def test_demo_with_scores_is_valid(tmp_path):
+    from dataclasses import replace
+
+    folder = write_instance(replace(NAMED["demo-scores"], cases=60), tmp_path / "p")
+    problem = read_problem(folder)
+    assert problem.has_scores
+    assert len(problem.scores) == 60 * 357
