@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import ortools
+import scipy.sparse as sp
 from ortools.math_opt import model_parameters_pb2, model_pb2, result_pb2, solution_pb2
 from ortools.math_opt.core.python import solver as core_solver
 from ortools.math_opt.python import callback, init_arguments, parameters
@@ -117,35 +118,38 @@ class MathOptBackend:
         self.version = solver_version(name)
 
     def _proto(
-        self, model: PlacementModel, objective: np.ndarray, locks: list[tuple[np.ndarray, float]]
+        self,
+        model: PlacementModel,
+        objective: np.ndarray,
+        locks: list[tuple[np.ndarray, float]],
+        upper: np.ndarray,
+        integer: np.ndarray,
     ) -> model_pb2.ModelProto:
         proto = model_pb2.ModelProto()
         n = model.n_vars
         proto.variables.ids.extend(range(n))
         proto.variables.lower_bounds.extend(model.lower.tolist())
-        proto.variables.upper_bounds.extend(model.upper.tolist())
-        proto.variables.integers.extend(model.integer.tolist())
+        proto.variables.upper_bounds.extend(upper.tolist())
+        proto.variables.integers.extend(integer.tolist())
         nz = np.flatnonzero(objective)
         proto.objective.maximize = True
         proto.objective.linear_coefficients.ids.extend(nz.tolist())
         proto.objective.linear_coefficients.values.extend(objective[nz].tolist())
 
         matrix = model.matrix
-        lower, upper = model.row_lower, model.row_upper
+        row_lower, row_upper = model.row_lower, model.row_upper
         if locks:
-            import scipy.sparse as sp
-
             extra = sp.csr_matrix(np.vstack([c for c, _ in locks]))
             matrix = sp.vstack([matrix, extra], format="csr")
-            lower = np.concatenate([lower, [b for _, b in locks]])
-            upper = np.concatenate([upper, np.full(len(locks), np.inf)])
+            row_lower = np.concatenate([row_lower, [b for _, b in locks]])
+            row_upper = np.concatenate([row_upper, np.full(len(locks), np.inf)])
         matrix = matrix.tocsr()
         matrix.sum_duplicates()
         matrix.sort_indices()
         rows = matrix.shape[0]
         proto.linear_constraints.ids.extend(range(rows))
-        proto.linear_constraints.lower_bounds.extend(lower.tolist())
-        proto.linear_constraints.upper_bounds.extend(upper.tolist())
+        proto.linear_constraints.lower_bounds.extend(row_lower.tolist())
+        proto.linear_constraints.upper_bounds.extend(row_upper.tolist())
         coo = matrix.tocoo()
         proto.linear_constraint_matrix.row_ids.extend(coo.row.tolist())
         proto.linear_constraint_matrix.column_ids.extend(coo.col.tolist())
@@ -165,9 +169,16 @@ class MathOptBackend:
         hint: np.ndarray | None = None,
         stop: StopFlag | None = None,
         on_log: Callable[[float | None, float | None], None] | None = None,
+        upper: np.ndarray | None = None,
+        relax: bool = False,
     ) -> Outcome:
-        """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``)."""
-        proto = self._proto(model, objective, locks or [])
+        """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``).
+
+        ``upper`` replaces the variables' upper bounds (to search a restricted neighbourhood);
+        ``relax`` drops integrality (the LP relaxation, whose optimum bounds the model's).
+        """
+        integer = np.zeros_like(model.integer) if relax else model.integer
+        proto = self._proto(model, objective, locks or [], model.upper if upper is None else upper, integer)
         params = parameters.SolveParameters(
             time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
             relative_gap_tolerance=relative_gap,

@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .aggregate import Aggregation
+from .errors import InputIssue, ProblemValidationError
 
 SPREAD_SEGMENTS = 4
 INF = np.inf
@@ -73,7 +74,6 @@ class PlacementModel:
     a_pool: np.ndarray
     a_muni: np.ndarray
     x_muni: np.ndarray
-    x_req: np.ndarray
     x_type: np.ndarray
     z_muni: np.ndarray
     z_segment: np.ndarray
@@ -128,13 +128,19 @@ def scores_term(model: PlacementModel) -> np.ndarray:
 
 
 def housing_fit_term(model: PlacementModel) -> np.ndarray:
-    """Minus the bedrooms left empty in the dwellings used (shared flats waste none)."""
+    """Minus the bedrooms left empty in the dwellings used (shared flats waste none).
+
+    Waste = bedrooms of the dwellings used - bedrooms the placed cases need: the first part sits
+    on ``x`` (a shared place counts 1, the one bedroom its single adult needs), the second on ``y``.
+    """
     c = np.zeros(model.n_vars)
     agg = model.agg
     if len(model.x_type):
         types = agg.dwelling_types
-        waste = types["bedrooms"].to_numpy()[model.x_type] - agg.requirements["bedrooms"].to_numpy()[model.x_req]
-        c[model.blocks["x"]] = -np.where(types["shared"].to_numpy()[model.x_type], 0, waste)
+        used = np.where(types["shared"].to_numpy(), 1, types["bedrooms"].to_numpy())[model.x_type]
+        c[model.blocks["x"]] = -used
+        need = agg.requirements["bedrooms"].to_numpy()[agg.pools["requirement"].to_numpy()[model.y_pool]]
+        c[model.blocks["y"]] = need
     return c
 
 
@@ -196,20 +202,19 @@ def build_model(agg: Aggregation) -> PlacementModel:
     a_pool, a_muni = a_pool[possible], a_muni[possible]
     a_ub = np.minimum(tie_pairs.to_numpy()[possible], bound[a_pool, a_muni]).astype(float)
 
-    # x: (municipality, requirement, dwelling type) where the requirement can occur there.
+    # x: (housing class, dwelling type). Within a municipality, requirements that fit exactly
+    # the same dwelling types are one housing class: fewer rows and columns, same plans.
     req_of_pool = pools["requirement"].to_numpy()
-    demand_possible = np.zeros((len(agg.requirements), n_muni), dtype=bool)
+    n_req = len(agg.requirements)
     if problem.housing_modelled:
+        demand_possible = np.zeros((n_req, n_muni), dtype=bool)
         demand_possible[req_of_pool[y_pool], y_muni] = True
         for (m, r) in agg.pinned_demand:
             demand_possible[r, m] = True
-        t_muni = agg.dwelling_types["municipality"].to_numpy()
-        x_req, x_type = np.nonzero(agg.compatible)
-        keep = demand_possible[x_req, t_muni[x_type]] & (agg.dwelling_types["supply"].to_numpy()[x_type] > 0)
-        x_req, x_type = x_req[keep], x_type[keep]
-        x_muni = t_muni[x_type]
+        class_of, x_class, x_type, x_muni = _housing_classes(agg, demand_possible)
     else:
-        x_req = x_type = x_muni = np.zeros(0, dtype=int)
+        class_of = np.full((n_req, n_muni), -1)
+        x_class = x_type = x_muni = np.zeros(0, dtype=int)
 
     # z: spread segments of municipalities that can receive anyone.
     resolution = problem.municipalities["resolution_persons"].to_numpy(dtype=float)
@@ -224,14 +229,15 @@ def build_model(agg: Aggregation) -> PlacementModel:
     z_ub[z_segment == SPREAD_SEGMENTS - 1] = INF  # rounding slack lands in the top segment
 
     sizes = {"y": len(y_pool), "w": len(w_pool), "s": len(s_case), "a": len(a_pool),
-             "x": len(x_req), "z": len(z_muni)}
+             "x": len(x_class), "z": len(z_muni)}
     blocks, start = {}, 0
     for name, n in sizes.items():
         blocks[name] = slice(start, start + n)
         start += n
     n_vars = start
     lower = np.zeros(n_vars)
-    upper = np.concatenate([y_ub, w_ub, np.ones(len(s_case)), a_ub, np.full(len(x_req), INF), z_ub])
+    x_ub = agg.dwelling_types["supply"].to_numpy(dtype=float)[x_type] if len(x_type) else np.zeros(0)
+    upper = np.concatenate([y_ub, w_ub, np.ones(len(s_case)), a_ub, x_ub, z_ub])
     integer = np.zeros(n_vars, dtype=bool)
     for name in ("y", "s", "a"):
         integer[blocks[name]] = True
@@ -280,19 +286,21 @@ def build_model(agg: Aggregation) -> PlacementModel:
     for s, service in enumerate(problem.services):
         capacity_rows(pools[f"use_{service}"].to_numpy(), agg.services_left[:, s])
 
-    # Housing: demand of each (municipality, requirement) is housed; supply of each type holds.
-    if problem.housing_modelled and len(x_req):
-        pairs = np.unique(np.concatenate([
-            (y_muni * len(agg.requirements) + req_of_pool[y_pool]),
-            np.array([m * len(agg.requirements) + r for (m, r) in agg.pinned_demand], dtype=np.int64),
-        ]))
-        pinned = np.zeros(len(pairs))
+    # Housing: each class's demand is housed; no dwelling type holds more than its supply.
+    if problem.housing_modelled and len(x_class):
+        n_class = int(class_of.max()) + 1
+        pinned = np.zeros(n_class)
+        unhoused = []
         for (m, r), n in agg.pinned_demand.items():
-            pinned[np.searchsorted(pairs, m * len(agg.requirements) + r)] = n
-        first = R.add_block(len(pairs), -pinned, -pinned)
-        R.terms(first + np.searchsorted(pairs, y_muni * len(agg.requirements) + req_of_pool[y_pool]), y_cols, 1.0)
-        x_key = x_muni * len(agg.requirements) + x_req
-        R.terms(first + np.searchsorted(pairs, x_key), col("x"), -1.0)
+            if class_of[r, m] < 0:
+                unhoused.append(InputIssue("pins.csv", None, "municipality_id", "pin-without-dwelling",
+                                           f"{n} pinned case(s) in '{agg.municipality_ids[m]}' fit no free dwelling there"))
+            pinned[class_of[r, m]] += n
+        if unhoused:
+            raise ProblemValidationError(unhoused)
+        first = R.add_block(n_class, -pinned, -pinned)
+        R.terms(first + class_of[req_of_pool[y_pool], y_muni], y_cols, 1.0)
+        R.terms(first + x_class, col("x"), -1.0)
         used_types = np.unique(x_type)
         first = R.add_block(len(used_types), -INF, agg.dwelling_types["supply"].to_numpy(dtype=float)[used_types])
         R.terms(first + np.searchsorted(used_types, x_type), col("x"), 1.0)
@@ -324,8 +332,47 @@ def build_model(agg: Aggregation) -> PlacementModel:
         a_pool=a_pool,
         a_muni=a_muni,
         x_muni=x_muni,
-        x_req=x_req,
         x_type=x_type,
         z_muni=z_muni,
         z_segment=z_segment.astype(float),
     )
+
+
+def _housing_classes(
+    agg: Aggregation, demand_possible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Group, per municipality, the requirements that fit the same dwelling types.
+
+    Returns ``class_of`` (requirement x municipality -> class number or -1) and, per ``x``
+    column, its class, dwelling type and municipality.
+    """
+    n_req = len(agg.requirements)
+    types = agg.dwelling_types
+    owner = types["municipality"].to_numpy()
+    has_supply = types["supply"].to_numpy() > 0
+    class_of = np.full((n_req, agg.n_municipalities), -1)
+    x_class: list[np.ndarray] = []
+    x_type: list[np.ndarray] = []
+    n_class = 0
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(agg.n_municipalities + 1))
+    for m in range(agg.n_municipalities):
+        local = order[starts[m]:starts[m + 1]]
+        local = local[has_supply[local]]
+        reqs = np.flatnonzero(demand_possible[:, m])
+        if not len(local) or not len(reqs):
+            continue
+        fits = agg.compatible[np.ix_(reqs, local)]
+        keep = fits.any(axis=1)
+        reqs, fits = reqs[keep], fits[keep]
+        patterns, inverse = np.unique(fits, axis=0, return_inverse=True)
+        class_of[reqs, m] = n_class + inverse.reshape(-1)
+        for k, pattern in enumerate(patterns):
+            cols = local[pattern]
+            x_class.append(np.full(len(cols), n_class + k))
+            x_type.append(cols)
+        n_class += len(patterns)
+    if not x_class:
+        return class_of, *(np.zeros(0, dtype=int),) * 3
+    xt = np.concatenate(x_type)
+    return class_of, np.concatenate(x_class), xt, owner[xt]

@@ -80,14 +80,13 @@ def solve(
             if on_progress is not None:
                 on_progress(Progress(level, time.perf_counter() - started, best, bound))
 
-        outcome = backend.solve(
+        outcome = solve_level(
+            backend,
             model,
             objective,
             locks=locks,
-            time_limit=max(remaining * share, 0.05),
-            relative_gap=settings.solver.relative_gap,
-            seed=settings.solver.seed,
-            threads=settings.solver.threads,
+            budget=max(remaining * share, 0.05),
+            settings=settings,
             hint=hint,
             stop=stop,
             on_log=report if on_progress is not None else None,
@@ -108,6 +107,75 @@ def solve(
         locks.append((objective, _lock_value(outcome)))
     assert values is not None
     return _result(problem, settings, model, values, levels, backend, started, build_seconds)
+
+
+def solve_level(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    objective: np.ndarray,
+    *,
+    locks: list[tuple[np.ndarray, float]],
+    budget: float,
+    settings: Settings,
+    hint: np.ndarray | None,
+    stop: StopFlag | None,
+    on_log: Callable[[float | None, float | None], None] | None,
+) -> Outcome:
+    """One level: LP bound, then the LP's neighbourhood, then the full model if still needed.
+
+    1. The LP relaxation gives a bound on the level (valid for the full model).
+    2. A MIP over the variables the LP uses (integer variables at zero in the LP stay zero)
+       finds a strong plan fast; if it is within the relative gap of the LP bound, the level is
+       proven and done.
+    3. Otherwise the full MIP, started from that plan, improves plan and bound for the rest of
+       the budget. The level's bound is the best of the LP's and the full MIP's.
+    """
+    started = time.perf_counter()
+    gap = settings.solver.relative_gap
+    common = dict(locks=locks, seed=settings.solver.seed, threads=settings.solver.threads, stop=stop)
+
+    def left() -> float:
+        return max(budget - (time.perf_counter() - started), 0.05)
+
+    lp = backend.solve(model, objective, time_limit=left() * 0.6, relative_gap=0.0, relax=True, **common)
+    if lp.status != "optimal" or lp.values is None:
+        log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
+        return backend.solve(model, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
+    bound = lp.objective
+    log.info("  LP relaxation %.4f in %.2fs", bound, lp.seconds)
+    upper = model.upper.copy()
+    unused = model.integer & (lp.values < 1e-6)
+    if hint is not None:
+        unused &= hint < 0.5  # keep the previous level's plan inside the neighbourhood
+    upper[unused] = 0.0
+    local = backend.solve(model, objective, time_limit=left() * 0.5, relative_gap=gap / 4, hint=hint,
+                          upper=upper, on_log=on_log, **common)
+    best = local if local.values is not None else None
+    log.info("  LP neighbourhood: %s %s in %.2fs", local.status, local.objective, local.seconds)
+    if best is not None and _proven(best.objective, bound, gap):
+        return Outcome("optimal", best.values, best.objective, bound, time.perf_counter() - started,
+                       local.nodes, "neighbourhood of the LP optimum within the gap of the LP bound")
+    if stop is not None and stop.stopped and best is not None:
+        return Outcome("feasible", best.values, best.objective, bound, time.perf_counter() - started,
+                       local.nodes, "stopped")
+    full = backend.solve(model, objective, time_limit=left(), relative_gap=gap,
+                         hint=best.values if best is not None else hint, on_log=on_log, **common)
+    log.info("  full model: %s %s bound %s in %.2fs", full.status, full.objective, full.bound, full.seconds)
+    if full.bound is not None:
+        bound = min(bound, full.bound)
+    if full.values is not None and (best is None or full.objective > best.objective):
+        best = full
+    seconds = time.perf_counter() - started
+    if best is None:
+        return Outcome("no_solution", None, None, bound, seconds, full.nodes, full.detail)
+    status = "optimal" if _proven(best.objective, bound, gap) or full.status == "optimal" else "feasible"
+    return Outcome(status, best.values, best.objective, bound, seconds, local.nodes + full.nodes, full.detail)
+
+
+def _proven(objective: float | None, bound: float | None, gap: float) -> bool:
+    return objective is not None and bound is not None and (
+        bound - objective <= gap * max(abs(bound), abs(objective), 1e-9) + 1e-9
+    )
 
 
 def _lock_value(outcome: Outcome) -> float:
