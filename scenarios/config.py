@@ -134,7 +134,16 @@ class PolicyConfig(_Strict):
         None, description="default: voluntary for the Norwegian request, binding otherwise")
     decline_rate: float = Field(0.0, ge=0, le=1)
     refuse_share: float = Field(0.0, ge=0, le=1)
-    lead_time_days: int = Field(30, ge=0, description="days from acceptance to moving in")
+    lead_time_days: int | tuple[int, int] = Field(
+        30, description="days from acceptance to moving in: a number, or [low, high] drawn uniformly")
+
+    @field_validator("lead_time_days")
+    @classmethod
+    def _lead_time(cls, value: int | tuple[int, int]) -> int | tuple[int, int]:
+        low, high = (value, value) if isinstance(value, int) else value
+        if low < 0 or high < low:
+            raise ValueError("lead_time_days must be >= 0 (and low <= high)")
+        return value
 
     @field_validator("rule")
     @classmethod

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,8 @@ class Simulation:
     """One policy over the horizon for one seed. Use :func:`simulate`."""
 
     def __init__(self, scenario: Scenario, policy: PolicyConfig, seed: int,
-                 verify_dir: Path | None = None):
+                 verify_dir: Path | None = None, on_month: Callable[[int], None] | None = None):
+        self.on_month = on_month
         self.scenario = scenario
         self.policy = policy
         self.seed = int(seed)
@@ -410,7 +412,7 @@ class Simulation:
         self.cases.loc[ids, "dwelling_id"] = took["dwelling_id"].to_numpy()
         self.cases.loc[ids, "accepted_month"] = t
         self.cases.loc[ids, "accepted_date"] = as_of
-        self.cases.loc[ids, "settled_date"] = as_of + pd.Timedelta(days=self.policy.lead_time_days)
+        self.cases.loc[ids, "settled_date"] = as_of + pd.to_timedelta(self.lead_times(len(ids)), unit="D")
         used = took.groupby("dwelling_id").size()
         self.dwellings.loc[used.index, "used"] += used.to_numpy()
         m_index = pd.Index(self.munis["municipality_id"]).get_indexer(took["municipality_id"])
@@ -418,6 +420,13 @@ class Simulation:
         minors = self.cases.loc[ids, "minors"].to_numpy()
         np.add.at(self.used, m_index, size)
         np.add.at(self.used_minors, m_index, minors)
+
+    def lead_times(self, n: int) -> np.ndarray:
+        """Days from acceptance to moving in, for ``n`` accepted cases."""
+        lead = self.policy.lead_time_days
+        if isinstance(lead, int):
+            return np.full(n, lead, dtype=int)
+        return self.rng_behaviour.integers(lead[0], lead[1] + 1, n)
 
     def verify(self, t: int, tables: dict[str, pd.DataFrame], settings: Settings, result: Any) -> None:
         """Re-check the round's plan with the allocator's independent verifier."""
@@ -433,6 +442,8 @@ class Simulation:
         started = time.perf_counter()
         for t in range(self.scenario.months):
             self.month(t)
+            if self.on_month is not None:
+                self.on_month(t)
         columns = ["case_id", "municipality_id", "dwelling_id", "month", "accepted"]
         return RunResult(
             scenario=self.scenario.name,
@@ -455,7 +466,8 @@ class Simulation:
 
 
 def simulate(scenario: Scenario, policy: PolicyConfig | str, seed: int, *,
-             verify: bool = False, verify_dir: Path | None = None) -> RunResult:
+             verify: bool = False, verify_dir: Path | None = None,
+             on_month: Callable[[int], None] | None = None) -> RunResult:
     """Run one policy of a scenario for one seed.
 
     Parameters
@@ -470,6 +482,8 @@ def simulate(scenario: Scenario, policy: PolicyConfig | str, seed: int, *,
         Re-check every round's plan with :func:`allocator.verify_plan`; violations are in
         ``RunResult.violations``. The round folders go to ``verify_dir`` (a temporary folder
         when not given).
+    on_month
+        Called with the month's index after each month (progress reporting).
     """
     if isinstance(policy, str):
         matches = [p for p in scenario.policies if p.name == policy]
@@ -479,6 +493,6 @@ def simulate(scenario: Scenario, policy: PolicyConfig | str, seed: int, *,
     if verify or scenario.verify_plans:
         if verify_dir is None:
             with tempfile.TemporaryDirectory(prefix="scenario-verify-") as tmp:
-                return Simulation(scenario, policy, seed, verify_dir=Path(tmp)).run()
-        return Simulation(scenario, policy, seed, verify_dir=Path(verify_dir)).run()
-    return Simulation(scenario, policy, seed).run()
+                return Simulation(scenario, policy, seed, Path(tmp), on_month).run()
+        return Simulation(scenario, policy, seed, Path(verify_dir), on_month).run()
+    return Simulation(scenario, policy, seed, None, on_month).run()

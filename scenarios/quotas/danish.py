@@ -73,7 +73,7 @@ class DanishQuota:
             f_total = int(np.floor(self.family_reunified_share * int(total) + 0.5))
             f = reference.synthetic_family_reunified(munis, pd.Series(i, index=munis.index), f_total,
                                                      self.seed).to_numpy(dtype=float)
-            notes.append(f"F_k: SYNTHETIC proxy, F = {f_total} (= {self.family_reunified_share} x L), "
+            notes.append(f"F_k: SYNTHETIC proxy (seed {self.seed}), F = {self.family_reunified_share} x L, "
                          "not real figures")
         else:
             raise ValueError("the Danish rule needs a 'family_reunified' column (or allow_synthetic)")
@@ -100,6 +100,7 @@ class DanishQuota:
         out["family_reunified"] = f
         out["computed"] = computed
         out["scaled"] = scaled
-        out.attrs["notes"] = notes + [f"L = {total}, F = {family:g}: computed = a x {total + family:g} - F_k"]
+        out.attrs["notes"] = notes
+        out.attrs["family_reunified_total"] = family
         out.attrs["rule"] = self.name
         return out

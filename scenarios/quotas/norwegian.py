@@ -120,7 +120,8 @@ class NorwegianRequest:
         for column, s in out_shares.items():
             out[column] = s
         out["exact_without_minimum"] = share * requested
-        out.attrs["notes"] = notes + [f"requests add up to {requested} = round({self.over_ask} x {int(total)})"]
+        out.attrs["notes"] = notes + [f"requests add up to round({self.over_ask} x national number), "
+                                      f"at least {self.min_request} each ({self.below_minimum})"]
         out.attrs["rule"] = self.name
         return out
 
