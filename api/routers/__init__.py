@@ -1,0 +1,1 @@
+"""One router per resource: problems, plans (with cases, responses and audit), health."""
