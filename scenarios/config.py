@@ -137,6 +137,11 @@ class PolicyConfig(_Strict):
     lead_time_days: int | tuple[int, int] = Field(
         30, description="days from acceptance to moving in: a number, or [low, high] drawn uniformly")
 
+    housing_duty: float = Field(
+        0.0, ge=0, le=1, description="binding quotas only: share of the monthly housing shortfall against "
+        "the quota's pace that municipalities close by procuring dwellings (an assumption; 0: none)")
+    housing_duty_days: int = Field(30, ge=0, description="days until a procured dwelling is free")
+
     @field_validator("lead_time_days")
     @classmethod
     def _lead_time(cls, value: int | tuple[int, int]) -> int | tuple[int, int]:

@@ -20,7 +20,8 @@ from .config import HousingConfig
 COLUMNS = ["dwelling_id", "municipality_id", "bedrooms", "max_occupants", "step_free", "shared", "available_from"]
 
 
-def _attributes(rng: np.random.Generator, cfg: HousingConfig, n: int) -> dict[str, np.ndarray]:
+def dwelling_attributes(rng: np.random.Generator, cfg: HousingConfig, n: int) -> dict[str, np.ndarray]:
+    """Bedrooms, occupancy, step-free access and sharing of ``n`` new dwellings."""
     sizes = np.array(list(cfg.bedrooms))
     bedrooms = rng.choice(sizes, size=n, p=[cfg.bedrooms[b] for b in sizes])
     shared = (bedrooms >= 3) & (rng.random(n) < cfg.shared_share)
@@ -52,7 +53,7 @@ def generate_dwellings(cfg: HousingConfig, municipalities: pd.DataFrame, starts:
     out = pd.DataFrame({
         "dwelling_id": np.array([f"D{i:06d}" for i in range(1, n + 1)], dtype=object),
         "municipality_id": owner.astype(object),
-        **_attributes(rng, cfg, n),
+        **dwelling_attributes(rng, cfg, n),
         "available_from": pd.to_datetime(np.concatenate(dates)),
     })
     return out[COLUMNS]

@@ -42,14 +42,14 @@ from . import reference
 from .arrivals import case_composition, expected_case, generate_arrivals, month_starts, read_arrivals
 from .behaviour import Behaviour
 from .config import PolicyConfig, Scenario
-from .housing import generate_dwellings, read_dwellings
+from .housing import dwelling_attributes, generate_dwellings, read_dwellings
 from .quotas import make_rule, split_minors
 
 log = logging.getLogger(__name__)
 
 #: Streams of the random number generator, one per purpose, so that changing one part of a
 #: scenario does not change the draws of another.
-STREAM_ARRIVALS, STREAM_HOUSING, STREAM_TURNOVER, STREAM_BEHAVIOUR = 1, 2, 3, 4
+STREAM_ARRIVALS, STREAM_HOUSING, STREAM_TURNOVER, STREAM_BEHAVIOUR, STREAM_DUTY = 1, 2, 3, 4, 5
 
 
 def rng_for(seed: int, stream: int, *extra: int) -> np.random.Generator:
@@ -84,6 +84,9 @@ class RunResult:
     quotas
         Per year and municipality: ``request_or_quota``, minors, ``resolution_persons``,
         ``resolution_minors`` and the national numbers.
+    dwellings
+        Every dwelling of the run with ``places`` (1, or the occupancy of a shared flat) and
+        ``used`` (cases housed at the end).
     """
 
     scenario: str
@@ -98,6 +101,7 @@ class RunResult:
     proposals: pd.DataFrame
     unplaced: pd.DataFrame
     quotas: pd.DataFrame
+    dwellings: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
@@ -155,6 +159,7 @@ class Simulation:
         self.behaviour = Behaviour(policy.behaviour_kind, policy.decline_rate, policy.refuse_share)
         self.rng_behaviour = rng_for(seed, STREAM_BEHAVIOUR, _policy_key(policy.name))
         self.rng_turnover = rng_for(seed, STREAM_TURNOVER)
+        self.rng_duty = rng_for(seed, STREAM_DUTY, _policy_key(policy.name))
         self.cases, self.persons = self._arrivals()
         self.dwellings = self._dwellings()
         self.settings_base = {
@@ -285,6 +290,48 @@ class Simulation:
         self.dwellings.loc[freed, "used"] = 0
         self.dwellings.loc[freed, "available_from"] = as_of
 
+    def listed_dwellings(self, as_of: pd.Timestamp) -> pd.DataFrame:
+        """Dwellings in the round's file: known by ``as_of + announce_days`` and not full."""
+        horizon = as_of + pd.Timedelta(days=self.scenario.housing.announce_days)
+        d = self.dwellings
+        return d[(d["available_from"] <= horizon) & (d["used"] < d["places"])]
+
+    def procure(self, t: int) -> int:
+        """Binding quotas with a housing duty: municipalities procure dwellings for their quota.
+
+        Each month a municipality needs about ``remaining quota / months left in the year``
+        persons housed, i.e. that over the mean persons per case in dwellings; it closes
+        ``housing_duty`` of the shortfall against the dwellings it has listed (stochastic
+        rounding), with new dwellings free ``housing_duty_days`` later. Returns the number.
+        """
+        duty = self.policy.housing_duty
+        if duty <= 0 or not self.behaviour.binding:
+            return 0
+        as_of = self.starts[t]
+        months_left = 12 - t % 12
+        if self.scenario.arrivals.file is None:
+            per_case = expected_case(self.scenario.arrivals)["persons"]
+        else:
+            per_case = float(self.cases["size"].mean())
+        pace = np.maximum(self.resolution - self.used, 0) / months_left / max(per_case, 1.0)
+        have = self.listed_dwellings(as_of).groupby("municipality_id").size()
+        have = have.reindex(self.munis["municipality_id"]).fillna(0).to_numpy()
+        shortfall = np.maximum(pace - have, 0.0) * duty
+        count = np.floor(shortfall + self.rng_duty.random(len(shortfall))).astype(int)
+        n = int(count.sum())
+        if n == 0:
+            return 0
+        new = pd.DataFrame({
+            "dwelling_id": [f"X{t:03d}-{i:05d}" for i in range(n)],
+            "municipality_id": np.repeat(self.munis["municipality_id"].to_numpy(), count).astype(object),
+            **dwelling_attributes(self.rng_duty, self.scenario.housing, n),
+            "available_from": as_of + pd.Timedelta(days=self.policy.housing_duty_days),
+        })
+        new["places"] = np.where(new["shared"], new["max_occupants"], 1)
+        new["used"] = 0
+        self.dwellings = pd.concat([self.dwellings, new.set_index("dwelling_id", drop=False).rename_axis(None)])
+        return n
+
     def round_tables(self, t: int) -> dict[str, pd.DataFrame]:
         """The allocator's input tables for the round of month ``t`` (text, as in a folder)."""
         as_of = self.starts[t]
@@ -307,9 +354,7 @@ class Simulation:
             "needs_step_free": np.where(waiting["needs_step_free"], "true", "false"),
         })
         persons = self.persons[self.persons["case_id"].isin(waiting.index)]
-        horizon = as_of + pd.Timedelta(days=self.scenario.housing.announce_days)
-        d = self.dwellings
-        listed = d[(d["available_from"] <= horizon) & (d["used"] < d["places"])]
+        listed = self.listed_dwellings(as_of)
         dwellings = pd.DataFrame({
             "dwelling_id": listed["dwelling_id"],
             "municipality_id": listed["municipality_id"],
@@ -353,12 +398,14 @@ class Simulation:
             self.start_year(t)
         if t > 0:
             self.turnover(as_of)
+        procured = self.procure(t)
         tables = self.round_tables(t)
         row: dict[str, Any] = {"month": t, "as_of": as_of.date().isoformat(),
                                "cases": len(tables["cases.csv"]),
                                "persons": len(tables["persons.csv"]),
                                "resolution_left": int(tables["municipalities.csv"]["resolution_persons"].astype(int).sum()),
                                "dwellings_listed": len(tables["dwellings.csv"]),
+                               "dwellings_procured": procured,
                                "proposed": 0, "accepted": 0, "declined": 0, "fits_no_dwelling": 0,
                                "status": "no_round", "gap": np.nan, "seconds": 0.0}
         if row["cases"] == 0:
@@ -459,6 +506,7 @@ class Simulation:
             else pd.DataFrame(columns=columns),
             unplaced=pd.DataFrame(self.unplaced, columns=["month", "rule", "cases"]),
             quotas=pd.concat(self.quotas, ignore_index=True),
+            dwellings=self.dwellings.reset_index(drop=True),
             notes=list(self.notes),
             violations=list(self.violations),
             wall_seconds=time.perf_counter() - started,
