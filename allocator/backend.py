@@ -23,7 +23,7 @@ from ortools.math_opt.core.python import solver as core_solver
 from ortools.math_opt.python import callback, init_arguments, parameters
 from ortools.util.python import solve_interrupter
 
-from .model import PlacementModel
+from .model import LinearProgram
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +119,17 @@ class MathOptBackend:
 
     def _proto(
         self,
-        model: PlacementModel,
+        model: LinearProgram,
         objective: np.ndarray,
         locks: list[tuple[np.ndarray, float]],
+        lower: np.ndarray,
         upper: np.ndarray,
         integer: np.ndarray,
     ) -> model_pb2.ModelProto:
         proto = model_pb2.ModelProto()
         n = model.n_vars
         proto.variables.ids.extend(range(n))
-        proto.variables.lower_bounds.extend(model.lower.tolist())
+        proto.variables.lower_bounds.extend(lower.tolist())
         proto.variables.upper_bounds.extend(upper.tolist())
         proto.variables.integers.extend(integer.tolist())
         nz = np.flatnonzero(objective)
@@ -158,7 +159,7 @@ class MathOptBackend:
 
     def solve(
         self,
-        model: PlacementModel,
+        model: LinearProgram,
         objective: np.ndarray,
         *,
         locks: list[tuple[np.ndarray, float]] | None = None,
@@ -170,20 +171,27 @@ class MathOptBackend:
         stop: StopFlag | None = None,
         on_log: Callable[[float | None, float | None], None] | None = None,
         upper: np.ndarray | None = None,
+        lower: np.ndarray | None = None,
         relax: bool = False,
+        absolute_gap: float | None = None,
     ) -> Outcome:
         """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``).
 
         ``upper`` replaces the variables' upper bounds (to search a restricted neighbourhood);
         ``relax`` drops integrality (the LP relaxation, whose optimum bounds the model's).
+        ``absolute_gap`` stops the search once the plan is this close to the solver's own bound
+        (with a bound from outside that is no better than the solver's, a plan within
+        ``absolute_gap`` of that bound always stops it).
         """
         integer = np.zeros_like(model.integer) if relax else model.integer
-        proto = self._proto(model, objective, locks or [], model.upper if upper is None else upper, integer)
+        proto = self._proto(model, objective, locks or [], model.lower if lower is None else lower,
+                            model.upper if upper is None else upper, integer)
         params = parameters.SolveParameters(
             time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
             relative_gap_tolerance=relative_gap,
             random_seed=seed,
             enable_output=on_log is not None,
+            absolute_gap_tolerance=absolute_gap,
         )
         if self.name == "highs":
             params.highs.int_options["threads"] = threads

@@ -67,6 +67,34 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> pd.Series:
     return pd.Series(assignment, dtype=int)
 
 
+def housing_flow(model: PlacementModel, demand: np.ndarray) -> np.ndarray:
+    """A feasible housing flow ``x`` (per x column) for class demands, wasting few bedrooms."""
+    agg = model.agg
+    x = np.zeros(len(model.x_type))
+    if not len(x):
+        return x
+    types = agg.dwelling_types
+    cost = np.where(types["shared"].to_numpy(), 1, types["bedrooms"].to_numpy())[model.x_type]
+    flow = min_cost_flow.SimpleMinCostFlow()
+    n_class = len(demand)
+    source, sink = n_class, n_class + 1
+    type_node = n_class + 2 + model.x_type
+    arcs = flow.add_arcs_with_capacity_and_unit_cost(
+        model.x_class, type_node, np.full(len(x), 10**9, dtype=np.int64), cost.astype(np.int64))
+    need = np.rint(demand).astype(np.int64)
+    flow.add_arcs_with_capacity_and_unit_cost(np.full(n_class, source), np.arange(n_class), need,
+                                              np.zeros(n_class, dtype=np.int64))
+    used = np.unique(model.x_type)
+    supply = types["supply"].to_numpy().astype(np.int64)[used]
+    flow.add_arcs_with_capacity_and_unit_cost(n_class + 2 + used, np.full(len(used), sink), supply,
+                                              np.zeros(len(used), dtype=np.int64))
+    flow.set_node_supply(source, int(need.sum()))
+    flow.set_node_supply(sink, -int(need.sum()))
+    if flow.solve() != flow.OPTIMAL:
+        return x  # not housable: leave the hint to the solver
+    return flow.flows(arcs).astype(float)
+
+
 def choose_dwellings(model: PlacementModel, placed: pd.DataFrame) -> pd.Series:
     """Dwelling of every placed case (case_id -> dwelling_id), wasting the fewest bedrooms.
 

@@ -37,13 +37,15 @@ class _Rows:
     vals: list[np.ndarray] = field(default_factory=list)
     lower: list[np.ndarray] = field(default_factory=list)
     upper: list[np.ndarray] = field(default_factory=list)
+    groups: list[np.ndarray] = field(default_factory=list)
     count: int = 0
 
-    def add_block(self, n: int, lower: np.ndarray | float, upper: np.ndarray | float) -> int:
-        """Reserve ``n`` rows; returns the first row number."""
+    def add_block(self, n: int, lower: np.ndarray | float, upper: np.ndarray | float, group: str) -> int:
+        """Reserve ``n`` rows of a named group; returns the first row number."""
         first = self.count
         self.lower.append(np.broadcast_to(np.asarray(lower, dtype=float), (n,)).copy())
         self.upper.append(np.broadcast_to(np.asarray(upper, dtype=float), (n,)).copy())
+        self.groups.append(np.full(n, group, dtype=object))
         self.count += n
         return first
 
@@ -55,8 +57,40 @@ class _Rows:
 
 
 @dataclass(frozen=True, eq=False)
+class LinearProgram:
+    """Bounds, integrality and rows of a (mixed-integer) linear program, as arrays."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    integer: np.ndarray
+    matrix: sp.csr_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+
+    @property
+    def n_vars(self) -> int:
+        return len(self.lower)
+
+
+#: Row groups and variable blocks each objective term needs besides the core rules.
+TERM_NEEDS = {
+    "urgency": ((), ()),
+    "ties": (("tie_link", "tie_slot"), ("a",)),
+    "scores": ((), ()),
+    "housing_fit": (("flow_demand", "flow_supply"), ("x",)),
+    "spread": (("spread",), ("z",)),
+}
+CORE_GROUPS = ("balance", "capacity", "housing_class", "hall")
+CORE_BLOCKS = ("y", "w", "s", "d")
+
+
+@dataclass(frozen=True, eq=False)
 class PlacementModel:
-    """A built model: bounds, integrality, matrix, and how to read each variable block."""
+    """A built model: bounds, integrality, matrix, and how to read each variable block.
+
+    Rows come in named groups; :meth:`program` cuts out the rows and blocks a set of objective
+    terms needs, so a level that does not optimise ties or housing fit never carries them.
+"""
 
     agg: Aggregation
     lower: np.ndarray
@@ -66,6 +100,10 @@ class PlacementModel:
     row_lower: np.ndarray
     row_upper: np.ndarray
     blocks: dict[str, slice]
+    row_group: np.ndarray
+    y_class: np.ndarray  # housing class of each y column (-1 without housing)
+    pinned_class: np.ndarray  # pinned cases without a pinned dwelling, per housing class
+    x_class: np.ndarray
     y_pool: np.ndarray
     y_muni: np.ndarray
     w_pool: np.ndarray
@@ -96,6 +134,60 @@ class PlacementModel:
     def objective_terms(self) -> dict[str, np.ndarray]:
         """Coefficient vector of each objective term (all maximised)."""
         return {name: fn(self) for name, fn in TERMS.items()}
+
+    def class_demand(self, y: np.ndarray) -> np.ndarray:
+        """Demand of each housing class for counts ``y`` (plus the pinned cases)."""
+        n_class = self.blocks["d"].stop - self.blocks["d"].start
+        has = self.y_class >= 0
+        return np.bincount(self.y_class[has], weights=y[has], minlength=n_class) + self.pinned_class
+
+    def rounding_box(self, y: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds on ``y`` around a fractional ``y``: each pair keeps at least its rounded-down
+        count and may add only what the capacity left after rounding down allows.
+
+        A MIP in this box is small (most pairs are fixed) and its plans are complete plans of
+        the full model. ``keep`` (a previous plan's counts) stays inside the box.
+        """
+        agg = self.agg
+        pools = agg.pools
+        floor = np.floor(y + 1e-9)
+        n = agg.n_municipalities
+        extra = np.full(len(y), np.inf)
+
+        def room(need: np.ndarray, left: np.ndarray) -> None:
+            need = need[self.y_pool].astype(float)
+            rest = left - np.bincount(self.y_muni, weights=floor * need, minlength=n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.minimum(extra, np.where(need > 0, np.floor(rest[self.y_muni] / np.where(need > 0, need, 1)), np.inf),
+                           out=extra)
+
+        room(pools["size"].to_numpy(), agg.persons_left)
+        room(pools["minors"].to_numpy(), agg.minors_left)
+        for s, service in enumerate(agg.problem.services):
+            room(pools[f"use_{service}"].to_numpy(), agg.services_left[:, s])
+        upper_y = self.upper[self.blocks["y"]]
+        lower = floor
+        upper = np.minimum(upper_y, floor + np.maximum(extra, 0))
+        if keep is not None:
+            lower = np.minimum(lower, keep)
+            upper = np.maximum(upper, keep)
+        return lower, upper
+
+    def columns_for(self, terms: list[str]) -> np.ndarray:
+        """Indices of the variables a program over these terms needs."""
+        blocks = list(CORE_BLOCKS) + [b for t in terms for b in TERM_NEEDS[t][1]]
+        return np.concatenate([np.arange(self.blocks[b].start, self.blocks[b].stop) for b in blocks])
+
+    def program(self, terms: list[str]) -> tuple[LinearProgram, np.ndarray]:
+        """The hard rules plus what ``terms`` need; returns it and its columns in this model."""
+        groups = set(CORE_GROUPS) | {g for t in terms for g in TERM_NEEDS[t][0]}
+        if "flow_demand" in groups:
+            groups.discard("hall")  # the flow rows imply Hall's conditions
+        columns = np.sort(self.columns_for(terms))
+        rows = np.flatnonzero(np.isin(self.row_group, list(groups)))
+        matrix = self.matrix[rows][:, columns].tocsr()
+        return LinearProgram(self.lower[columns], self.upper[columns], self.integer[columns], matrix,
+                             self.row_lower[rows], self.row_upper[rows]), columns
 
 
 # -- objective terms: one small function each, all maximised ----------------------------------
@@ -228,8 +320,9 @@ def build_model(agg: Aggregation) -> PlacementModel:
     z_ub = np.clip(seg_start + seg_len - np.maximum(pinned_persons[z_muni], seg_start), 0, None)
     z_ub[z_segment == SPREAD_SEGMENTS - 1] = INF  # rounding slack lands in the top segment
 
+    n_class = int(class_of.max()) + 1 if class_of.size else 0
     sizes = {"y": len(y_pool), "w": len(w_pool), "s": len(s_case), "a": len(a_pool),
-             "x": len(x_class), "z": len(z_muni)}
+             "d": n_class, "x": len(x_class), "z": len(z_muni)}
     blocks, start = {}, 0
     for name, n in sizes.items():
         blocks[name] = slice(start, start + n)
@@ -237,7 +330,7 @@ def build_model(agg: Aggregation) -> PlacementModel:
     n_vars = start
     lower = np.zeros(n_vars)
     x_ub = agg.dwelling_types["supply"].to_numpy(dtype=float)[x_type] if len(x_type) else np.zeros(0)
-    upper = np.concatenate([y_ub, w_ub, np.ones(len(s_case)), a_ub, x_ub, z_ub])
+    upper = np.concatenate([y_ub, w_ub, np.ones(len(s_case)), a_ub, np.full(n_class, INF), x_ub, z_ub])
     integer = np.zeros(n_vars, dtype=bool)
     for name in ("y", "s", "a"):
         integer[blocks[name]] = True
@@ -252,20 +345,20 @@ def build_model(agg: Aggregation) -> PlacementModel:
     pool_size = pools["size"].to_numpy(dtype=float)
 
     # Pool balance: placed = chosen untied levels + chosen tied cases.
-    first = R.add_block(len(pools), 0.0, 0.0)
+    first = R.add_block(len(pools), 0.0, 0.0, "balance")
     R.terms(first + y_pool, y_cols, 1.0)
     R.terms(first + w_pool, col("w"), -1.0)
     R.terms(first + tied_pool, col("s"), -1.0)
 
     # Ties: a[p, m] <= tied cases of p chosen with tie m, and <= y[p, m].
     if len(a_pool):
-        first = R.add_block(len(a_pool), -INF, 0.0)
+        first = R.add_block(len(a_pool), -INF, 0.0, "tie_link")
         a_key = pd.MultiIndex.from_arrays([a_pool, a_muni])
         row_of_tied = a_key.get_indexer(pd.MultiIndex.from_arrays([tied_pool, tied_muni]))
         has_row = row_of_tied >= 0
         R.terms(np.arange(len(a_pool)) + first, col("a"), 1.0)
         R.terms(first + row_of_tied[has_row], col("s", np.flatnonzero(has_row)), -1.0)
-        first = R.add_block(len(a_pool), -INF, 0.0)
+        first = R.add_block(len(a_pool), -INF, 0.0, "tie_slot")
         y_key = pd.MultiIndex.from_arrays([y_pool, y_muni])
         R.terms(np.arange(len(a_pool)) + first, col("a"), 1.0)
         R.terms(np.arange(len(a_pool)) + first, y_cols[y_key.get_indexer(a_key)], -1.0)
@@ -277,7 +370,7 @@ def build_model(agg: Aggregation) -> PlacementModel:
         if not len(used):
             return
         munis = np.unique(y_muni[used])
-        first = R.add_block(len(munis), -INF, left[munis])
+        first = R.add_block(len(munis), -INF, left[munis], "capacity")
         local = np.searchsorted(munis, y_muni[used])
         R.terms(first + local, y_cols[used], coef[used])
 
@@ -286,10 +379,12 @@ def build_model(agg: Aggregation) -> PlacementModel:
     for s, service in enumerate(problem.services):
         capacity_rows(pools[f"use_{service}"].to_numpy(), agg.services_left[:, s])
 
-    # Housing: each class's demand is housed; no dwelling type holds more than its supply.
-    if problem.housing_modelled and len(x_class):
-        n_class = int(class_of.max()) + 1
-        pinned = np.zeros(n_class)
+    # Housing: d[e] is the demand of housing class e (placed plus pinned cases). Hall's
+    # conditions on d are exactly what makes a housing possible; the flow x on top of them is
+    # only needed when the objective prices bedrooms.
+    pinned_class = np.zeros(n_class)
+    if problem.housing_modelled and n_class:
+        pinned = pinned_class
         unhoused = []
         for (m, r), n in agg.pinned_demand.items():
             if class_of[r, m] < 0:
@@ -298,16 +393,23 @@ def build_model(agg: Aggregation) -> PlacementModel:
             pinned[class_of[r, m]] += n
         if unhoused:
             raise ProblemValidationError(unhoused)
-        first = R.add_block(n_class, -pinned, -pinned)
+        first = R.add_block(n_class, -pinned, -pinned, "housing_class")
         R.terms(first + class_of[req_of_pool[y_pool], y_muni], y_cols, 1.0)
+        R.terms(first + np.arange(n_class), col("d"), -1.0)
+        hall_class, hall_row, hall_supply = _hall_rows(agg, x_class, x_type)
+        first = R.add_block(len(hall_supply), -INF, hall_supply, "hall")
+        R.terms(first + hall_row, col("d", hall_class), 1.0)
+        first = R.add_block(n_class, 0.0, 0.0, "flow_demand")
+        R.terms(first + np.arange(n_class), col("d"), 1.0)
         R.terms(first + x_class, col("x"), -1.0)
         used_types = np.unique(x_type)
-        first = R.add_block(len(used_types), -INF, agg.dwelling_types["supply"].to_numpy(dtype=float)[used_types])
+        first = R.add_block(len(used_types), -INF, agg.dwelling_types["supply"].to_numpy(dtype=float)[used_types],
+                            "flow_supply")
         R.terms(first + np.searchsorted(used_types, x_type), col("x"), 1.0)
 
     # Spread: the segments add up to the persons placed.
     if len(active):
-        first = R.add_block(len(active), 0.0, 0.0)
+        first = R.add_block(len(active), 0.0, 0.0, "spread")
         R.terms(first + np.searchsorted(active, z_muni), col("z"), 1.0)
         R.terms(first + np.searchsorted(active, y_muni), y_cols, -pool_size[y_pool])
 
@@ -324,6 +426,10 @@ def build_model(agg: Aggregation) -> PlacementModel:
         row_lower=np.concatenate(R.lower) if R.lower else np.zeros(0),
         row_upper=np.concatenate(R.upper) if R.upper else np.zeros(0),
         blocks=blocks,
+        row_group=np.concatenate(R.groups) if R.groups else np.zeros(0, dtype=object),
+        y_class=class_of[req_of_pool[y_pool], y_muni] if n_class else np.full(len(y_pool), -1),
+        pinned_class=pinned_class,
+        x_class=x_class,
         y_pool=y_pool,
         y_muni=y_muni,
         w_pool=w_pool,
@@ -376,3 +482,49 @@ def _housing_classes(
         return class_of, *(np.zeros(0, dtype=int),) * 3
     xt = np.concatenate(x_type)
     return class_of, np.concatenate(x_class), xt, owner[xt]
+
+
+def _hall_rows(agg: Aggregation, x_class: np.ndarray, x_type: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hall's conditions for housing, one row per distinct union of compatible type sets.
+
+    In a municipality, demands d[e] of housing classes can all be housed if and only if, for
+    every set U that is a union of classes' compatible type sets, the classes whose sets lie in
+    U need no more than U supplies (Hall's theorem for transportation). Returns, per entry,
+    the class and the row, and each row's supply.
+    """
+    supply = agg.dwelling_types["supply"].to_numpy(dtype=float)
+    owner = agg.dwelling_types["municipality"].to_numpy()
+    if not len(x_class):
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)
+    # Each class's set of types as a Python int bitmask over its municipality's types.
+    classes = np.unique(x_class)
+    muni_of_class = np.zeros(classes.max() + 1, dtype=int)
+    muni_of_class[x_class] = owner[x_type]
+    # Bit of each type within its municipality: its rank among that municipality's used types.
+    used = np.unique(x_type)
+    used_owner = owner[used]
+    first_of_owner = np.searchsorted(used_owner, used_owner)  # used is sorted by type, types by owner
+    bit_of_type = dict(zip(used.tolist(), (np.arange(len(used)) - first_of_owner).tolist()))
+    bit_types = {(int(o), int(b)): int(t) for t, o, b in zip(used, used_owner, np.arange(len(used)) - first_of_owner)}
+    mask = np.zeros(classes.max() + 1, dtype=object)
+    mask[:] = 0
+    for e, t in zip(x_class.tolist(), x_type.tolist()):
+        mask[e] |= 1 << bit_of_type[t]
+    entries_class, entries_row, row_supply = [], [], []
+    by_muni: dict[int, list[int]] = {}
+    for e in classes:
+        by_muni.setdefault(int(muni_of_class[e]), []).append(int(e))
+    for m, members in by_muni.items():
+        sets = {int(mask[e]) for e in members}
+        unions, frontier = set(sets), set(sets)
+        while frontier:
+            grown = {u | v for u in frontier for v in sets} - unions
+            unions |= grown
+            frontier = grown
+        for union in sorted(unions):
+            inside = [e for e in members if int(mask[e]) & ~union == 0]
+            row = len(row_supply)
+            row_supply.append(sum(supply[bit_types[(m, b)]] for b in range(union.bit_length()) if union >> b & 1))
+            entries_class += inside
+            entries_row += [row] * len(inside)
+    return np.array(entries_class, dtype=int), np.array(entries_row, dtype=int), np.array(row_supply)

@@ -13,7 +13,7 @@ from .aggregate import aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings
-from .model import PlacementModel, build_model
+from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
 from .result import LevelResult, Result
 from .settings import Settings
@@ -80,19 +80,25 @@ def solve(
             if on_progress is not None:
                 on_progress(Progress(level, time.perf_counter() - started, best, bound))
 
+        # Only the rows and variables this level and the locked ones need.
+        program, columns = model.program([t for level in priorities[: k + 1] for t in level])
+        sub_hint = complete_hint(model, hint)[columns] if hint is not None else None
         outcome = solve_level(
             backend,
             model,
-            objective,
-            locks=locks,
+            program,
+            columns,
+            objective[columns],
+            locks=[(c[columns], b) for c, b in locks],
             budget=max(remaining * share, 0.05),
             settings=settings,
-            hint=hint,
+            hint=sub_hint,
             stop=stop,
             on_log=report if on_progress is not None else None,
         )
-        log.info("level %d %s: %s objective=%s bound=%s in %.2fs", k + 1, names, outcome.status,
-                 outcome.objective, outcome.bound, outcome.seconds)
+        log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
+                 outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
+                 program.matrix.shape[0])
         if outcome.values is None:
             levels.append(LevelResult(names, outcome.status, None, outcome.bound, outcome.seconds, outcome.nodes))
             if outcome.status == "infeasible":
@@ -102,7 +108,8 @@ def solve(
             continue
         levels.append(LevelResult(names, outcome.status, outcome.objective, outcome.bound,
                                   outcome.seconds, outcome.nodes))
-        values = outcome.values
+        values = np.zeros(model.n_vars)
+        values[columns] = outcome.values
         hint = values
         locks.append((objective, _lock_value(outcome)))
     assert values is not None
@@ -112,6 +119,8 @@ def solve(
 def solve_level(
     backend: MathOptBackend,
     model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
     objective: np.ndarray,
     *,
     locks: list[tuple[np.ndarray, float]],
@@ -121,14 +130,14 @@ def solve_level(
     stop: StopFlag | None,
     on_log: Callable[[float | None, float | None], None] | None,
 ) -> Outcome:
-    """One level: LP bound, then the LP's neighbourhood, then the full model if still needed.
+    """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
-    1. The LP relaxation gives a bound on the level (valid for the full model).
-    2. A MIP over the variables the LP uses (integer variables at zero in the LP stay zero)
-       finds a strong plan fast; if it is within the relative gap of the LP bound, the level is
-       proven and done.
-    3. Otherwise the full MIP, started from that plan, improves plan and bound for the rest of
-       the budget. The level's bound is the best of the LP's and the full MIP's.
+    1. The LP relaxation bounds the level (a valid bound for the full model).
+    2. A MIP in the box around the LP optimum (every pair keeps its rounded-down count and may
+       only grow into the capacity that rounding down left) finds a strong plan fast. It stops
+       as soon as a plan is within the relative gap of the LP bound: the level is then proven.
+    3. Otherwise the full MIP, started from the best plan, improves plan and bound for the rest
+       of the budget. The level's bound is the better of the LP's and the full MIP's.
     """
     started = time.perf_counter()
     gap = settings.solver.relative_gap
@@ -137,29 +146,33 @@ def solve_level(
     def left() -> float:
         return max(budget - (time.perf_counter() - started), 0.05)
 
-    lp = backend.solve(model, objective, time_limit=left() * 0.6, relative_gap=0.0, relax=True, **common)
+    if not objective.any():
+        values = hint if hint is not None else np.zeros(program.n_vars)
+        return Outcome("optimal", values, 0.0, 0.0, 0.0, 0, "nothing to optimise")
+    lp = backend.solve(program, objective, time_limit=left() * 0.7, relative_gap=0.0, relax=True, **common)
     if lp.status != "optimal" or lp.values is None:
         log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
-        return backend.solve(model, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
+        return backend.solve(program, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
     bound = lp.objective
     log.info("  LP relaxation %.4f in %.2fs", bound, lp.seconds)
-    upper = model.upper.copy()
-    unused = model.integer & (lp.values < 1e-6)
-    if hint is not None:
-        unused &= hint < 0.5  # keep the previous level's plan inside the neighbourhood
-    upper[unused] = 0.0
-    local = backend.solve(model, objective, time_limit=left() * 0.5, relative_gap=gap / 4, hint=hint,
-                          upper=upper, on_log=on_log, **common)
+
+    y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
+    lower, upper = program.lower.copy(), program.upper.copy()
+    keep = np.rint(hint[y_in]) if hint is not None else None
+    lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
+    local = backend.solve(program, objective, time_limit=left() * 0.6, relative_gap=gap / 4, hint=hint,
+                          lower=lower, upper=upper, absolute_gap=gap * abs(bound), on_log=on_log, **common)
     best = local if local.values is not None else None
-    log.info("  LP neighbourhood: %s %s in %.2fs", local.status, local.objective, local.seconds)
+    log.info("  rounding box: %s %s in %.2fs (%d free pairs)", local.status, local.objective, local.seconds,
+             int((upper[y_in] > lower[y_in]).sum()))
     if best is not None and _proven(best.objective, bound, gap):
         return Outcome("optimal", best.values, best.objective, bound, time.perf_counter() - started,
-                       local.nodes, "neighbourhood of the LP optimum within the gap of the LP bound")
+                       local.nodes, "rounding box within the gap of the LP bound")
     if stop is not None and stop.stopped and best is not None:
         return Outcome("feasible", best.values, best.objective, bound, time.perf_counter() - started,
                        local.nodes, "stopped")
-    full = backend.solve(model, objective, time_limit=left(), relative_gap=gap,
-                         hint=best.values if best is not None else hint, on_log=on_log, **common)
+    full = backend.solve(program, objective, time_limit=left(), relative_gap=gap,
+                         hint=best.values if best is not None else hint, absolute_gap=gap * abs(bound), on_log=on_log, **common)
     log.info("  full model: %s %s bound %s in %.2fs", full.status, full.objective, full.bound, full.seconds)
     if full.bound is not None:
         bound = min(bound, full.bound)
@@ -168,7 +181,7 @@ def solve_level(
     seconds = time.perf_counter() - started
     if best is None:
         return Outcome("no_solution", None, None, bound, seconds, full.nodes, full.detail)
-    status = "optimal" if _proven(best.objective, bound, gap) or full.status == "optimal" else "feasible"
+    status = "optimal" if _proven(best.objective, bound, gap) else "feasible"
     return Outcome(status, best.values, best.objective, bound, seconds, local.nodes + full.nodes, full.detail)
 
 
@@ -176,6 +189,32 @@ def _proven(objective: float | None, bound: float | None, gap: float) -> bool:
     return objective is not None and bound is not None and (
         bound - objective <= gap * max(abs(bound), abs(objective), 1e-9) + 1e-9
     )
+
+
+def complete_hint(model: PlacementModel, values: np.ndarray) -> np.ndarray:
+    """Fill the blocks a plan's counts determine (class demand, spread, a feasible housing flow)
+    so that a plan found at one level is a complete, feasible start for the next."""
+    from .extract import housing_flow  # local: extraction depends on this module's callers
+
+    out = values.copy()
+    agg = model.agg
+    y = np.rint(values[model.blocks["y"]])
+    if model.blocks["d"].stop > model.blocks["d"].start:
+        out[model.blocks["d"]] = model.class_demand(y)
+        out[model.blocks["x"]] = housing_flow(model, out[model.blocks["d"]])
+    if model.blocks["z"].stop > model.blocks["z"].start:
+        persons = np.bincount(model.y_muni, weights=y * agg.pools["size"].to_numpy()[model.y_pool],
+                              minlength=agg.n_municipalities)
+        z = np.zeros(len(model.z_muni))
+        left = persons[model.z_muni]
+        for q in range(SPREAD_SEGMENTS):
+            at = model.z_segment == q
+            z[at] = np.minimum(left[at], model.upper[model.blocks["z"]][at])
+            left[at] -= z[at]
+            if q + 1 < SPREAD_SEGMENTS:
+                left[model.z_segment == q + 1] = left[at]
+        out[model.blocks["z"]] = z
+    return out
 
 
 def _lock_value(outcome: Outcome) -> float:
