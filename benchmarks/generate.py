@@ -1,0 +1,80 @@
+"""Write the seeded national benchmark instances as problem folders.
+
+    python -m benchmarks.generate                       # national-1k ... national-30k
+    python -m benchmarks.generate --sizes 1k,2k --scores
+    python -m benchmarks.generate --names small,demo     # any name in allocator.demo.NAMED
+
+Each instance is ``allocator.demo.NAMED[name]`` (357 real municipalities, seeded) written with
+``allocator.demo.write_instance`` into ``benchmarks/instances/<name>/`` (git-ignored). A folder
+whose ``instance.json`` already records the same spec is kept as it is (``--force`` rewrites).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+SIZES = ("1k", "2k", "5k", "10k", "30k")
+DEFAULT_DIR = Path(__file__).resolve().parent / "instances"
+MARKER = "instance.json"
+
+
+def instance_names(sizes: list[str] | tuple[str, ...], scores: bool = False) -> list[str]:
+    """``national-<size>`` names, or ``national-<size>-scores`` with ``scores``."""
+    bad = [s for s in sizes if s not in SIZES]
+    if bad:
+        raise ValueError(f"unknown size(s) {', '.join(bad)}; choose from {', '.join(SIZES)}")
+    return [f"national-{s}" + ("-scores" if scores else "") for s in sizes]
+
+
+def ensure_instance(name: str, directory: Path = DEFAULT_DIR, force: bool = False) -> Path:
+    """The folder of instance ``name``, written first if missing or made from another spec."""
+    from allocator.demo import NAMED, write_instance
+
+    if name not in NAMED:
+        raise ValueError(f"unknown instance {name!r}; known: {', '.join(NAMED)}")
+    spec = NAMED[name]
+    folder = directory / name
+    marker = folder / MARKER
+    record = {"name": name, "spec": dataclasses.asdict(spec)}
+    if not force and marker.exists():
+        try:
+            if json.loads(marker.read_text())["spec"] == record["spec"]:
+                return folder
+        except (ValueError, KeyError):
+            pass
+    write_instance(spec, folder)
+    marker.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.generate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, from " + ",".join(SIZES))
+    parser.add_argument("--scores", action="store_true", help="the -scores variants (supplied scores.csv)")
+    parser.add_argument("--both", action="store_true", help="with and without scores")
+    parser.add_argument("--names", default="", help="instance names from allocator.demo.NAMED instead of sizes")
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where to write (default benchmarks/instances)")
+    parser.add_argument("--force", action="store_true", help="rewrite existing folders")
+    args = parser.parse_args(argv)
+
+    if args.names:
+        names = [n.strip() for n in args.names.split(",") if n.strip()]
+    else:
+        sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+        variants = [False, True] if args.both else [args.scores]
+        names = [n for scores in variants for n in instance_names(sizes, scores)]
+    for name in names:
+        started = time.perf_counter()
+        folder = ensure_instance(name, args.dir, args.force)
+        print(f"{name}: {folder} ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The benchmark infrastructure: the per-pair baseline agrees with the allocator, the runner's table."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from allocator import read_problem, solve, verify_plan  # noqa: E402
+from allocator.demo import NAMED, write_instance  # noqa: E402
+from benchmarks.baseline import (  # noqa: E402
+    build_baseline,
+    extract_plan,
+    model_size,
+    plan_objective,
+    relative_gap,
+    solve_baseline,
+)
+from benchmarks.run import COLUMNS, EXTRA, run_benchmark, speed_ratio  # noqa: E402
+
+
+def _with_pins_and_exclusions(folder: Path) -> None:
+    """Pin two cases (one to a named dwelling) and exclude a case from the largest municipalities."""
+    problem = read_problem(folder)
+    cases, munis = problem.cases, problem.municipalities
+    free = problem.free_dwellings
+    order = munis.sort_values("resolution_persons", ascending=False).index
+    pins, used = [], set()
+    for case_id, case in cases[cases["minors"] == 0].iterrows():
+        for m in order:
+            if m in used or munis.at[m, "resolution_persons"] < case["size"]:
+                continue
+            if any(munis.at[m, f"capacity_{s}"] < case[f"use_{s}"] for s in problem.services):
+                continue
+            here = free[(free["municipality_id"] == m) & ~free["shared"]
+                        & (free["bedrooms"] >= case["bedrooms"]) & (free["max_occupants"] >= case["size"])
+                        & (free["step_free"] | (not case["needs_step_free"]))]
+            if len(here):
+                pins.append({"case_id": case_id, "municipality_id": m,
+                             "dwelling_id": here.index[0] if not pins else ""})
+                used.add(m)
+                break
+        if len(pins) == 2:
+            break
+    assert len(pins) == 2
+    pd.DataFrame(pins).to_csv(folder / "pins.csv", index=False)
+    excluded = [c for c in cases.index if c not in {p["case_id"] for p in pins}][0]
+    pd.DataFrame({"case_id": excluded, "municipality_id": list(order[:40]), "reason": "test"}).to_csv(
+        folder / "exclusions.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    folder = write_instance(dataclasses.replace(NAMED["small"], cases=20), tmp_path_factory.mktemp("b") / "p")
+    _with_pins_and_exclusions(folder)
+    return folder
+
+
+def test_baseline_agrees_with_allocator_level_1(tiny_folder, tmp_path):
+    problem = read_problem(tiny_folder)
+    assert len(problem.pins) == 2 and len(problem.exclusions) == 40
+
+    model = build_baseline(problem)
+    sizes = model.sizes()
+    formula = model_size(problem)
+    assert (sizes["x"], sizes["h"], sizes["constraints"]) == (formula["x"], formula["h"], formula["constraints_at_most"])
+    outcome = solve_baseline(model, time_limit=30, relative_gap=0.0)
+    assert outcome.status == "optimal"
+    assert outcome.progress, "HiGHS log rows are recorded"
+    assert outcome.seconds_to_gap(0.0, proven_target=True) <= outcome.seconds
+    assert outcome.seconds_to_gap(-1.0) is None  # a gap below zero is never reached
+    plan = extract_plan(model, outcome.values)
+    plan.to_csv(tmp_path / "plan.csv", index=False)
+    assert verify_plan(tiny_folder, tmp_path / "plan.csv") == []
+    assert plan_objective(problem, plan) == pytest.approx(outcome.objective, rel=1e-9)
+    assert set(problem.pins["case_id"]) <= set(plan["case_id"])
+
+    # Level 1 (urgency) alone: the part the baseline solves.
+    result = solve(problem, problem.settings.with_overrides(solver__time_limit=20,
+                                                            objective__priorities=[["urgency"]]))
+    level = result.levels[0]
+    assert level.terms == ["urgency"]
+    result.write(tmp_path / "out")
+    assert verify_plan(tiny_folder, tmp_path / "out" / "plan.csv") == []
+    # Both are exact: each plan is within the other's proven bound, and the optima agree.
+    assert outcome.objective <= level.bound + 1e-6
+    assert level.objective <= outcome.bound + 1e-6
+    assert relative_gap(level.objective, outcome.objective) <= 1e-4
+
+
+def test_speed_ratio_marks_lower_bounds():
+    alloc = {"level1_s": 2.0, "level1_objective": 10.0}
+    reached = {"status": "optimal", "to_target_s": 50.0, "build_s": 1.0, "solve_s": 60.0}
+    speed_ratio(alloc, reached)
+    assert reached["speed_ratio"] == "25.0x" and reached["speed_ratio_lower_bound"] is False
+    never = {"status": "feasible", "to_target_s": None, "build_s": 1.0, "solve_s": 119.0}
+    speed_ratio(alloc, never)
+    assert never["speed_ratio"].startswith("> 60.0x") and never["speed_ratio_lower_bound"] is True
+    skipped = {"status": "skipped"}
+    speed_ratio(alloc, skipped)
+    assert skipped["speed_ratio"].startswith("n/a")
+
+
+def test_runner_writes_the_table(tmp_path):
+    folder = write_instance(dataclasses.replace(NAMED["small"], cases=12), tmp_path / "tiny")
+    out = tmp_path / "results"
+    text = io.StringIO()
+    rows = run_benchmark([("tiny", folder)], time_limit=5, baseline_time_limit=30, out=out,
+                         runs=tmp_path / "runs", console=Console(file=text, width=250))
+    assert [r["solver"] for r in rows] == ["allocator", "baseline"]
+    for row in rows:
+        assert set(k for k, _ in COLUMNS) <= set(row)
+        assert row["cases"] == 12 and row["verified"] == "yes"
+        assert row["peak_mib"] > 0 and row["variables"] > 0
+        assert row["level1_objective"] is not None
+    allocator_row, baseline_row = rows
+    assert baseline_row["level1_objective"] == pytest.approx(allocator_row["level1_objective"], rel=2e-4)
+    assert baseline_row["speed_ratio"].endswith("x") or baseline_row["speed_ratio"].startswith(">")
+    assert "INCONSISTENT" not in (baseline_row.get("note") or "")
+
+    with (out / f"results-{rows[0]['run_at'][:10]}.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == [k for k, _ in COLUMNS] + EXTRA
+        assert len(list(reader)) == 2
+    latest = (out / "latest.md").read_text()
+    assert "| instance | cases | persons | solver |" in latest and "Machine:" in latest
+    assert "speed ratio" in text.getvalue()
