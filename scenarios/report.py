@@ -109,9 +109,9 @@ def charts(output: "ScenarioOutput", scenario: Scenario, cases: pd.DataFrame) ->
     fig = Figure(figsize=(12, 4.5))
     ax1, ax2 = fig.subplots(1, 2)
     _band(ax1, monthly, "backlog_persons", policies)
-    ax1.set(title="Persons in reception centres at the end of each month", xlabel="month", ylabel="persons")
+    ax1.set(title="Persons in reception centres", xlabel="month (end of)", ylabel="persons")
     _band(ax2, monthly, "long_waiting_persons", policies)
-    ax2.set(title="Long-waiting persons (past 6 / 3 months) at the end of each month", xlabel="month",
+    ax2.set(title="Long-waiting persons (past their 6 / 3-month target)", xlabel="month (end of)",
             ylabel="persons")
     ax1.legend()
     _save(fig, folder / "backlog.png")

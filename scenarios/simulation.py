@@ -5,8 +5,9 @@ Each month ``t`` (a round on the first day of the month, ``as_of = d_t``):
 1. at the start of each year (``t = 0, 12, ...``) the rule computes requests or quotas from
    the national number, and municipalities resolve (voluntary: a calibrated share; binding:
    the quota);
-2. occupied dwellings may be freed (turnover); dwellings free by ``as_of`` can be used, those
-   announced up to ``announce_days`` ahead are listed but not free;
+2. occupied dwellings may be freed (turnover); under binding quotas with a housing duty,
+   municipalities behind their quota's pace procure dwellings; dwellings free by ``as_of`` can
+   be used, those announced up to ``announce_days`` ahead are listed but not free;
 3. every waiting case whose residence decision is on or before ``as_of`` is in the round;
    the allocator proposes placements within the remaining resolutions and free dwellings;
 4. municipalities answer: under the voluntary model each proposal is declined with
