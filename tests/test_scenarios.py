@@ -152,7 +152,7 @@ def small_scenario(**changes) -> dict:
 @pytest.fixture(scope="module")
 def small_runs():
     scenario = scenario_from_mapping(small_scenario())
-    return scenario, {p.name: simulate(scenario, p, 5) for p in scenario.policies}
+    return scenario, {p.name: simulate(scenario, p, 5, verify=True) for p in scenario.policies}
 
 
 def test_same_seed_same_result(small_runs):
@@ -172,6 +172,7 @@ def test_policies_share_arrivals_and_keep_the_rules(small_runs):
     _, runs = small_runs
     base = runs["voluntary"].cases[["case_id", "residence_date", "category", "size"]]
     for name, run in runs.items():
+        assert run.violations == [], name  # every round's plan passes the independent verifier
         pd.testing.assert_frame_equal(base, run.cases[["case_id", "residence_date", "category", "size"]])
         met = kpis.resolution_met(run)
         assert (met["accepted_persons"] <= met["resolution_persons"]).all(), name
