@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .config import Scenario
-from .kpis import ADULT_TARGET_DAYS, DAYS_PER_MONTH, GROUPS
+from .kpis import DAYS_PER_MONTH, GROUPS
 
 if TYPE_CHECKING:
     from .runner import ScenarioOutput
@@ -77,7 +77,8 @@ def _wait_cdf(cases: pd.DataFrame, end: pd.Timestamp, grid: np.ndarray) -> pd.Da
     for (policy, seed), part in settled.groupby(["policy", "seed"], sort=False):
         w = np.repeat(part["wait_months"].to_numpy(), part["size"].to_numpy())
         for g in grid:
-            rows.append({"policy": policy, "seed": seed, "month": g, "share": float((w <= g).mean()) if len(w) else np.nan})
+            share = float((w <= g).mean()) if len(w) else np.nan
+            rows.append({"policy": policy, "seed": seed, "month": g, "share": share})
     return pd.DataFrame(rows)
 
 

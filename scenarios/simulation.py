@@ -193,7 +193,8 @@ class Simulation:
         known = set(self.munis["municipality_id"]) | {""}
         bad = ~cases["tie_municipality_id"].isin(known)
         if bad.any():
-            raise ValueError(f"arrivals tie to unknown municipalities: {sorted(set(cases.loc[bad, 'tie_municipality_id']))[:5]}")
+            unknown = sorted(set(cases.loc[bad, "tie_municipality_id"]))[:5]
+            raise ValueError(f"arrivals tie to unknown municipalities: {unknown}")
         comp = case_composition(cases, persons)
         cases = pd.concat([cases, comp], axis=1)
         edges = np.array([s.to_datetime64() for s in self.starts])
@@ -404,7 +405,8 @@ class Simulation:
         row: dict[str, Any] = {"month": t, "as_of": as_of.date().isoformat(),
                                "cases": len(tables["cases.csv"]),
                                "persons": len(tables["persons.csv"]),
-                               "resolution_left": int(tables["municipalities.csv"]["resolution_persons"].astype(int).sum()),
+                               "resolution_left": int(tables["municipalities.csv"]["resolution_persons"]
+                                                      .astype(int).sum()),
                                "dwellings_listed": len(tables["dwellings.csv"]),
                                "dwellings_procured": procured,
                                "proposed": 0, "accepted": 0, "declined": 0, "fits_no_dwelling": 0,

@@ -239,3 +239,11 @@ def test_cli_quotas_table_and_counties(capsys):
                  "--param", "over_ask=1.2"]) == 0
     out = capsys.readouterr().out
     assert "10,800 persons" in out and "Oslo" in out
+
+
+def test_with_minimum_edge_cases():
+    # a municipality with share 0 is never asked; the total is kept
+    assert with_minimum(np.array([0.0, 0.5, 0.5]), 30, 10).tolist() == [0, 15, 15]
+    # the total is below one minimum: the largest municipality is asked for all of it
+    assert with_minimum(np.array([0.2, 0.8]), 7, 10, "drop").tolist() == [0, 7]
+    assert with_minimum(np.array([0.2, 0.8]), 0, 10).tolist() == [0, 0]
