@@ -29,7 +29,8 @@ class MunicipalitiesConfig(_Strict):
     ids: list[str] = Field(default_factory=list, description="only these municipality ids")
     sample: int = Field(0, ge=0, description="a seeded sample of this many municipalities (0: all)")
     sample_seed: int = 0
-    inputs: Path | None = Field(None, description="CSV with extra per-municipality inputs for the rules")
+    inputs: Path | None = Field(None, description="CSV with extra per-municipality inputs for the rules "
+                                "and an optional housing_factor")
 
 
 class ArrivalsConfig(_Strict):

@@ -2,7 +2,8 @@
 
 Each municipality gets an initial stock of free dwellings and new ones every month, both
 Poisson in proportion to its population (``initial_per_1000``, ``monthly_per_1000`` per
-1,000 inhabitants; the monthly rate grows by ``monthly_growth`` a month). A new dwelling of
+1,000 inhabitants; the monthly rate grows by ``monthly_growth`` a month), times its
+``housing_factor`` when the inputs CSV gives one. A new dwelling of
 month ``t`` becomes free on a day within ``(d_t, d_(t+1)]`` and is known ``announce_days``
 before. Bedrooms follow the configured mix; some are step-free; some larger ones are flats
 shared by single adults (one place per bedroom).
@@ -32,8 +33,17 @@ def dwelling_attributes(rng: np.random.Generator, cfg: HousingConfig, n: int) ->
 
 def generate_dwellings(cfg: HousingConfig, municipalities: pd.DataFrame, starts: list[pd.Timestamp],
                        rng: np.random.Generator) -> pd.DataFrame:
-    """All dwellings of the horizon, with the day each becomes free (``available_from``)."""
+    """All dwellings of the horizon, with the day each becomes free (``available_from``).
+
+    A ``housing_factor`` column in ``municipalities`` (from the scenario's inputs CSV) scales
+    a municipality's rates: 2 doubles its supply, 0 gives it none (default 1).
+    """
     pop = municipalities["population"].to_numpy(dtype=float) / 1000.0
+    if "housing_factor" in municipalities.columns:
+        factor = pd.to_numeric(municipalities["housing_factor"], errors="coerce").fillna(1.0).to_numpy(dtype=float)
+        if (factor < 0).any():
+            raise ValueError("housing_factor must be >= 0")
+        pop = pop * factor
     ids = municipalities["municipality_id"].to_numpy()
     owners: list[np.ndarray] = []
     dates: list[np.ndarray] = []

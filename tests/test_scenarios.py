@@ -254,3 +254,15 @@ def test_cli_scenario_run(tmp_path, hand_scenario, capsys):
     assert "persons settled" in capsys.readouterr().out
     monthly = pd.read_csv(tmp_path / "cli-out" / "kpi_monthly.csv")
     assert monthly["bed_days"].tolist() == [117, 77, 62]
+
+
+def test_housing_factor_scales_supply(tmp_path):
+    data = small_scenario(months=2)
+    base = scenario_from_mapping(data)
+    munis = simulate(base, "danish", 5).municipalities
+    (tmp_path / "inputs.csv").write_text("municipality_id,housing_factor\n" + "".join(
+        f"{m},{0 if i % 2 else 3}\n" for i, m in enumerate(munis["municipality_id"])))
+    data["municipalities"] = {**data["municipalities"], "inputs": str(tmp_path / "inputs.csv")}
+    run = simulate(scenario_from_mapping(data), "danish", 5)
+    owners = set(run.dwellings["municipality_id"])
+    assert owners <= set(munis["municipality_id"].iloc[::2])
