@@ -27,7 +27,7 @@ def explain_case(problem: Problem, result: dict[str, Any], case_id: str) -> dict
     info = {
         "size": int(case["size"]), "adults": int(case["adults"]), "children": int(case["children"]),
         "minors": int(case["minors"]), "category": case["category"] or None,
-        "residence_date": case["residence_date"], "needs_step_free": bool(case["needs_step_free"]),
+        "residence_date": _date(case["residence_date"]), "needs_step_free": bool(case["needs_step_free"]),
         "bedrooms_needed": int(case["bedrooms"]),
     }
     urgency = {
@@ -52,7 +52,7 @@ def explain_case(problem: Problem, result: dict[str, Any], case_id: str) -> dict
 
     muni, dwelling, pinned = row["municipality_id"].iloc[0], row["dwelling_id"].iloc[0], bool(row["pinned"].iloc[0])
     mrow = problem.municipalities.loc[muni]
-    terms = case_terms(problem, case_id, muni, dwelling)
+    terms = {k: v + 0.0 for k, v in case_terms(problem, case_id, muni, dwelling).items()}  # no -0.0
     placed_there = plan[plan["municipality_id"] == muni]
     persons = float(cases.loc[placed_there["case_id"], "size"].sum())
     resolution = float(mrow["resolution_persons"])
@@ -98,7 +98,7 @@ def explain_case(problem: Problem, result: dict[str, Any], case_id: str) -> dict
         parts.append(f"its score there is {here:g} (best {out['score']['best']}, rank {out['score']['rank']})")
     if problem.housing_modelled and dwelling:
         d = problem.dwellings.loc[dwelling]
-        wasted = -terms["housing_fit"]
+        wasted = abs(terms["housing_fit"])
         out["housing"] = {"dwelling_id": dwelling, "bedrooms": int(d["bedrooms"]),
                           "max_occupants": int(d["max_occupants"]), "shared": bool(d["shared"]),
                           "step_free": bool(d["step_free"]), "bedrooms_needed": info["bedrooms_needed"],
@@ -107,3 +107,10 @@ def explain_case(problem: Problem, result: dict[str, Any], case_id: str) -> dict
                      f"needed ({int(wasted)} wasted{', shared flat' if bool(d['shared']) else ''})")
     out["text"] = "; ".join(parts) + "."
     return jsonable(out)
+
+
+def _date(value) -> str | None:
+    try:
+        return value.date().isoformat()
+    except (AttributeError, ValueError):
+        return None

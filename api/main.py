@@ -86,5 +86,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for name, definition in problem_schema.pop("$defs", {}).items():
             components.setdefault(name, definition)
         components["ProblemIn"] = problem_schema
+        # FastAPI's default 422 body is not what this service sends: point every one at ErrorBody.
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                default = operation.get("responses", {}).get("422")
+                if default and "HTTPValidationError" in str(default):
+                    operation["responses"]["422"] = {
+                        "description": "Invalid input: every issue at once",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema

@@ -136,7 +136,10 @@ def _run(run_id: int, sessions, poll_interval: float, parent: int) -> None:
         return
     reporter.close()
     status = "stopped" if payload["status"] == "stopped" or stopped else "done"
-    final = reporter.snapshot() | {"phase": "finished", "objective": payload["objective"][-1] if payload["objective"] else None}
+    last = payload["summary"].get("levels") or [{}]
+    final = reporter.snapshot() | {"phase": "finished", "level": len(last), "levels": len(last),
+                                   "objective": last[-1].get("objective"), "bound": last[-1].get("bound"),
+                                   "gap": payload["gap"]}
     with sessions() as session:
         if reporter.orphaned:
             session.execute(RunRow.__table__.update().where(RunRow.id == run_id)

@@ -112,7 +112,9 @@ def _validate(tables: dict[str, Any], settings_data: dict[str, Any] | None, issu
     try:
         problem = build_problem(tables, settings)
     except ProblemValidationError as exc:
-        raise ProblemValidationError(issues + exc.issues) from None
+        unreadable = {i.file for i in issues}  # a file given but unreadable is not also "missing"
+        found = [i for i in exc.issues if not (i.rule == "missing-file" and i.file in unreadable)]
+        raise ProblemValidationError(issues + found) from None
     except Exception as exc:  # every bad input must be a 4xx, even one the validator misses
         log.exception("build_problem failed on an upload")
         raise ProblemValidationError(issues + [InputIssue("problem", None, None, "invalid-input",
