@@ -52,6 +52,7 @@ COLUMNS = [
     ("build_s", "build s"),
     ("solve_s", "solve s"),
     ("total_s", "total s"),
+    ("plan_rows", "placed"),
     ("level1_objective", "L1 objective"),
     ("level1_bound", "L1 bound"),
     ("level1_gap", "L1 gap"),
@@ -73,6 +74,7 @@ EXTRA = [
     "vm_hwm_mib",
     "wall_s",
     "solver_version",
+    "code",
     "note",
     "run_at",
     "commit",
@@ -114,11 +116,25 @@ def machine() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "ortools": ortools_version,
+        "load_average": _load(),
     }
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews the times."""
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def git_commit() -> str:
-    """Short commit of the repository, with ``+dirty`` when allocator/ has uncommitted changes."""
+    """Short commit of the repository, with ``+dirty`` when allocator/ has uncommitted changes.
+
+    ``BENCHMARK_COMMIT`` in the environment overrides it (a run from a ``git archive`` snapshot).
+    """
+    if os.environ.get("BENCHMARK_COMMIT"):
+        return os.environ["BENCHMARK_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -296,7 +312,7 @@ def _fmt(key: str, value: Any) -> str:
         return f"{float(value):.2f}"
     if key in ("peak_mib", "vm_hwm_mib"):
         return f"{float(value):,.0f}"
-    if key in ("variables", "integer_variables", "constraints", "cases", "persons"):
+    if key in ("variables", "integer_variables", "constraints", "cases", "persons", "plan_rows"):
         return f"{int(float(value)):,}"
     return str(value)
 
@@ -332,7 +348,8 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], day: str, args_te
         f"# Benchmark results, {day}",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
-        f"{info['ram_gib']} GiB RAM, {info['os']}; Python {info['python']}, OR-Tools {info['ortools']}.",
+        f"{info['ram_gib']} GiB RAM, {info['os']}; Python {info['python']}, OR-Tools {info['ortools']}; "
+        f"load average when the last run started {info['load_average']} (1, 5, 15 min).",
         f"Solvers: {', '.join(sorted({str(r.get('solver_version')) for r in rows if r.get('solver_version')}))}.",
         f"Repository commit(s): {', '.join(commits)}. Command: `{args_text}`.",
         "",
@@ -353,7 +370,7 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], day: str, args_te
         "Times in seconds: `read` reads and validates the folder, `build` makes the model, `solve` "
         "is the solver (all levels for the allocator), `total` is read to plan written; `to L1` is "
         "build plus the level-1 solve, the time the speed ratio compares (baseline: build plus the "
-        "time it first proved the allocator's level-1 gap). `peak MiB` is the run's own process "
+        "time it first proved the allocator's level-1 gap). `placed`: cases in the plan. `peak MiB` is the run's own process "
         "(`ru_maxrss`). `verified`: `allocator.verify_plan` on the plan, `no (n)` with n violations. "
         "A ratio marked `>` is a lower bound: the baseline never proved the gap within its limit.",
     ]
@@ -405,7 +422,7 @@ def run_benchmark(
     baseline: bool = True,
     baseline_time_limit: float = 120.0,
     baseline_gap: float | None = None,
-    max_variables: int = 30_000_000,
+    max_variables: int = 3_000_000,
     presolve: bool = True,
     out: Path | None = DEFAULT_OUT,
     runs: Path = DEFAULT_RUNS,
@@ -421,7 +438,7 @@ def run_benchmark(
     info = machine()
     runs = runs / now.strftime("%Y%m%d-%H%M%S")
     console.print(f"{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB; Python {info['python']}, "
-                  f"OR-Tools {info['ortools']}; commit {commit}; runs in {runs}")
+                  f"OR-Tools {info['ortools']}; load {info['load_average']}; commit {commit}; runs in {runs}")
     measured: list[dict[str, Any]] = []
     for name, folder in instances:
         measured += bench_instance(name, folder, runs, time_limit=time_limit, baseline=baseline,
@@ -449,8 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-gap", type=float, default=None,
                         help="baseline relative gap (default: the allocator's proven level-1 gap)")
     parser.add_argument("--no-baseline", action="store_true", help="run the allocator only")
-    parser.add_argument("--baseline-max-variables", type=int, default=30_000_000,
-                        help="skip the baseline (size only) above this many variables (default 30M)")
+    parser.add_argument("--baseline-max-variables", type=int, default=3_000_000,
+                        help="skip the baseline (size only) above this many variables (default 3M: about 1.7 KiB of memory per variable in HiGHS)")
     parser.add_argument("--baseline-no-presolve", action="store_true",
                         help="experiment: HiGHS presolve off in the baseline (not the default baseline)")
     parser.add_argument("--instances", type=Path, default=DEFAULT_DIR, help="instance folders (default benchmarks/instances)")

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("out", type=Path)
     b.add_argument("--time-limit", type=float, default=120.0)
     b.add_argument("--relative-gap", type=float, default=1e-4)
-    b.add_argument("--max-variables", type=int, default=30_000_000)
+    b.add_argument("--max-variables", type=int, default=3_000_000)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--no-presolve", action="store_true")
     v = sub.add_parser("verify")
@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                    "total_s": time.perf_counter() - started}
         code = 1
     metrics["vm_hwm_mib"] = vm_hwm_mib()
+    if "allocator" in sys.modules:
+        metrics["code"] = str(Path(sys.modules["allocator"].__file__).resolve().parent.parent)
     (args.out / "metrics.json").write_text(json.dumps(_clean(metrics), indent=1), encoding="utf-8")
     return code
 
