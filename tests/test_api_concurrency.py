@@ -1,0 +1,106 @@
+"""Two edits racing from the same version: exactly one wins, the other gets 409, nothing is lost
+or mixed. And a restart: runs a dead server left running are failed with a reason, queued ones
+run."""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from api.models import RunRow
+from test_api_support import (
+    COORDINATOR,
+    VIEWER,
+    api_client,  # noqa: F401 - fixture
+    make_config,
+    solve_verified,
+    start,
+    tiny_round,
+    upload,
+    verify_result,
+    wait_for,
+)
+
+
+def _race(client: TestClient, requests: list[tuple[str, str, dict]]) -> list:
+    barrier = threading.Barrier(len(requests))
+    responses: list = [None] * len(requests)
+
+    def send(i: int) -> None:
+        method, url, kwargs = requests[i]
+        barrier.wait()
+        responses[i] = client.request(method, url, **kwargs)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return responses
+
+
+def test_two_stale_edits_one_wins_one_gets_409(api_client, tmp_path):
+    plan, tag = solve_verified(api_client, tiny_round(), tmp_path)
+    url = f"/v1/plans/{plan['id']}"
+    headers = {**COORDINATOR, "If-Match": tag}
+    mine = {"pins": [{"case_id": "A", "municipality_id": "0301"}]}
+    theirs = {"pins": [{"case_id": "H", "municipality_id": "1103"}]}
+    for _ in range(3):  # a few rounds: the race must never let both through
+        version = int(api_client.get(url, headers=VIEWER).headers["ETag"].strip('"'))
+        headers["If-Match"] = f'"{version}"'
+        first, second = _race(api_client, [("PUT", f"{url}/pins", {"json": mine, "headers": headers}),
+                                           ("PUT", f"{url}/pins", {"json": theirs, "headers": headers})])
+        codes = sorted([first.status_code, second.status_code])
+        assert codes == [200, 409], (first.text, second.text)
+        winner, loser = (first, second) if first.status_code == 200 else (second, first)
+        assert loser.json()["detail"][0]["rule"] == "stale-version"
+        now = api_client.get(url, headers=VIEWER)
+        assert now.headers["ETag"] == winner.headers["ETag"] == f'"{version + 1}"'
+        assert now.json()["pins"] == winner.json()["pins"]  # the winner's edit, whole
+    audit = api_client.get(f"{url}/audit", headers=VIEWER).json()["items"]
+    assert [e["action"] for e in audit].count("pins-replaced") == 3
+
+
+def test_a_response_and_a_resolve_racing(api_client, tmp_path):
+    plan, tag = solve_verified(api_client, tiny_round(), tmp_path)
+    url = f"/v1/plans/{plan['id']}"
+    headers = {**COORDINATOR, "If-Match": tag}
+    answer = {"responses": [{"case_id": "G", "decision": "declined", "reason": "no school"}]}
+    first, second = _race(api_client, [("POST", f"{url}/responses", {"json": answer, "headers": headers}),
+                                       ("POST", f"{url}/resolve", {"headers": headers})])
+    assert sorted([first.status_code, second.status_code]) in ([200, 409], [202, 409])
+    finished, _ = wait_for(api_client, plan["id"])
+    if first.status_code == 200:  # the answer won: no run was queued on the stale version
+        assert finished["result_run"] == 1 and finished["exclusions"]
+    else:
+        assert finished["result_run"] == 2 and not finished["exclusions"]
+        verify_result(tiny_round(), finished, tmp_path / "again")
+
+
+def test_restart_fails_interrupted_runs_and_runs_queued_ones(tmp_path):
+    config = make_config(tmp_path, max_workers=1)
+    app = create_app(config)
+    with TestClient(app) as client:
+        problem = upload(client, tiny_round())
+        interrupted = start(client, problem["id"])
+        wait_for(client, interrupted["id"])
+        waiting = start(client, problem["id"])
+        wait_for(client, waiting["id"])
+    # Pretend the server died: one run mid-solve, one never started.
+    with app.state.sessions() as session:
+        first = session.query(RunRow).filter(RunRow.plan_id == interrupted["id"]).one()
+        first.status, first.result = "running", None
+        second = session.query(RunRow).filter(RunRow.plan_id == waiting["id"]).one()
+        second.status, second.result, second.started_at = "queued", None, None
+        session.commit()
+    with TestClient(create_app(config)) as client:
+        failed, _ = wait_for(client, interrupted["id"])
+        assert failed["status"] == "failed"
+        assert "interrupted" in failed["run"]["error"] and failed["result"] is None
+        resumed, _ = wait_for(client, waiting["id"])
+        assert resumed["status"] == "done" and resumed["result"]["placements"]
+        verify_result(tiny_round(), resumed, tmp_path / "resumed")
+        audit = client.get(f"/v1/plans/{interrupted['id']}/audit", headers=VIEWER).json()["items"]
+        assert audit[-1]["action"] == "solve-failed" and audit[-1]["actor"] == "system"
