@@ -85,13 +85,22 @@ class Aggregation:
             supply[r] = np.bincount(owner, weights=weights[r], minlength=self.n_municipalities)
         return supply
 
-    def pair_bounds(self) -> np.ndarray:
-        """Pools x municipalities: most cases of the pool the municipality could take (0 = never).
+    @cached_property
+    def classes(self) -> pd.DataFrame:
+        """Pools grouped by everything but service use: one row per class, with ``count``."""
+        columns = CLASS_COLUMNS + ["score_row", "exclusion_set", "requirement"]
+        out = self.pools.groupby("cls")[columns].first()
+        out["count"] = self.pools.groupby("cls")["count"].sum()
+        return out.reset_index(drop=True)
 
-        Every hard rule that concerns one case in one municipality is applied here, so the model
-        never holds a variable for an impossible pair.
+    def pair_bounds(self, units: pd.DataFrame | None = None, services: bool = True) -> np.ndarray:
+        """Pools (or other units with the pool columns) x municipalities: most cases of the unit
+        the municipality could take (0 = never).
+
+        Every hard rule that concerns one case in one municipality is applied here (services
+        only when ``services``), so the model never holds a variable for an impossible pair.
         """
-        pools = self.pools
+        pools = self.pools if units is None else units
         count = pools["count"].to_numpy(dtype=float)[:, None]
         bound = np.broadcast_to(count, (len(pools), self.n_municipalities)).copy()
 
@@ -103,7 +112,7 @@ class Aggregation:
 
         cap(pools["size"].to_numpy(), self.persons_left)
         cap(pools["minors"].to_numpy(), self.minors_left)
-        for s, service in enumerate(self.problem.services):
+        for s, service in enumerate(self.problem.services if services else ()):
             cap(pools[f"use_{service}"].to_numpy(), self.services_left[:, s])
         if self.problem.housing_modelled:
             np.minimum(bound, self.compatible_supply[pools["requirement"].to_numpy()], out=bound)
@@ -206,6 +215,9 @@ def aggregate(problem: Problem) -> Aggregation:
     pools = keyed.assign(pool=pool_of_case).groupby("pool")[pool_columns].first()
     pools["count"] = np.bincount(pool_of_case, minlength=len(pools))
     pools["requirement"] = requirement_index.get_indexer(pd.MultiIndex.from_frame(pools[REQUIREMENT_COLUMNS]))
+    # Pools that differ only in service use form a class: where no service can bind, the model
+    # counts classes, not pools.
+    pools["cls"] = pools.groupby(CLASS_COLUMNS + ["score_row", "exclusion_set"], sort=True).ngroup()
 
     free_cases = pd.DataFrame(
         {

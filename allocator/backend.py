@@ -194,8 +194,13 @@ class MathOptBackend:
             absolute_gap_tolerance=absolute_gap,
         )
         if self.name == "highs":
-            params.highs.int_options["threads"] = threads
+            # HiGHS keeps one thread pool per process: changing its size between solves is an
+            # error, so the pool keeps HiGHS's own default (its MIP search is mostly serial).
             params.highs.bool_options["log_to_console"] = False
+            if relax:
+                # These LPs are highly degenerate: the interior point method with crossover (to a
+                # vertex, which the rounding needs) is several times faster than simplex here.
+                params.highs.string_options["solver"] = "ipm"
         else:
             params.threads = threads
         model_params = model_parameters_pb2.ModelSolveParametersProto()

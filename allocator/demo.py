@@ -64,7 +64,9 @@ def _municipalities(rng: np.random.Generator, total_persons: int, capacity_ratio
     resolution[resolves & (resolution < 5)] = np.minimum(5, resolution[resolves & (resolution < 5)] + 5)
     takes_minors = resolves & (rng.random(len(ref)) < 0.55)
     minors = np.where(takes_minors, np.ceil(resolution * rng.uniform(0.05, 0.2, len(ref))), 0).astype(int)
-    slack = lambda: rng.uniform(0.15, 0.45, len(ref))  # noqa: E731 - a draw per service
+    # Service places per resolved person. Councils resolve what they can serve, so capacities
+    # bind in some municipalities, not most (an assumption: no public figures per municipality).
+    slack = lambda low, high: rng.uniform(low, high, len(ref))  # noqa: E731 - a draw per service
     return pd.DataFrame(
         {
             "municipality_id": ref["municipality_id"],
@@ -73,9 +75,9 @@ def _municipalities(rng: np.random.Generator, total_persons: int, capacity_ratio
             "population": ref["population"],
             "resolution_persons": resolution,
             "resolution_minors": minors,
-            "capacity_school": np.ceil(resolution * slack()).astype(int),
-            "capacity_kindergarten": np.ceil(resolution * slack() * 0.6).astype(int),
-            "capacity_introduction": np.ceil(resolution * (0.5 + slack())).astype(int),
+            "capacity_school": np.ceil(resolution * slack(0.2, 0.6)).astype(int),
+            "capacity_kindergarten": np.ceil(resolution * slack(0.1, 0.35)).astype(int),
+            "capacity_introduction": np.ceil(resolution * slack(0.6, 1.1)).astype(int),
         }
     )
 

@@ -17,54 +17,182 @@ from .aggregate import REQUIREMENT_COLUMNS, dwelling_type_of
 from .model import PlacementModel
 
 
-def choose_cases(model: PlacementModel, values: np.ndarray) -> pd.Series:
-    """Municipality number of every placed free case (case_id -> municipality number)."""
+def chosen_cases(model: PlacementModel, values: np.ndarray) -> pd.DataFrame:
+    """The free cases the counts choose: per pool its most urgent untied cases and the tied
+    cases the model picked. Columns ``pool``, ``cls``, ``tie``, ``urgency``."""
     agg = model.agg
     free = agg.free_cases
-    y = np.rint(values[model.blocks["y"]]).astype(int)
+    w = values[model.blocks["w"]]
     s = np.rint(values[model.blocks["s"]]).astype(int)
-    a = np.rint(values[model.blocks["a"]]).astype(int)
-
-    slots: dict[int, dict[int, int]] = defaultdict(dict)  # pool -> municipality -> free slots
-    for p, m, n in zip(model.y_pool[y > 0], model.y_muni[y > 0], y[y > 0]):
-        slots[int(p)][int(m)] = int(n)
-    placed_total = {p: sum(d.values()) for p, d in slots.items()}
-
-    tied_chosen = free.index[model.s_case[s > 0]]
-    chosen_tied = free.loc[tied_chosen]
-    # Most urgent first; then the longest wait, then id, so the choice is deterministic.
+    untied_n = np.rint(np.bincount(model.w_pool, weights=w, minlength=len(agg.pools))).astype(int)
+    # Most urgent first; then id, so the choice is deterministic.
     order = free.assign(_key=free.index).sort_values(["urgency", "_key"], ascending=[False, True])
     untied = order[order["tie"] < 0]
+    rank = untied.groupby("pool").cumcount().to_numpy()
+    take = rank < untied_n[untied["pool"].to_numpy()]
+    picked = list(untied.index[take]) + list(free.index[model.s_case[s > 0]])
+    out = free.loc[picked, ["pool", "tie", "urgency"]].copy()
+    out["cls"] = agg.pools["cls"].to_numpy()[out["pool"].to_numpy()]
+    return out
+
+
+def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """Municipality number of every placed free case (case_id -> municipality number), and the
+    municipalities where counting classes instead of pools broke a service capacity (empty when
+    the plan keeps every rule)."""
+    agg = model.agg
+    n_pools = len(agg.pools)
+    y = np.rint(values[model.blocks["y"]]).astype(int)
+    a = np.rint(values[model.blocks["a"]]).astype(int)
+    chosen = chosen_cases(model, values)
+
+    slots: dict[int, dict[int, int]] = defaultdict(dict)  # unit -> municipality -> free slots
+    for u, m, n in zip(model.y_unit[y > 0], model.y_muni[y > 0], y[y > 0]):
+        slots[int(u)][int(m)] = int(n)
+    counted: dict[int, dict[int, int]] = defaultdict(dict)  # unit -> tie municipality -> ties
+    for u, m, n in zip(model.a_unit[a > 0], model.a_muni[a > 0], a[a > 0]):
+        counted[int(u)][int(m)] = int(n)
 
     assignment: dict[str, int] = {}
-    for p, total in placed_total.items():
-        tied_here = chosen_tied[chosen_tied["pool"] == p]
-        n_untied = total - len(tied_here)
-        chosen = list(untied.index[untied["pool"].to_numpy() == p][: max(n_untied, 0)])
-        # Tied cases counted at their tie municipality go there first.
-        pool_slots = slots[p]
-        remaining_tied = []
-        counted = {int(m): int(n) for pp, m, n in zip(model.a_pool, model.a_muni, a) if pp == p and n > 0}
-        for case_id, tie in zip(tied_here.index, tied_here["tie"].to_numpy()):
-            tie = int(tie)
-            if counted.get(tie, 0) > 0 and pool_slots.get(tie, 0) > 0:
-                assignment[case_id] = tie
-                counted[tie] -= 1
-                pool_slots[tie] -= 1
-            else:
-                remaining_tied.append((case_id, tie))
-        # Any other tied case still gets its tie municipality if a slot is left there.
+    left: dict[int, list[str]] = defaultdict(list)  # class -> chosen cases not yet placed
+    # Pools at fine municipalities: counted ties first, then any tied case whose tie has a slot,
+    # then untied cases (tied ones are kept for their class's tie slots if they can be).
+    for p, group in chosen.groupby("pool", sort=True):
+        p = int(p)
+        unit_slots = slots.get(p, {})
+        ties = counted.get(p, {})
         rest = []
-        for case_id, tie in remaining_tied:
-            if pool_slots.get(tie, 0) > 0:
+        for case_id, tie in zip(group.index, group["tie"].to_numpy()):
+            tie = int(tie)
+            if tie >= 0 and ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0:
                 assignment[case_id] = tie
-                pool_slots[tie] -= 1
+                ties[tie] -= 1
+                unit_slots[tie] -= 1
             else:
-                rest.append(case_id)
-        rest += chosen
-        munis = [m for m in sorted(pool_slots) for _ in range(pool_slots[m])]
-        assignment.update(zip(rest, munis))
-    return pd.Series(assignment, dtype=int)
+                rest.append((case_id, tie))
+        for case_id, tie in rest:
+            if tie >= 0 and unit_slots.get(tie, 0) > 0:
+                assignment[case_id] = tie
+                unit_slots[tie] -= 1
+        rest = [(c, t) for c, t in rest if c not in assignment]
+        rest.sort(key=lambda item: item[1] >= 0)  # untied first
+        munis = [m for m in sorted(unit_slots) for _ in range(unit_slots[m])]
+        assignment.update(zip([c for c, _ in rest], munis))
+        left[int(agg.pools["cls"].iat[p])] += [c for c, _ in rest[len(munis):]]
+
+    # Classes at the other municipalities: counted ties, then a service-aware distribution.
+    coarse: dict[tuple[int, int], int] = {}
+    for u, unit_slots in slots.items():
+        if u < n_pools:
+            continue
+        c = u - n_pools
+        ties = counted.get(u, {})
+        pending = []
+        for case_id in left.get(c, []):
+            tie = int(chosen.at[case_id, "tie"])
+            if tie >= 0 and ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0:
+                assignment[case_id] = tie
+                ties[tie] -= 1
+                unit_slots[tie] -= 1
+            else:
+                pending.append(case_id)
+        left[c] = pending
+        for m, n in unit_slots.items():
+            if n > 0:
+                coarse[(c, m)] = n
+    placed, broken = _distribute(model, chosen, left, coarse, assignment)
+    assignment.update(placed)
+    return pd.Series(assignment, dtype=int), broken
+
+
+def _distribute(
+    model: PlacementModel,
+    chosen: pd.DataFrame,
+    left: dict[int, list[str]],
+    coarse: dict[tuple[int, int], int],
+    fixed: dict[str, int],
+) -> tuple[dict[str, int], np.ndarray]:
+    """Give the class slots at municipalities without service rows to concrete cases, keeping
+    service capacities where possible (a small MIP); returns the assignment and the
+    municipalities where a capacity could not be kept."""
+    agg = model.agg
+    services = list(agg.problem.services)
+    cases_left = [c for cases in left.values() for c in cases]
+    if not coarse or not cases_left:
+        return {}, np.zeros(0, dtype=int)
+    pools = agg.pools
+    use_cols = [f"use_{s}" for s in services]
+    # Cases of one class with the same service use are interchangeable here.
+    frame = chosen.loc[cases_left, ["pool", "cls"]].copy()
+    uses = pools[use_cols].to_numpy()[frame["pool"].to_numpy()] if services else np.zeros((len(frame), 0))
+    profile_key = pd.MultiIndex.from_arrays([frame["cls"].to_numpy()] + [uses[:, i] for i in range(uses.shape[1])])
+    profile_of = pd.factorize(profile_key)[0]
+    frame["profile"] = profile_of
+    profiles = frame.groupby("profile").agg(cls=("cls", "first"), n=("cls", "size"))
+    prof_use = np.zeros((len(profiles), len(services)))
+    prof_use[profile_of] = uses
+    slot_keys = list(coarse)
+    slot_cls = np.array([c for c, _ in slot_keys])
+    slot_m = np.array([m for _, m in slot_keys])
+    slot_n = np.array([coarse[k] for k in slot_keys], dtype=float)
+
+    # Service use already fixed at these municipalities (ties placed above, fine pools cannot be
+    # there: these municipalities have no fine pairs).
+    used = np.zeros((agg.n_municipalities, len(services)))
+    if fixed and services:
+        fixed_cases = [c for c in fixed if c in chosen.index]
+        fp = chosen.loc[fixed_cases, "pool"].to_numpy()
+        fm = np.array([fixed[c] for c in fixed_cases], dtype=int)
+        np.add.at(used, fm, pools[use_cols].to_numpy()[fp])
+    cap = agg.services_left - used
+
+    # Pairs (profile, slot) of the same class.
+    pairs = [(q, k) for k in range(len(slot_keys)) for q in np.flatnonzero(profiles["cls"].to_numpy() == slot_cls[k])]
+    pq = np.array([q for q, _ in pairs], dtype=int)
+    pk = np.array([k for _, k in pairs], dtype=int)
+    munis = np.unique(slot_m)
+    n_pairs, n_slack = len(pairs), len(munis) * len(services)
+    rows, cols, vals, lo, hi = [], [], [], [], []
+    r0 = 0
+    rows.append(r0 + pk); cols.append(np.arange(n_pairs)); vals.append(np.ones(n_pairs))
+    lo.append(slot_n); hi.append(slot_n); r0 += len(slot_keys)
+    rows.append(r0 + pq); cols.append(np.arange(n_pairs)); vals.append(np.ones(n_pairs))
+    lo.append(profiles["n"].to_numpy(float)); hi.append(profiles["n"].to_numpy(float)); r0 += len(profiles)
+    local = np.searchsorted(munis, slot_m[pk])
+    for s in range(len(services)):
+        coef = prof_use[pq, s]
+        nz = coef > 0
+        rows.append(r0 + local[nz]); cols.append(np.flatnonzero(nz)); vals.append(coef[nz])
+        rows.append(r0 + np.arange(len(munis))); cols.append(n_pairs + s * len(munis) + np.arange(len(munis)))
+        vals.append(-np.ones(len(munis)))
+        lo.append(np.full(len(munis), -np.inf)); hi.append(cap[munis, s]); r0 += len(munis)
+    import scipy.sparse as sp
+
+    from .backend import MathOptBackend
+    from .model import LinearProgram
+
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(r0, n_pairs + n_slack))
+    program = LinearProgram(
+        lower=np.zeros(n_pairs + n_slack),
+        upper=np.concatenate([slot_n[pk], np.full(n_slack, np.inf)]),
+        integer=np.concatenate([np.ones(n_pairs, dtype=bool), np.zeros(n_slack, dtype=bool)]),
+        matrix=matrix, row_lower=np.concatenate(lo), row_upper=np.concatenate(hi),
+    )
+    objective = np.concatenate([np.zeros(n_pairs), -np.ones(n_slack)])
+    out = MathOptBackend("highs").solve(program, objective, time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6)
+    if out.values is None:
+        raise RuntimeError("could not give the class slots to cases")
+    n = np.rint(out.values[:n_pairs]).astype(int)
+    slack = out.values[n_pairs:].reshape(len(services), len(munis)) if services else np.zeros((0, len(munis)))
+    broken = munis[(slack > 1e-6).any(axis=0)] if len(services) else np.zeros(0, dtype=int)
+
+    queues = {q: list(frame.index[frame["profile"].to_numpy() == q]) for q in range(len(profiles))}
+    placed: dict[str, int] = {}
+    for (q, k), count in zip(pairs, n):
+        for _ in range(count):
+            placed[queues[q].pop()] = int(slot_m[k])
+    return placed, broken
 
 
 def housing_flow(model: PlacementModel, demand: np.ndarray) -> np.ndarray:

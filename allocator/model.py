@@ -104,12 +104,18 @@ class PlacementModel:
     y_class: np.ndarray  # housing class of each y column (-1 without housing)
     pinned_class: np.ndarray  # pinned cases without a pinned dwelling, per housing class
     x_class: np.ndarray
-    y_pool: np.ndarray
+    #: What y counts: pools (at municipalities where services are modelled) and classes
+    #: (elsewhere). Columns size, minors, requirement, score_row, exclusion_set, cls, pool
+    #: (-1 for a class), use_<service>.
+    units: pd.DataFrame
+    #: Municipalities whose service capacities are rows of the model (pools counted there).
+    fine: np.ndarray
+    y_unit: np.ndarray
     y_muni: np.ndarray
     w_pool: np.ndarray
     w_urgency: np.ndarray
     s_case: np.ndarray  # position in agg.free_cases
-    a_pool: np.ndarray
+    a_unit: np.ndarray
     a_muni: np.ndarray
     x_muni: np.ndarray
     x_type: np.ndarray
@@ -149,13 +155,15 @@ class PlacementModel:
         the full model. ``keep`` (a previous plan's counts) stays inside the box.
         """
         agg = self.agg
-        pools = agg.pools
+        pools = self.units
         floor = np.floor(y + 1e-9)
         n = agg.n_municipalities
         extra = np.full(len(y), np.inf)
 
-        def room(need: np.ndarray, left: np.ndarray) -> None:
-            need = need[self.y_pool].astype(float)
+        def room(need: np.ndarray, left: np.ndarray, where: np.ndarray | None = None) -> None:
+            need = need[self.y_unit].astype(float)
+            if where is not None:
+                need = need * where
             rest = left - np.bincount(self.y_muni, weights=floor * need, minlength=n)
             with np.errstate(divide="ignore", invalid="ignore"):
                 np.minimum(extra, np.where(need > 0, np.floor(rest[self.y_muni] / np.where(need > 0, need, 1)), np.inf),
@@ -164,7 +172,7 @@ class PlacementModel:
         room(pools["size"].to_numpy(), agg.persons_left)
         room(pools["minors"].to_numpy(), agg.minors_left)
         for s, service in enumerate(agg.problem.services):
-            room(pools[f"use_{service}"].to_numpy(), agg.services_left[:, s])
+            room(pools[f"use_{service}"].to_numpy(), agg.services_left[:, s], self.fine[self.y_muni])
         upper_y = self.upper[self.blocks["y"]]
         lower = floor
         upper = np.minimum(upper_y, floor + np.maximum(extra, 0))
@@ -211,7 +219,7 @@ def ties_term(model: PlacementModel) -> np.ndarray:
 def scores_term(model: PlacementModel) -> np.ndarray:
     """Sum of supplied scores (e.g. predicted employment) of the placed case-municipality pairs."""
     c = np.zeros(model.n_vars)
-    rows = model.agg.pools["score_row"].to_numpy()[model.y_pool]
+    rows = model.units["score_row"].to_numpy()[model.y_unit]
     has = rows >= 0
     values = np.zeros(len(rows))
     values[has] = model.agg.score_rows[rows[has], model.y_muni[has]]
@@ -231,7 +239,7 @@ def housing_fit_term(model: PlacementModel) -> np.ndarray:
         types = agg.dwelling_types
         used = np.where(types["shared"].to_numpy(), 1, types["bedrooms"].to_numpy())[model.x_type]
         c[model.blocks["x"]] = -used
-        need = agg.requirements["bedrooms"].to_numpy()[agg.pools["requirement"].to_numpy()[model.y_pool]]
+        need = agg.requirements["bedrooms"].to_numpy()[model.units["requirement"].to_numpy()[model.y_unit]]
         c[model.blocks["y"]] = need
     return c
 
@@ -258,16 +266,41 @@ TERMS = {
 
 # -- building -----------------------------------------------------------------------------------
 
-def build_model(agg: Aggregation) -> PlacementModel:
-    """Build the model in bulk (numpy and one sparse matrix); no impossible pair gets a variable."""
+def _units(agg: Aggregation, fine: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """The y units and their possible pairs: pools at fine municipalities, classes elsewhere."""
+    pools = agg.pools
+    classes = agg.classes
+    services = list(agg.problem.services)
+    pool_units = pools.assign(pool=np.arange(len(pools)))
+    class_units = classes.assign(cls=np.arange(len(classes)), pool=-1,
+                                 **{f"use_{s}": 0 for s in services})
+    columns = ["size", "minors", "requirement", "score_row", "exclusion_set", "needs_step_free",
+               "bedrooms", "single_adult", "cls", "pool", "count"] + [f"use_{s}" for s in services]
+    units = pd.concat([pool_units[columns], class_units[columns]], ignore_index=True)
+    bound = np.zeros((len(units), agg.n_municipalities))
+    if fine.any():
+        bound[: len(pools)] = agg.pair_bounds() * fine[None, :]
+    if (~fine).any():
+        bound[len(pools):] = agg.pair_bounds(class_units, services=False) * ~fine[None, :]
+    y_unit, y_muni = np.nonzero(bound > 0)
+    return units, y_unit, y_muni, bound
+
+
+def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementModel:
+    """Build the model in bulk (numpy and one sparse matrix); no impossible pair gets a variable.
+
+    ``fine`` marks the municipalities whose service capacities are modelled (default: all);
+    elsewhere cases are counted per class, and a plan must be checked against services there.
+    """
     problem = agg.problem
     pools = agg.pools
     n_muni = agg.n_municipalities
-    bound = agg.pair_bounds()
-
-    # y: possible (pool, municipality) pairs.
-    y_pool, y_muni = np.nonzero(bound > 0)
-    y_ub = bound[y_pool, y_muni]
+    if fine is None or not problem.services:
+        fine = np.ones(n_muni, dtype=bool)
+    units, y_unit, y_muni, bound = _units(agg, fine)
+    y_ub = bound[y_unit, y_muni]
+    unit_cls = units["cls"].to_numpy()
+    n_pools = len(pools)
 
     # w: urgency levels of the untied cases of each pool.
     free = agg.free_cases
@@ -282,25 +315,28 @@ def build_model(agg: Aggregation) -> PlacementModel:
     w_urgency = levels["u"].to_numpy(dtype=float)
     w_ub = levels["n"].to_numpy(dtype=float)
 
-    # s: tied cases; a: (pool, tie municipality) pairs that are possible.
+    # s: tied cases; a: (unit, tie municipality) pairs that are possible, where the unit is the
+    # pool at a fine municipality and the class elsewhere.
     tied_pos = np.flatnonzero(free["tie"].to_numpy() >= 0)
     s_case = tied_pos
     tied_pool = free["pool"].to_numpy()[tied_pos]
     tied_muni = free["tie"].to_numpy()[tied_pos]
-    tie_pairs = pd.DataFrame({"pool": tied_pool, "m": tied_muni}).value_counts().sort_index()
-    a_pool = tie_pairs.index.get_level_values("pool").to_numpy()
-    a_muni = tie_pairs.index.get_level_values("m").to_numpy()
-    possible = bound[a_pool, a_muni] > 0
-    a_pool, a_muni = a_pool[possible], a_muni[possible]
-    a_ub = np.minimum(tie_pairs.to_numpy()[possible], bound[a_pool, a_muni]).astype(float)
+    pool_cls = pools["cls"].to_numpy()
+    tied_unit = np.where(fine[tied_muni], tied_pool, n_pools + pool_cls[tied_pool]) if len(tied_pos) else tied_pool
+    tie_pairs = pd.DataFrame({"unit": tied_unit, "m": tied_muni}).value_counts().sort_index()
+    a_unit = tie_pairs.index.get_level_values("unit").to_numpy().astype(int)
+    a_muni = tie_pairs.index.get_level_values("m").to_numpy().astype(int)
+    possible = bound[a_unit, a_muni] > 0
+    a_unit, a_muni = a_unit[possible], a_muni[possible]
+    a_ub = np.minimum(tie_pairs.to_numpy()[possible], bound[a_unit, a_muni]).astype(float)
 
     # x: (housing class, dwelling type). Within a municipality, requirements that fit exactly
     # the same dwelling types are one housing class: fewer rows and columns, same plans.
-    req_of_pool = pools["requirement"].to_numpy()
+    req_of_unit = units["requirement"].to_numpy()
     n_req = len(agg.requirements)
     if problem.housing_modelled:
         demand_possible = np.zeros((n_req, n_muni), dtype=bool)
-        demand_possible[req_of_pool[y_pool], y_muni] = True
+        demand_possible[req_of_unit[y_unit], y_muni] = True
         for (m, r) in agg.pinned_demand:
             demand_possible[r, m] = True
         class_of, x_class, x_type, x_muni = _housing_classes(agg, demand_possible)
@@ -321,7 +357,7 @@ def build_model(agg: Aggregation) -> PlacementModel:
     z_ub[z_segment == SPREAD_SEGMENTS - 1] = INF  # rounding slack lands in the top segment
 
     n_class = int(class_of.max()) + 1 if class_of.size else 0
-    sizes = {"y": len(y_pool), "w": len(w_pool), "s": len(s_case), "a": len(a_pool),
+    sizes = {"y": len(y_unit), "w": len(w_pool), "s": len(s_case), "a": len(a_unit),
              "d": n_class, "x": len(x_class), "z": len(z_muni)}
     blocks, start = {}, 0
     for name, n in sizes.items():
@@ -342,30 +378,41 @@ def build_model(agg: Aggregation) -> PlacementModel:
 
     R = _Rows()
     y_cols = col("y")
-    pool_size = pools["size"].to_numpy(dtype=float)
+    unit_size = units["size"].to_numpy(dtype=float)
 
-    # Pool balance: placed = chosen untied levels + chosen tied cases.
-    first = R.add_block(len(pools), 0.0, 0.0, "balance")
-    R.terms(first + y_pool, y_cols, 1.0)
-    R.terms(first + w_pool, col("w"), -1.0)
-    R.terms(first + tied_pool, col("s"), -1.0)
+    # Balance per class: cases placed = chosen untied levels + chosen tied cases; and per pool
+    # counted at fine municipalities: no more placed there than chosen from it.
+    n_cls = len(agg.classes)
+    first = R.add_block(n_cls, 0.0, 0.0, "balance")
+    R.terms(first + unit_cls[y_unit], y_cols, 1.0)
+    R.terms(first + pool_cls[w_pool], col("w"), -1.0)
+    R.terms(first + pool_cls[tied_pool], col("s"), -1.0)
+    fine_cols = np.flatnonzero(y_unit < n_pools)
+    if len(fine_cols):
+        pools_used = np.unique(y_unit[fine_cols])
+        first = R.add_block(len(pools_used), -INF, 0.0, "balance")
+        R.terms(first + np.searchsorted(pools_used, y_unit[fine_cols]), y_cols[fine_cols], 1.0)
+        w_in = np.isin(w_pool, pools_used)
+        R.terms(first + np.searchsorted(pools_used, w_pool[w_in]), col("w", np.flatnonzero(w_in)), -1.0)
+        s_in = np.isin(tied_pool, pools_used)
+        R.terms(first + np.searchsorted(pools_used, tied_pool[s_in]), col("s", np.flatnonzero(s_in)), -1.0)
 
-    # Ties: a[p, m] <= tied cases of p chosen with tie m, and <= y[p, m].
-    if len(a_pool):
-        first = R.add_block(len(a_pool), -INF, 0.0, "tie_link")
-        a_key = pd.MultiIndex.from_arrays([a_pool, a_muni])
-        row_of_tied = a_key.get_indexer(pd.MultiIndex.from_arrays([tied_pool, tied_muni]))
+    # Ties: a[u, m] <= chosen cases of u tied to m, and <= y[u, m].
+    if len(a_unit):
+        first = R.add_block(len(a_unit), -INF, 0.0, "tie_link")
+        a_key = pd.MultiIndex.from_arrays([a_unit, a_muni])
+        row_of_tied = a_key.get_indexer(pd.MultiIndex.from_arrays([tied_unit, tied_muni]))
         has_row = row_of_tied >= 0
-        R.terms(np.arange(len(a_pool)) + first, col("a"), 1.0)
+        R.terms(np.arange(len(a_unit)) + first, col("a"), 1.0)
         R.terms(first + row_of_tied[has_row], col("s", np.flatnonzero(has_row)), -1.0)
-        first = R.add_block(len(a_pool), -INF, 0.0, "tie_slot")
-        y_key = pd.MultiIndex.from_arrays([y_pool, y_muni])
-        R.terms(np.arange(len(a_pool)) + first, col("a"), 1.0)
-        R.terms(np.arange(len(a_pool)) + first, y_cols[y_key.get_indexer(a_key)], -1.0)
+        first = R.add_block(len(a_unit), -INF, 0.0, "tie_slot")
+        y_key = pd.MultiIndex.from_arrays([y_unit, y_muni])
+        R.terms(np.arange(len(a_unit)) + first, col("a"), 1.0)
+        R.terms(np.arange(len(a_unit)) + first, y_cols[y_key.get_indexer(a_key)], -1.0)
 
     # Municipal capacities: persons, minors, each service.
     def capacity_rows(need: np.ndarray, left: np.ndarray) -> None:
-        coef = need[y_pool].astype(float)
+        coef = need[y_unit].astype(float)
         used = np.flatnonzero(coef > 0)
         if not len(used):
             return
@@ -374,10 +421,10 @@ def build_model(agg: Aggregation) -> PlacementModel:
         local = np.searchsorted(munis, y_muni[used])
         R.terms(first + local, y_cols[used], coef[used])
 
-    capacity_rows(pools["size"].to_numpy(), agg.persons_left)
-    capacity_rows(pools["minors"].to_numpy(), agg.minors_left)
+    capacity_rows(units["size"].to_numpy(), agg.persons_left)
+    capacity_rows(units["minors"].to_numpy(), agg.minors_left)
     for s, service in enumerate(problem.services):
-        capacity_rows(pools[f"use_{service}"].to_numpy(), agg.services_left[:, s])
+        capacity_rows(units[f"use_{service}"].to_numpy(), agg.services_left[:, s])  # classes use 0
 
     # Housing: d[e] is the demand of housing class e (placed plus pinned cases). Hall's
     # conditions on d are exactly what makes a housing possible; the flow x on top of them is
@@ -394,7 +441,7 @@ def build_model(agg: Aggregation) -> PlacementModel:
         if unhoused:
             raise ProblemValidationError(unhoused)
         first = R.add_block(n_class, -pinned, -pinned, "housing_class")
-        R.terms(first + class_of[req_of_pool[y_pool], y_muni], y_cols, 1.0)
+        R.terms(first + class_of[req_of_unit[y_unit], y_muni], y_cols, 1.0)
         R.terms(first + np.arange(n_class), col("d"), -1.0)
         hall_class, hall_row, hall_supply = _hall_rows(agg, x_class, x_type)
         first = R.add_block(len(hall_supply), -INF, hall_supply, "hall")
@@ -411,7 +458,7 @@ def build_model(agg: Aggregation) -> PlacementModel:
     if len(active):
         first = R.add_block(len(active), 0.0, 0.0, "spread")
         R.terms(first + np.searchsorted(active, z_muni), col("z"), 1.0)
-        R.terms(first + np.searchsorted(active, y_muni), y_cols, -pool_size[y_pool])
+        R.terms(first + np.searchsorted(active, y_muni), y_cols, -unit_size[y_unit])
 
     matrix = sp.csr_matrix(
         (np.concatenate(R.vals), (np.concatenate(R.rows), np.concatenate(R.cols))),
@@ -427,15 +474,17 @@ def build_model(agg: Aggregation) -> PlacementModel:
         row_upper=np.concatenate(R.upper) if R.upper else np.zeros(0),
         blocks=blocks,
         row_group=np.concatenate(R.groups) if R.groups else np.zeros(0, dtype=object),
-        y_class=class_of[req_of_pool[y_pool], y_muni] if n_class else np.full(len(y_pool), -1),
+        y_class=class_of[req_of_unit[y_unit], y_muni] if n_class else np.full(len(y_unit), -1),
         pinned_class=pinned_class,
         x_class=x_class,
-        y_pool=y_pool,
+        units=units,
+        fine=fine,
+        y_unit=y_unit,
         y_muni=y_muni,
         w_pool=w_pool,
         w_urgency=w_urgency,
         s_case=s_case,
-        a_pool=a_pool,
+        a_unit=a_unit,
         a_muni=a_muni,
         x_muni=x_muni,
         x_type=x_type,

@@ -324,6 +324,7 @@ def recommend(
     resolve_extra: int = 3,
     settings: Settings | None = None,
     stop: StopFlag | None = None,
+    with_plans: bool = False,
 ) -> dict[str, Any]:
     """The best ``limit`` municipalities for ``case_id`` other than where ``plan`` has it.
 
@@ -343,6 +344,11 @@ def recommend(
         Candidates re-solved beyond ``limit`` (the best by the local step).
     settings
         Objective and solver settings (default: the problem's).
+    stop
+        Stops the re-solves early.
+    with_plans
+        Add each candidate's whole plan (``plan``: records of case_id, municipality_id,
+        dwelling_id), e.g. to check it with the verifier.
 
     Returns
     -------
@@ -405,7 +411,7 @@ def recommend(
         now_at = dict(zip(option.plan["case_id"], option.plan["municipality_id"]))
         displaced = sorted(c for c in base_at if c not in now_at and c != case_id)
         moved = sorted(c for c, mm in now_at.items() if c != case_id and c in base_at and base_at[c] != mm)
-        candidates.append({
+        candidate = {
             "municipality_id": option.municipality_id,
             "name": str(names.get(option.municipality_id, "")),
             "method": option.method,
@@ -416,7 +422,10 @@ def recommend(
             "displaced": displaced,
             "moved": moved,
             "proven": option.proven,
-        })
+        }
+        if with_plans:
+            candidate["plan"] = option.plan[["case_id", "municipality_id", "dwelling_id"]].to_dict("records")
+        candidates.append(candidate)
     return {
         "case_id": case_id,
         "status": status,

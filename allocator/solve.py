@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .aggregate import aggregate
+from .aggregate import Aggregation, aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings
@@ -20,6 +20,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: A service is modelled from the start where an average mix filling the resolution would use
+#: more than 1/BINDING_MARGIN of its capacity.
+BINDING_MARGIN = 1.4
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
 
@@ -57,24 +60,31 @@ def solve(
     started = time.perf_counter()
     deadline = started + settings.solver.time_limit
     agg = aggregate(problem)
-    model = build_model(agg)
-    build_seconds = time.perf_counter() - started
-    log.info("model built in %.2fs: %s", build_seconds, model.sizes())
-
-    terms = model.objective_terms()
     backend = MathOptBackend(settings.solver.backend)
-    hint = _hint_from_plan(model, warm_start) if warm_start is not None else None
-    locks: list[tuple[np.ndarray, float]] = []
-    levels: list[LevelResult] = []
-    values: np.ndarray | None = None
+    fine = likely_binding_services(agg)
+    model = build_model(agg, fine)
+    build_seconds = time.perf_counter() - started
+    log.info("model built in %.2fs (services modelled in %d of %d municipalities): %s", build_seconds,
+             int(fine.sum()), len(fine), model.sizes())
+
     priorities = settings.objective.priorities
-    for k, names in enumerate(priorities):
-        objective = sum(settings.objective.weight(t) * terms[t] for t in names)
+    levels: list[LevelResult] = []
+    lock_values: list[float] = []
+    values = np.zeros(model.n_vars)  # the empty plan is always feasible
+    assignment, _ = choose_cases(model, values)
+    plan_hint = warm_start
+    k = 0
+    while k < len(priorities):
+        names = priorities[k]
+        if stop is not None and stop.stopped and k > 0:
+            levels.append(LevelResult(names, "not_run", None, None, 0.0, 0))
+            k += 1
+            continue
+        terms = model.objective_terms()
+        weighted = [sum(settings.objective.weight(t) * terms[t] for t in level) for level in priorities]
+        hint = _hint_from_plan(model, plan_hint) if plan_hint is not None else None
         remaining = deadline - time.perf_counter()
         share = FIRST_LEVEL_SHARE if k == 0 and len(priorities) > 1 else 1.0 / (len(priorities) - k)
-        if stop is not None and stop.stopped and values is not None:
-            levels.append(LevelResult(names, "not_run", None, None, 0.0, 0))
-            continue
 
         def report(best: float | None, bound: float | None, level: int = k) -> None:
             if on_progress is not None:
@@ -82,38 +92,89 @@ def solve(
 
         # Only the rows and variables this level and the locked ones need.
         program, columns = model.program([t for level in priorities[: k + 1] for t in level])
-        sub_hint = complete_hint(model, hint)[columns] if hint is not None else None
         outcome = solve_level(
-            backend,
-            model,
-            program,
-            columns,
-            objective[columns],
-            locks=[(c[columns], b) for c, b in locks],
-            budget=max(remaining * share, 0.05),
-            settings=settings,
-            hint=sub_hint,
-            stop=stop,
-            on_log=report if on_progress is not None else None,
+            backend, model, program, columns, weighted[k][columns],
+            locks=[(weighted[j][columns], v) for j, v in enumerate(lock_values)],
+            budget=max(remaining * share, 0.05), settings=settings,
+            hint=complete_hint(model, hint)[columns] if hint is not None else None,
+            stop=stop, on_log=report if on_progress is not None else None,
         )
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
                  program.matrix.shape[0])
         if outcome.values is None:
-            levels.append(LevelResult(names, outcome.status, None, outcome.bound, outcome.seconds, outcome.nodes))
             if outcome.status == "infeasible":
                 raise RuntimeError("the pins cannot all be housed: no plan keeps every pin")
-            if values is None:
-                values = np.zeros(model.n_vars)  # nothing found yet: the empty plan is feasible
+            levels.append(LevelResult(names, outcome.status, None, outcome.bound, outcome.seconds, outcome.nodes))
+            k += 1
             continue
-        levels.append(LevelResult(names, outcome.status, outcome.objective, outcome.bound,
-                                  outcome.seconds, outcome.nodes))
-        values = np.zeros(model.n_vars)
-        values[columns] = outcome.values
-        hint = values
-        locks.append((objective, _lock_value(outcome)))
-    assert values is not None
-    return _result(problem, settings, model, values, levels, backend, started, build_seconds)
+        candidate = np.zeros(model.n_vars)
+        candidate[columns] = outcome.values
+        found, broken = choose_cases(model, candidate)
+        status, bound = outcome.status, outcome.bound
+        if len(broken):
+            out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
+            if not out_of_time:
+                # Count pools where classes broke a service capacity, and solve this level again;
+                # the plans of the levels above stay valid and keep their locks.
+                fine = fine.copy()
+                fine[broken] = True
+                log.info("class counts broke service capacities in %d municipalities; modelling them "
+                         "(now %d) and solving level %d again", len(broken), int(fine.sum()), k + 1)
+                # The broken plan, with the cases that break a capacity taken out, is a valid start.
+                plan_hint = _plan_frame(agg, _without_broken_services(model, found))
+                model = build_model(agg, fine)
+                continue
+            found = _without_broken_services(model, found)
+            status, bound = "feasible", None
+        levels.append(LevelResult(names, status, outcome.objective, bound, outcome.seconds, outcome.nodes))
+        values, assignment = candidate, found
+        lock_values.append(_lock_value(outcome))
+        plan_hint = _plan_frame(agg, assignment)
+        k += 1
+    return _result(problem, settings, model, values, assignment, levels, backend, started, build_seconds)
+
+
+def _plan_frame(agg: Aggregation, assignment: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"case_id": assignment.index,
+                         "municipality_id": agg.municipality_ids[assignment.to_numpy(dtype=int)]})
+
+
+def likely_binding_services(agg: Aggregation) -> np.ndarray:
+    """Municipalities whose service capacities are modelled from the start: those where an
+    average mix of cases filling the resolution would come near a capacity.
+    Elsewhere classes are counted; a plan that breaks a capacity there makes the municipality
+    modelled and the round solved again, so the answer is exact either way."""
+    problem = agg.problem
+    fine = np.zeros(agg.n_municipalities, dtype=bool)
+    cases = problem.cases.loc[agg.free_cases.index]
+    persons = max(int(cases["size"].sum()), 1)
+    for s, service in enumerate(problem.services):
+        share = cases[f"use_{service}"].sum() / persons
+        fine |= agg.services_left[:, s] < BINDING_MARGIN * share * agg.persons_left
+    return fine
+
+
+def _without_broken_services(model: PlacementModel, assignment: pd.Series) -> pd.Series:
+    """Out of time with a plan from a model that counted classes: unplace, per municipality,
+    the least urgent cases using a service until its capacity holds. The plan is then valid
+    but not proven optimal."""
+    agg = model.agg
+    problem = agg.problem
+    cases = problem.cases.loc[assignment.index]
+    keep = pd.Series(True, index=assignment.index)
+    for s, service in enumerate(problem.services):
+        use = cases[f"use_{service}"]
+        frame = pd.DataFrame({"m": assignment, "use": use, "urgency": agg.free_cases.loc[assignment.index, "urgency"]})
+        for m, group in frame[frame["use"] > 0].groupby("m"):
+            over = group.loc[keep[group.index], "use"].sum() - agg.services_left[int(m), s]
+            for case_id in group.sort_values("urgency").index:
+                if over <= 0:
+                    break
+                if keep[case_id]:
+                    keep[case_id] = False
+                    over -= group.at[case_id, "use"]
+    return assignment[keep]
 
 
 def solve_level(
@@ -203,7 +264,7 @@ def complete_hint(model: PlacementModel, values: np.ndarray) -> np.ndarray:
         out[model.blocks["d"]] = model.class_demand(y)
         out[model.blocks["x"]] = housing_flow(model, out[model.blocks["d"]])
     if model.blocks["z"].stop > model.blocks["z"].start:
-        persons = np.bincount(model.y_muni, weights=y * agg.pools["size"].to_numpy()[model.y_pool],
+        persons = np.bincount(model.y_muni, weights=y * model.units["size"].to_numpy()[model.y_unit],
                               minlength=agg.n_municipalities)
         z = np.zeros(len(model.z_muni))
         left = persons[model.z_muni]
@@ -224,21 +285,37 @@ def _lock_value(outcome: Outcome) -> float:
 
 
 def _hint_from_plan(model: PlacementModel, plan: pd.DataFrame) -> np.ndarray | None:
-    """Counts of a previous plan as a starting point (cases placed where they were)."""
+    """A previous plan (case_id, municipality_id) as a complete start: its counts, the cases
+    it chose (urgency levels and tied cases) and the ties it honoured."""
     agg = model.agg
     free = agg.free_cases
     plan = plan[plan["case_id"].isin(free.index)]
-    if plan.empty:
-        return None
-    munis = pd.Index(agg.municipality_ids)
-    pool = free.loc[plan["case_id"], "pool"].to_numpy()
-    muni = munis.get_indexer(plan["municipality_id"])
-    key = pd.MultiIndex.from_arrays([model.y_pool, model.y_muni])
-    counts = pd.Series(1, index=pd.MultiIndex.from_arrays([pool, muni])).groupby(level=[0, 1]).sum()
-    pos = key.get_indexer(counts.index)
     hint = np.zeros(model.n_vars)
-    ok = pos >= 0
-    hint[model.blocks["y"].start + pos[ok]] = counts.to_numpy()[ok]
+    if plan.empty:
+        return hint
+    munis = pd.Index(agg.municipality_ids)
+    placed = free.loc[plan["case_id"]]
+    pool = placed["pool"].to_numpy()
+    muni = munis.get_indexer(plan["municipality_id"])
+    n_pools = len(agg.pools)
+    unit = np.where(model.fine[muni], pool, n_pools + agg.pools["cls"].to_numpy()[pool])
+
+    def add(block: str, keys: pd.MultiIndex, index: pd.MultiIndex) -> None:
+        counts = pd.Series(1, index=keys).groupby(level=list(range(keys.nlevels))).sum()
+        pos = index.get_indexer(counts.index)
+        ok = pos >= 0
+        np.add.at(hint, model.blocks[block].start + pos[ok], counts.to_numpy()[ok])
+
+    add("y", pd.MultiIndex.from_arrays([unit, muni]), pd.MultiIndex.from_arrays([model.y_unit, model.y_muni]))
+    tied = placed["tie"].to_numpy() >= 0
+    untied = ~tied
+    add("w", pd.MultiIndex.from_arrays([pool[untied], placed["urgency"].to_numpy()[untied].round(9)]),
+        pd.MultiIndex.from_arrays([model.w_pool, model.w_urgency]))
+    s_pos = pd.Index(free.index[model.s_case]).get_indexer(placed.index[tied])
+    hint[model.blocks["s"].start + s_pos[s_pos >= 0]] = 1
+    at_tie = tied & (placed["tie"].to_numpy() == muni)
+    add("a", pd.MultiIndex.from_arrays([unit[at_tie], muni[at_tie]]),
+        pd.MultiIndex.from_arrays([model.a_unit, model.a_muni]))
     return hint
 
 
@@ -247,6 +324,7 @@ def _result(
     settings: Settings,
     model: PlacementModel,
     values: np.ndarray,
+    chosen: pd.Series,
     levels: list[LevelResult],
     backend: MathOptBackend,
     started: float,
@@ -254,7 +332,6 @@ def _result(
 ) -> Result:
     agg = model.agg
     munis = agg.municipality_ids
-    chosen = choose_cases(model, values)
     pins = problem.pins.set_index("case_id")
     placed = pd.DataFrame(
         {
