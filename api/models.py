@@ -77,6 +77,8 @@ class RunRow(Base):
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
+    result_status: Mapped[str | None] = mapped_column(String(20), nullable=True)  # optimal|feasible|stopped
+    kpis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_by: Mapped[str] = mapped_column(String(200))

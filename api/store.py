@@ -70,7 +70,8 @@ def finish_run(session: Session, run_id: int, *, status: str, result: dict[str, 
         return False
     done = session.execute(
         update(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
-        .values(status=status, result=result, progress=progress, finished_at=now(), heartbeat_at=now())
+        .values(status=status, result=result, result_status=result.get("status"), kpis=result.get("kpis"),
+                progress=progress, finished_at=now(), heartbeat_at=now())
     ).rowcount
     if done != 1:
         session.rollback()

@@ -91,7 +91,7 @@ def plan_out(session: Session, plan: PlanRow, *, with_result: bool = True) -> Pl
     return PlanOut(
         id=plan.id, problem_id=plan.problem_id, name=plan.name, version=plan.version,
         status=current.status if current else "none",
-        result_status=(done.result or {}).get("status") if done is not None else None,
+        result_status=done.result_status if done is not None else None,
         created_at=store.as_utc(plan.created_at), created_by=plan.created_by,
         updated_at=store.as_utc(plan.updated_at), settings=plan.settings,
         pins=plan.pins or [], exclusions=plan.exclusions or [],
@@ -103,14 +103,11 @@ def plan_out(session: Session, plan: PlanRow, *, with_result: bool = True) -> Pl
 
 def _summary(session: Session, plan: PlanRow, run: RunRow | None) -> PlanSummary:
     done = result_run(session, plan.id)
-    kpis = None
-    if done is not None:
-        kpis = session.scalar(select(RunRow.result).where(RunRow.id == done.id)).get("kpis")
     return PlanSummary(id=plan.id, problem_id=plan.problem_id, name=plan.name, version=plan.version,
                        status=run.status if run else "none",
-                       result_status=(done.result or {}).get("status") if done else None,
+                       result_status=done.result_status if done is not None else None,
                        created_at=store.as_utc(plan.created_at), updated_at=store.as_utc(plan.updated_at),
-                       kpis=kpis)
+                       kpis=done.kpis if done is not None else None)
 
 
 # -- writing -----------------------------------------------------------------------------------
