@@ -6,13 +6,15 @@
 
 Each instance is ``allocator.demo.NAMED[name]`` (357 real municipalities, seeded) written with
 ``allocator.demo.write_instance`` into ``benchmarks/instances/<name>/`` (git-ignored). A folder
-whose ``instance.json`` already records the same spec is kept as it is (``--force`` rewrites).
+whose ``instance.json`` records the same spec and generator (a digest of ``allocator/demo.py`` and
+its bundled municipalities) is kept as it is; otherwise, or with ``--force``, it is rewritten.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -31,6 +33,17 @@ def instance_names(sizes: list[str] | tuple[str, ...], scores: bool = False) -> 
     return [f"national-{s}" + ("-scores" if scores else "") for s in sizes]
 
 
+def generator_digest() -> str:
+    """SHA-256 of the generator's source and reference data: instances follow both."""
+    from importlib import resources
+
+    from allocator import demo
+
+    sha = hashlib.sha256(Path(demo.__file__).read_bytes())
+    sha.update(resources.files("allocator.data").joinpath("municipalities_no_2025.csv").read_bytes())
+    return sha.hexdigest()
+
+
 def ensure_instance(name: str, directory: Path = DEFAULT_DIR, force: bool = False) -> Path:
     """The folder of instance ``name``, written first if missing or made from another spec."""
     from allocator.demo import NAMED, write_instance
@@ -40,10 +53,11 @@ def ensure_instance(name: str, directory: Path = DEFAULT_DIR, force: bool = Fals
     spec = NAMED[name]
     folder = directory / name
     marker = folder / MARKER
-    record = {"name": name, "spec": dataclasses.asdict(spec)}
+    record = {"name": name, "spec": dataclasses.asdict(spec), "generator": generator_digest()}
     if not force and marker.exists():
         try:
-            if json.loads(marker.read_text())["spec"] == record["spec"]:
+            old = json.loads(marker.read_text())
+            if old["spec"] == record["spec"] and old.get("generator") == record["generator"]:
                 return folder
         except (ValueError, KeyError):
             pass
@@ -70,9 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         variants = [False, True] if args.both else [args.scores]
         names = [n for scores in variants for n in instance_names(sizes, scores)]
     for name in names:
+        marker = args.dir / name / MARKER
+        before = marker.stat().st_mtime_ns if marker.exists() else None
         started = time.perf_counter()
         folder = ensure_instance(name, args.dir, args.force)
-        print(f"{name}: {folder} ({time.perf_counter() - started:.1f}s)")
+        after = marker.stat().st_mtime_ns
+        what = "kept" if before == after else f"written in {time.perf_counter() - started:.1f}s"
+        print(f"{name}: {folder} ({what})")
     return 0
 
 
