@@ -7,12 +7,15 @@ solver against the full model.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
+import sys
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +105,38 @@ class StopFlag:
     def detach(self, interrupter: solve_interrupter.SolveInterrupter) -> None:
         with self._lock:
             self._interrupters.remove(interrupter)
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_saved_stdout: int | None = None
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Keep the solver library's stray prints (HiGHS writes some debug lines straight to the
+    process's stdout) out of our output; our own logging goes to stderr. Safe for concurrent
+    solves in threads: the first one in redirects, the last one out restores."""
+    global _quiet_depth, _saved_stdout
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            try:
+                sys.stdout.flush()
+                _saved_stdout = os.dup(1)
+                with open(os.devnull, "w") as devnull:
+                    os.dup2(devnull.fileno(), 1)
+            except (OSError, ValueError):  # no real stdout (e.g. under some test runners)
+                _saved_stdout = None
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_stdout is not None:
+                os.dup2(_saved_stdout, 1)
+                os.close(_saved_stdout)
+                _saved_stdout = None
 
 
 def solver_version(backend: str) -> str:
@@ -224,17 +259,18 @@ class MathOptBackend:
             stop.attach(interrupter)
         started = time.perf_counter()
         try:
-            result = core_solver.solve(
-                proto,
-                SOLVER_TYPES[self.name].value,
-                init_arguments.StreamableSolverInitArguments().to_proto(),
-                params.to_proto(),
-                model_params,
-                message if on_log is not None else None,
-                callback.CallbackRegistration().to_proto(),
-                None,
-                interrupter.pybind_interrupter,
-            )
+            with _quiet_stdout():
+                result = core_solver.solve(
+                    proto,
+                    SOLVER_TYPES[self.name].value,
+                    init_arguments.StreamableSolverInitArguments().to_proto(),
+                    params.to_proto(),
+                    model_params,
+                    message if on_log is not None else None,
+                    callback.CallbackRegistration().to_proto(),
+                    None,
+                    interrupter.pybind_interrupter,
+                )
         finally:
             if stop is not None:
                 stop.detach(interrupter)
