@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 

@@ -125,8 +125,6 @@ def _validate(tables: dict[str, Any], settings_data: dict[str, Any] | None, issu
 
 
 def _create(session, user, name: str, tables, settings_data, issues) -> ProblemRow:
-    if not tables and not issues:
-        issues.append(InputIssue("municipalities.csv", None, None, "missing-file", "required file is missing"))
     problem = _validate(tables, settings_data, issues)
     counts = {k: int(v) for k, v in problem.describe().items()}
     row = ProblemRow(name=name, created_by=user.name, digest=problem.digest,
