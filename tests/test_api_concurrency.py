@@ -104,3 +104,44 @@ def test_restart_fails_interrupted_runs_and_runs_queued_ones(tmp_path):
         verify_result(tiny_round(), resumed, tmp_path / "resumed")
         audit = client.get(f"/v1/plans/{interrupted['id']}/audit", headers=VIEWER).json()["items"]
         assert audit[-1]["action"] == "solve-failed" and audit[-1]["actor"] == "system"
+
+
+def _crash(run_id: int, database_url: str) -> None:
+    """A worker that claims its run and dies without a word (as on a segfault or OOM kill)."""
+    import os
+
+    from api import store
+    from api.db import make_engine, make_sessionmaker
+
+    with make_sessionmaker(make_engine(database_url))() as session:
+        store.claim_run(session, run_id, os.getpid())
+    os._exit(3)
+
+
+def test_a_worker_that_dies_gets_its_run_failed(api_client, tmp_path):
+    import multiprocessing
+    import time
+
+    plan, tag = solve_verified(api_client, tiny_round(), tmp_path)
+    app = api_client.app
+    with app.state.sessions() as session:
+        run = RunRow(plan_id=plan["id"], number=2, status="queued", settings=plan["settings"], created_by="test")
+        session.add(run)
+        session.commit()
+        run_id = run.id
+    runner = app.state.runner
+    process = multiprocessing.get_context("spawn").Process(target=_crash, args=(run_id, app.state.config.sqlalchemy_url))
+    process.start()
+    with runner._lock:  # hand it to the runner as if it had started it
+        runner._running[run_id] = process
+    deadline = time.monotonic() + 30
+    while True:
+        with app.state.sessions() as session:
+            status, error = session.query(RunRow.status, RunRow.error).filter(RunRow.id == run_id).one()
+        if status not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status == "failed" and "exit code 3" in error
+    audit = api_client.get(f"/v1/plans/{plan['id']}/audit", headers=VIEWER).json()["items"]
+    assert audit[-1]["action"] == "solve-failed" and audit[-1]["version"] == int(tag.strip('"')) + 1
