@@ -209,6 +209,7 @@ class MathOptBackend:
         lower: np.ndarray | None = None,
         relax: bool = False,
         absolute_gap: float | None = None,
+        presolve: bool = True,
     ) -> Outcome:
         """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``).
 
@@ -232,6 +233,8 @@ class MathOptBackend:
             # HiGHS keeps one thread pool per process: changing its size between solves is an
             # error, so the pool keeps HiGHS's own default (its MIP search is mostly serial).
             params.highs.bool_options["log_to_console"] = False
+            if not presolve:
+                params.highs.string_options["presolve"] = "off"
             if relax:
                 # These LPs are highly degenerate: the interior point method with crossover (to a
                 # vertex, which the rounding needs) is several times faster than simplex here.
@@ -274,7 +277,15 @@ class MathOptBackend:
         finally:
             if stop is not None:
                 stop.detach(interrupter)
-        return _outcome(result, model.n_vars, time.perf_counter() - started)
+        outcome = _outcome(result, model.n_vars, time.perf_counter() - started)
+        if outcome.status == "infeasible" and presolve and (hint is not None or locks):
+            # A level with a known plan cannot be infeasible; HiGHS 1.12's MIP presolve has been
+            # seen to say so on tiny models with a lock row. Ask again without presolve.
+            log.warning("solver reported an infeasible model that has a plan; solving again without presolve")
+            return self.solve(model, objective, locks=locks, time_limit=time_limit, relative_gap=relative_gap,
+                              seed=seed, threads=threads, hint=hint, stop=stop, on_log=on_log, upper=upper,
+                              lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False)
+        return outcome
 
 
 def _number(text: str) -> float | None:

@@ -16,6 +16,7 @@ from .extract import choose_cases, choose_dwellings
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
 from .result import LevelResult, Result
+from .scoring import pinned_offsets, plan_terms
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 #: A service is modelled from the start where an average mix filling the resolution would use
 #: more than 1/BINDING_MARGIN of its capacity.
 BINDING_MARGIN = 1.4
+#: After this many refinements, every municipality's services are modelled.
+MAX_REFINEMENTS = 3
+#: On a refinement, municipalities whose plan uses this share of a capacity are modelled too.
+NEAR_CAPACITY = 0.8
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
 
@@ -73,6 +78,7 @@ def solve(
     values = np.zeros(model.n_vars)  # the empty plan is always feasible
     assignment, _ = choose_cases(model, values)
     plan_hint = warm_start
+    refinements = 0
     k = 0
     while k < len(priorities):
         names = priorities[k]
@@ -119,6 +125,11 @@ def solve(
                 # the plans of the levels above stay valid and keep their locks.
                 fine = fine.copy()
                 fine[broken] = True
+                refinements += 1
+                if refinements > MAX_REFINEMENTS:
+                    fine[:] = True  # stop chasing: model every service everywhere
+                else:
+                    fine |= near_capacity(agg, found, NEAR_CAPACITY)
                 log.info("class counts broke service capacities in %d municipalities; modelling them "
                          "(now %d) and solving level %d again", len(broken), int(fine.sum()), k + 1)
                 # The broken plan, with the cases that break a capacity taken out, is a valid start.
@@ -126,13 +137,51 @@ def solve(
                 model = build_model(agg, fine)
                 continue
             found = _without_broken_services(model, found)
-            status, bound = "feasible", None
+            status = "feasible"  # scored from the plan below: the dropped cases show in its gap
         levels.append(LevelResult(names, status, outcome.objective, bound, outcome.seconds, outcome.nodes))
         values, assignment = candidate, found
         lock_values.append(_lock_value(outcome))
         plan_hint = _plan_frame(agg, assignment)
         k += 1
     return _result(problem, settings, model, values, assignment, levels, backend, started, build_seconds)
+
+
+def near_capacity(agg: Aggregation, assignment: pd.Series, share: float) -> np.ndarray:
+    """Municipalities where the plan uses at least ``share`` of a service capacity."""
+    problem = agg.problem
+    near = np.zeros(agg.n_municipalities, dtype=bool)
+    if assignment.empty:
+        return near
+    cases = problem.cases.loc[assignment.index]
+    m = assignment.to_numpy(dtype=int)
+    for s, service in enumerate(problem.services):
+        used = np.bincount(m, weights=cases[f"use_{service}"].to_numpy(), minlength=agg.n_municipalities)
+        near |= (used > 0) & (used >= share * agg.services_left[:, s])
+    return near
+
+
+def _levels_of_plan(
+    settings: Settings, levels: list[LevelResult], terms: dict[str, float], offsets: dict[str, float]
+) -> list[LevelResult]:
+    """Each level's objective as the final plan achieves it (pinned cases included, scored from
+    the input), and its bound shifted by what pins add; a level is optimal when that gap is
+    within the setting."""
+    out = []
+    gap = settings.solver.relative_gap
+    for level in levels:
+        if level.objective is None:
+            out.append(level)
+            continue
+        weight = settings.objective.weight
+        objective = sum(weight(t) * terms.get(t, 0.0) for t in level.terms)
+        bound = level.bound
+        if bound is not None:
+            bound = max(bound + sum(weight(t) * offsets.get(t, 0.0) for t in level.terms), objective)
+        status = level.status
+        if status == "optimal" and (bound is None or not _proven(objective, bound, gap)):
+            status = "feasible"
+        out.append(LevelResult(level.terms, status, objective, bound, level.seconds, level.nodes))
+    return out
 
 
 def _plan_frame(agg: Aggregation, assignment: pd.Series) -> pd.DataFrame:
@@ -352,6 +401,8 @@ def _result(
             "pinned": placed.index.isin(pins.index),
         }
     ).sort_values("case_id", ignore_index=True)
+    terms = plan_terms(problem, plan)
+    levels = _levels_of_plan(settings, levels, terms, pinned_offsets(problem))
     unplaced = unplaced_reasons(problem, agg, plan, levels)
     return Result(
         problem=problem,
@@ -360,7 +411,7 @@ def _result(
         unplaced=unplaced,
         municipalities=municipality_table(problem, plan),
         levels=levels,
-        term_values={name: float(coef @ values) for name, coef in model.objective_terms().items()},
+        term_values=terms,
         model_sizes=model.sizes(),
         solver=backend.version,
         build_seconds=build_seconds,

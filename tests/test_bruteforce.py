@@ -61,11 +61,17 @@ def rounds(draw):
                           "step_free": draw(st.booleans()), "shared": shared})
     exclusions = [{"case_id": c["case_id"], "municipality_id": munis[0]["municipality_id"], "reason": "declined"}
                   for c in cases if draw(st.booleans()) and n_munis > 1]
-    return munis, cases, persons, dwellings, exclusions
+    pins = []
+    if draw(st.booleans()):
+        pinned_to = munis[-1]["municipality_id"]
+        dwelling = draw(st.sampled_from([""] + [d["dwelling_id"] for d in dwellings if d["municipality_id"] == pinned_to]))
+        pins = [{"case_id": cases[-1]["case_id"], "municipality_id": pinned_to, "dwelling_id": dwelling}]
+    return munis, cases, persons, dwellings, exclusions, pins
 
 
-def brute_force(munis, cases, persons, dwellings, exclusions) -> tuple[float, float, float]:
+def brute_force(munis, cases, persons, dwellings, exclusions, pins) -> tuple[float, float, float]:
     by_muni = {m["municipality_id"]: m for m in munis}
+    pinned = {p["case_id"]: p for p in pins}
     excluded = {(e["case_id"], e["municipality_id"]) for e in exclusions}
     best = None
     options = [[None] + [d["dwelling_id"] for d in dwellings] for _ in cases]
@@ -78,6 +84,11 @@ def brute_force(munis, cases, persons, dwellings, exclusions) -> tuple[float, fl
         u = ties = waste = 0.0
         ok = True
         for case, d_id in zip(cases, choice):
+            pin = pinned.get(case["case_id"])
+            if pin is not None and (d_id is None or dw[d_id]["municipality_id"] != pin["municipality_id"]
+                                    or (pin["dwelling_id"] and d_id != pin["dwelling_id"])):
+                ok = False
+                break
             if d_id is None:
                 continue
             d = dw[d_id]
@@ -120,20 +131,28 @@ def brute_force(munis, cases, persons, dwellings, exclusions) -> tuple[float, fl
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(rounds())
 def test_solver_matches_brute_force(data):
-    munis, cases, persons, dwellings, exclusions = data
+    munis, cases, persons, dwellings, exclusions, pins = data
     tables = {
         "municipalities.csv": pd.DataFrame(munis).astype(str),
         "cases.csv": pd.DataFrame(cases).drop(columns=["_ages", "_days"]).astype(str),
         "persons.csv": pd.DataFrame(persons).astype(str),
         "dwellings.csv": pd.DataFrame(dwellings).astype(str),
         "exclusions.csv": pd.DataFrame(exclusions, columns=["case_id", "municipality_id", "reason"]).astype(str),
+        "pins.csv": pd.DataFrame(pins, columns=["case_id", "municipality_id", "dwelling_id"]).astype(str),
     }
     try:
         problem = build_problem(tables, settings(solver__relative_gap=0.0))
     except ProblemValidationError:
         reject()
-    result = solve(problem)
-    expected = brute_force(munis, cases, persons, dwellings, exclusions)
+    if brute_force(munis, cases, persons, dwellings, exclusions, pins) is None:
+        reject()
+    try:
+        result = solve(problem)
+    except ProblemValidationError:
+        reject()  # a pin that fits no free dwelling in its municipality is refused as input
+    expected = brute_force(munis, cases, persons, dwellings, exclusions, pins)
+    if expected is None:
+        reject()  # the pins cannot be kept: no plan exists
     got = [level.objective for level in result.levels]
     assert abs(got[0] - expected[0]) < 1e-5
     assert abs(got[1] - expected[1]) < 1e-5
