@@ -28,8 +28,10 @@ Rows
 - exclusions: the pair has no variable; pins: ``x[c, pin] = 1`` (and ``h`` of the pinned
   dwelling's type = 1 when the pin names a dwelling).
 
-Objective: maximise ``sum_c urgency_c sum_m x[c, m]`` over the cases that are not pinned: exactly
-the allocator's level 1, which leaves the (constant) urgency of pinned cases out.
+Objective: maximise ``sum_c urgency_c sum_m x[c, m]``, ``urgency`` being
+``problem.cases["urgency"]``, the urgency the allocator's level 1 maximises. Pinned cases count
+too (a constant: they are always placed); an allocator that leaves them out of its level-1 value
+differs by that constant only, which ``benchmarks.run`` allows for by comparing plans.
 
 Size: ``|x| = sum_c |{m : not excluded, minors_c = 0 or resolution_minors_m > 0}|`` and
 ``|h| = sum_c sum_{m with x[c, m]} |{free dwelling types of m that fit c}|``; rows
@@ -69,6 +71,7 @@ _HIGHS_ROW = re.compile(
     r".*?(?P<time>[\d.]+)s\s*$"
 )
 _HIGHS_VERSION = re.compile(r"Running HiGHS (\S+)")
+_HIGHS_SCHEDULER = re.compile(r"global scheduler has already been initialized to use (\d+) threads")
 
 
 def relative_gap(objective: float | None, bound: float | None) -> float | None:
@@ -224,9 +227,7 @@ def build_baseline(problem: Problem) -> BaselineModel:
     lower = np.zeros(n_vars)
     upper = np.ones(n_vars)
     objective = np.zeros(n_vars)
-    pinned = cases.index.isin(problem.pins["case_id"])
-    urgency = np.where(pinned, 0.0, cases["urgency"].to_numpy(dtype=float))
-    objective[:n_x] = urgency[x_case]
+    objective[:n_x] = cases["urgency"].to_numpy(dtype=float)[x_case]
 
     # Pins: the pinned pair is fixed to 1 (the at-most-once row then zeroes the others).
     if len(problem.pins):
@@ -353,6 +354,7 @@ class BaselineOutcome:
     solver: str
     #: (wall seconds since the solve started, best objective, best bound) per HiGHS log row.
     progress: list[tuple[float, float | None, float | None]] = field(default_factory=list)
+    threads: int = 0
 
     @property
     def gap(self) -> float | None:
@@ -416,6 +418,7 @@ def solve_baseline(
         params.highs.string_options["presolve"] = "off"
     progress: list[tuple[float, float | None, float | None]] = []
     version = ["HiGHS"]
+    scheduler: list[str] = []
     started = time.perf_counter()
 
     def message(lines: list[str]) -> None:
@@ -423,6 +426,8 @@ def solve_baseline(
         for line in lines:
             if log_lines is not None:
                 log_lines.append(line)
+            if "global scheduler" in line:
+                scheduler.append(line)
             found = _HIGHS_VERSION.search(line)
             if found:
                 version[0] = f"HiGHS {found.group(1)}"
@@ -430,22 +435,39 @@ def solve_baseline(
             if row:
                 progress.append((now, _number(row.group("best")), _number(row.group("bound"))))
 
-    interrupter = solve_interrupter.SolveInterrupter()
-    result = core_solver.solve(
-        proto,
-        parameters.SolverType.HIGHS.value,
-        init_arguments.StreamableSolverInitArguments().to_proto(),
-        params.to_proto(),
-        model_parameters_pb2.ModelSolveParametersProto(),
-        message,
-        callback.CallbackRegistration().to_proto(),
-        None,
-        interrupter.pybind_interrupter,
-    )
+    def run() -> result_pb2.SolveResultProto:
+        return core_solver.solve(
+            proto,
+            parameters.SolverType.HIGHS.value,
+            init_arguments.StreamableSolverInitArguments().to_proto(),
+            params.to_proto(),
+            model_parameters_pb2.ModelSolveParametersProto(),
+            message,
+            callback.CallbackRegistration().to_proto(),
+            None,
+            solve_interrupter.SolveInterrupter().pybind_interrupter,
+        )
+
+    seen = len(log_lines) if log_lines is not None else 0
+    try:
+        result = run()
+    except Exception:
+        # HiGHS keeps one global thread scheduler per process: after an earlier solve in this
+        # process with another thread count, only that count is accepted. Retry with it.
+        text = "\n".join((log_lines or [])[seen:]) + "\n" + "\n".join(scheduler)
+        found = _HIGHS_SCHEDULER.search(text)
+        if not found:
+            raise
+        params.highs.int_options["threads"] = int(found.group(1))
+        progress.clear()
+        started = time.perf_counter()
+        result = run()
     seconds = time.perf_counter() - started
     import ortools
 
-    return _outcome(result, model.n_vars, seconds, progress, f"OR-Tools {ortools.__version__} / MathOpt {version[0]}")
+    outcome = _outcome(result, model.n_vars, seconds, progress, f"OR-Tools {ortools.__version__} / MathOpt {version[0]}")
+    outcome.threads = int(params.highs.int_options["threads"])
+    return outcome
 
 
 def _outcome(
@@ -534,6 +556,5 @@ def extract_plan(model: BaselineModel, values: np.ndarray) -> pd.DataFrame:
 
 
 def plan_objective(problem: Problem, plan: pd.DataFrame) -> float:
-    """Level-1 objective (urgency of placed cases that are not pinned) recomputed from a plan."""
-    free = plan.loc[~plan["case_id"].isin(problem.pins["case_id"]), "case_id"]
-    return float(problem.cases.loc[free, "urgency"].sum())
+    """Level-1 objective recomputed from a plan: the urgency of its cases (pinned ones included)."""
+    return float(problem.cases["urgency"].reindex(plan["case_id"]).sum())

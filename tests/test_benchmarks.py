@@ -26,7 +26,7 @@ from benchmarks.baseline import (  # noqa: E402
     relative_gap,
     solve_baseline,
 )
-from benchmarks.run import COLUMNS, EXTRA, run_benchmark, speed_ratio  # noqa: E402
+from benchmarks.run import COLUMNS, EXTRA, cross_check, run_benchmark, speed_ratio  # noqa: E402
 
 
 def _with_pins_and_exclusions(folder: Path) -> None:
@@ -93,9 +93,13 @@ def test_baseline_agrees_with_allocator_level_1(tiny_folder, tmp_path):
     result.write(tmp_path / "out")
     assert verify_plan(tiny_folder, tmp_path / "out" / "plan.csv") == []
     # Both are exact: each plan is within the other's proven bound, and the optima agree.
-    assert outcome.objective <= level.bound + 1e-6
-    assert level.objective <= outcome.bound + 1e-6
-    assert relative_gap(level.objective, outcome.objective) <= 1e-4
+    # Plans are compared by their urgency, pins included (the allocator's level-1 value may
+    # leave the constant urgency of pins out; its bound moves by the same constant).
+    allocator_urgency = plan_objective(problem, result.plan)
+    shift = level.objective - allocator_urgency
+    assert allocator_urgency <= outcome.bound + 1e-6
+    assert outcome.objective <= level.bound - shift + 1e-6
+    assert relative_gap(allocator_urgency, outcome.objective) <= 1e-4
 
 
 def test_speed_ratio_marks_lower_bounds():
@@ -111,27 +115,42 @@ def test_speed_ratio_marks_lower_bounds():
     assert skipped["speed_ratio"].startswith("n/a")
 
 
+def test_cross_check_flags_a_plan_above_the_other_bound():
+    alloc = {"solver": "allocator-l1", "level1_is_urgency": True, "level1_objective": 90.0, "level1_bound": 90.0,
+             "plan_objective": 100.0}  # level 1 leaves 10 of pinned urgency out
+    fine = {"level1_objective": 100.0, "level1_bound": 100.0, "plan_objective": 100.0}
+    cross_check(alloc, fine)
+    assert "INCONSISTENT" not in (fine.get("note") or "") and "pinned" in alloc["note"]
+    wrong = {"level1_objective": 101.0, "level1_bound": 101.0, "plan_objective": 101.0}
+    cross_check(alloc, wrong)
+    assert "INCONSISTENT" in wrong["note"]
+
+
 def test_runner_writes_the_table(tmp_path):
-    folder = write_instance(dataclasses.replace(NAMED["small"], cases=12), tmp_path / "tiny")
+    folder = write_instance(dataclasses.replace(NAMED["small"], cases=20), tmp_path / "tiny")
     out = tmp_path / "results"
     text = io.StringIO()
     rows = run_benchmark([("tiny", folder)], time_limit=5, baseline_time_limit=30, out=out,
                          runs=tmp_path / "runs", console=Console(file=text, width=250))
-    assert [r["solver"] for r in rows] == ["allocator", "baseline"]
+    assert [r["solver"] for r in rows] == ["allocator", "allocator-l1", "baseline"]
     for row in rows:
         assert set(k for k, _ in COLUMNS) <= set(row)
-        assert row["cases"] == 12 and row["verified"] == "yes"
+        assert row["cases"] == 20
+        assert row["status"] != "error", f"{row['solver']} failed: {row.get('note')} (see its run.log)"
+        assert row["verified"] == "yes"
         assert row["peak_mib"] > 0 and row["variables"] > 0
         assert row["level1_objective"] is not None
-    allocator_row, baseline_row = rows
-    assert baseline_row["level1_objective"] == pytest.approx(allocator_row["level1_objective"], rel=2e-4)
+    allocator_row, first_row, baseline_row = rows
+    assert first_row["level1_s"] > 0 and allocator_row["level1_s"] is None
+    for row in (allocator_row, first_row):
+        assert baseline_row["level1_objective"] == pytest.approx(row["plan_objective"], rel=2e-4)
     assert baseline_row["speed_ratio"].endswith("x") or baseline_row["speed_ratio"].startswith(">")
     assert "INCONSISTENT" not in (baseline_row.get("note") or "")
 
     with (out / f"results-{rows[0]['run_at'][:10]}.csv").open(newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == [k for k, _ in COLUMNS] + EXTRA
-        assert len(list(reader)) == 2
+        assert len(list(reader)) == 3
     latest = (out / "latest.md").read_text()
     assert "| instance | cases | persons | solver |" in latest and "Machine:" in latest
     assert "speed ratio" in text.getvalue()
