@@ -394,13 +394,12 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], day: str, args_te
     notes = [f"- {r['instance']} {r['solver']}: {r['note']}" for r in rows if r.get("note")]
     def reached(r: dict[str, Any]) -> str:
         if r.get("status") == "skipped":
-            return "not built"
+            return "baseline not built"
         if r.get("to_target_s") in (None, ""):
-            return "not reached"
-        return _fmt("to_target_s", r.get("to_target_s")) + " s"
+            return f"time limit {r.get('time_limit')} s; gap not reached"
+        return f"time limit {r.get('time_limit')} s; gap reached after {_fmt('to_target_s', r.get('to_target_s'))} s"
 
-    targets = [f"- {r['instance']}: baseline relative gap {_fmt('target_gap', r.get('target_gap'))}, "
-               f"time limit {r.get('time_limit')} s; time to that gap {reached(r)}"
+    targets = [f"- {r['instance']}: baseline relative gap {_fmt('target_gap', r.get('target_gap'))}; {reached(r)}"
                for r in rows if r.get("solver") == "baseline"]
     lines += [
         "",
