@@ -54,6 +54,7 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
         counted[int(u)][int(m)] = int(n)
 
     assignment: dict[str, int] = {}
+    tie_of = dict(zip(chosen.index, chosen["tie"].to_numpy().tolist()))
     left: dict[int, list[str]] = defaultdict(list)  # class -> chosen cases not yet placed
     # Pools at fine municipalities: counted ties first, then any tied case whose tie has a slot,
     # then untied cases (tied ones are kept for their class's tie slots if they can be).
@@ -89,7 +90,7 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
         ties = counted.get(u, {})
         pending = []
         for case_id in left.get(c, []):
-            tie = int(chosen.at[case_id, "tie"])
+            tie = tie_of[case_id]
             if tie >= 0 and ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0:
                 assignment[case_id] = tie
                 ties[tie] -= 1
@@ -146,31 +147,114 @@ def _distribute(
         np.add.at(used, fm, pools[use_cols].to_numpy()[fp])
     cap = agg.services_left - used
 
-    # Pairs (profile, slot) of the same class.
-    pairs = [(q, k) for k in range(len(slot_keys)) for q in np.flatnonzero(profiles["cls"].to_numpy() == slot_cls[k])]
+    # A municipality is safe when even the heaviest cases of each class it has slots for keep
+    # every capacity: its slots take any cases. Only the others need the MIP.
+    heaviest = np.zeros((len(agg.classes), len(services)))
+    np.maximum.at(heaviest, profiles["cls"].to_numpy(), prof_use)
+    worst = np.zeros((agg.n_municipalities, len(services)))
+    np.add.at(worst, slot_m, slot_n[:, None] * heaviest[slot_cls])
+    unsafe_muni = (worst > cap + 1e-9).any(axis=1)
+    unsafe = unsafe_muni[slot_m]
+    queues = {int(q): list(index) for q, index in frame.groupby("profile").groups.items()}
+    placed: dict[str, int] = {}
+    broken = np.zeros(0, dtype=int)
+    if unsafe.any():
+        greedy = _distribute_greedy(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe], slot_n[unsafe])
+        if greedy is not None:
+            counts = greedy
+        else:
+            counts, broken = _distribute_unsafe(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe],
+                                                slot_n[unsafe], len(services))
+        for (q, m), count in counts.items():
+            for _ in range(count):
+                placed[queues[q].pop()] = m
+    # Safe slots: any remaining case of the class.
+    by_class: dict[int, list[str]] = defaultdict(list)
+    for q in range(len(profiles)):
+        by_class[int(profiles["cls"].iat[q])] += queues[q]
+    for c, m, n in zip(slot_cls[~unsafe], slot_m[~unsafe], slot_n[~unsafe]):
+        for _ in range(int(n)):
+            placed[by_class[int(c)].pop()] = int(m)
+    return placed, broken
+
+
+def _distribute_greedy(
+    profiles: pd.DataFrame,
+    prof_use: np.ndarray,
+    cap: np.ndarray,
+    slot_cls: np.ndarray,
+    slot_m: np.ndarray,
+    slot_n: np.ndarray,
+) -> dict[tuple[int, int], int] | None:
+    """Lightest cases first (the heavy ones are best left to municipalities where no capacity
+    can bind), each to the slot of its class whose municipality has the most room left in the
+    services the case uses. None if that breaks a capacity somewhere."""
+    left = cap.copy()
+    room = slot_n.astype(int).copy()
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    available = profiles["n"].to_numpy(int).copy()
+    order = np.argsort(prof_use.sum(axis=1), kind="stable")
+    profile_cls = profiles["cls"].to_numpy()
+    for q in order:
+        slots = np.flatnonzero(slot_cls == profile_cls[q])
+        uses = prof_use[q]
+        for _ in range(available[q]):
+            open_slots = slots[room[slots] > 0]
+            if not len(open_slots):
+                break  # the class's slots are full: its other profiles go to the safe slots
+            # Best fit: the tightest municipality that still keeps every capacity, so that
+            # roomy ones stay roomy for the heavier cases that come later.
+            spare = (left[slot_m[open_slots]] - uses).min(axis=1) if len(uses) else np.zeros(len(open_slots))
+            fitting = spare >= -1e-9
+            k = open_slots[int(np.argmin(np.where(fitting, spare, np.inf)))] if fitting.any() \
+                else open_slots[int(np.argmax(spare))]
+            room[k] -= 1
+            left[slot_m[k]] -= uses
+            counts[(int(q), int(slot_m[k]))] += 1
+            available[q] -= 1
+    if (room > 0).any() or (left < -1e-9).any():
+        return None
+    return counts
+
+
+def _distribute_unsafe(
+    profiles: pd.DataFrame,
+    prof_use: np.ndarray,
+    cap: np.ndarray,
+    slot_cls: np.ndarray,
+    slot_m: np.ndarray,
+    slot_n: np.ndarray,
+    n_services: int,
+) -> tuple[dict[tuple[int, int], int], np.ndarray]:
+    """A small MIP: cases of each profile into the slots of municipalities that could break a
+    service capacity, keeping capacities where possible (slack priced). Returns counts per
+    (profile, municipality) and the municipalities where a capacity could not be kept."""
+    import scipy.sparse as sp
+
+    from .backend import MathOptBackend
+    from .model import LinearProgram
+
+    profile_cls = profiles["cls"].to_numpy()
+    pairs = [(q, k) for k in range(len(slot_cls)) for q in np.flatnonzero(profile_cls == slot_cls[k])]
     pq = np.array([q for q, _ in pairs], dtype=int)
     pk = np.array([k for _, k in pairs], dtype=int)
     munis = np.unique(slot_m)
-    n_pairs, n_slack = len(pairs), len(munis) * len(services)
+    n_pairs, n_slack = len(pairs), len(munis) * n_services
     rows, cols, vals, lo, hi = [], [], [], [], []
     r0 = 0
+    # Each slot filled; no profile gives more cases than it has.
     rows.append(r0 + pk); cols.append(np.arange(n_pairs)); vals.append(np.ones(n_pairs))
-    lo.append(slot_n); hi.append(slot_n); r0 += len(slot_keys)
+    lo.append(slot_n); hi.append(slot_n); r0 += len(slot_cls)
     rows.append(r0 + pq); cols.append(np.arange(n_pairs)); vals.append(np.ones(n_pairs))
-    lo.append(profiles["n"].to_numpy(float)); hi.append(profiles["n"].to_numpy(float)); r0 += len(profiles)
+    lo.append(np.zeros(len(profiles))); hi.append(profiles["n"].to_numpy(float)); r0 += len(profiles)
     local = np.searchsorted(munis, slot_m[pk])
-    for s in range(len(services)):
+    for s in range(n_services):
         coef = prof_use[pq, s]
         nz = coef > 0
         rows.append(r0 + local[nz]); cols.append(np.flatnonzero(nz)); vals.append(coef[nz])
         rows.append(r0 + np.arange(len(munis))); cols.append(n_pairs + s * len(munis) + np.arange(len(munis)))
         vals.append(-np.ones(len(munis)))
         lo.append(np.full(len(munis), -np.inf)); hi.append(cap[munis, s]); r0 += len(munis)
-    import scipy.sparse as sp
-
-    from .backend import MathOptBackend
-    from .model import LinearProgram
-
     matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                            shape=(r0, n_pairs + n_slack))
     program = LinearProgram(
@@ -180,19 +264,21 @@ def _distribute(
         matrix=matrix, row_lower=np.concatenate(lo), row_upper=np.concatenate(hi),
     )
     objective = np.concatenate([np.zeros(n_pairs), -np.ones(n_slack)])
-    out = MathOptBackend("highs").solve(program, objective, time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6)
+    backend = MathOptBackend("highs")
+    # A transportation with a few side rows: its LP optimum is mostly whole already.
+    out = backend.solve(program, objective, time_limit=10.0, relative_gap=0.0, relax=True)
+    if out.values is None or np.abs(out.values[:n_pairs] - np.rint(out.values[:n_pairs])).max(initial=0) > 1e-6:
+        out = backend.solve(program, objective, time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6)
     if out.values is None:
         raise RuntimeError("could not give the class slots to cases")
     n = np.rint(out.values[:n_pairs]).astype(int)
-    slack = out.values[n_pairs:].reshape(len(services), len(munis)) if services else np.zeros((0, len(munis)))
-    broken = munis[(slack > 1e-6).any(axis=0)] if len(services) else np.zeros(0, dtype=int)
-
-    queues = {q: list(frame.index[frame["profile"].to_numpy() == q]) for q in range(len(profiles))}
-    placed: dict[str, int] = {}
-    for (q, k), count in zip(pairs, n):
-        for _ in range(count):
-            placed[queues[q].pop()] = int(slot_m[k])
-    return placed, broken
+    slack = out.values[n_pairs:].reshape(n_services, len(munis))
+    broken = munis[(slack > 1e-6).any(axis=0)]
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    for q, k, count in zip(pq, pk, n):
+        if count:
+            counts[(int(q), int(slot_m[k]))] += int(count)
+    return counts, broken
 
 
 def housing_flow(model: PlacementModel, demand: np.ndarray) -> np.ndarray:
@@ -276,19 +362,19 @@ def choose_dwellings(model: PlacementModel, placed: pd.DataFrame) -> pd.Series:
             routed[node_key[tail]].append((head - type_node0, used))
 
     # Concrete dwellings (or shared places) of each type, pinned ones excluded.
-    type_of = dwelling_type_of(problem)
-    free = problem.free_dwellings
+    type_of = dwelling_type_of(problem).sort_index()
+    free = problem.free_dwellings.loc[type_of.index]
     pinned_use = problem.pins.loc[problem.pins["dwelling_id"] != "", "dwelling_id"].value_counts()
-    places: dict[int, list[str]] = defaultdict(list)
-    for dwelling_id, t in type_of.sort_index().items():
-        row = free.loc[dwelling_id]
-        n = (int(row["max_occupants"]) if row["shared"] else 1) - int(pinned_use.get(dwelling_id, 0))
-        places[int(t)].extend([dwelling_id] * max(n, 0))
+    n_places = np.where(free["shared"], free["max_occupants"], 1) - pinned_use.reindex(free.index).fillna(0).to_numpy()
+    n_places = np.maximum(n_places, 0).astype(int)
+    ids = np.repeat(type_of.index.to_numpy(), n_places)
+    types_rep = np.repeat(type_of.to_numpy(), n_places)
+    places: dict[int, list[str]] = {int(t): list(ids[types_rep == t][::-1]) for t in np.unique(types_rep)}
 
     todo_key = pd.DataFrame({"m": todo["municipality"].to_numpy(), "r": req}, index=todo.index)
     assigned = {}
     for (m, r), group in todo_key.groupby(["m", "r"], sort=True):
         queue = [t for t, used in routed[(int(m), int(r))] for _ in range(used)]
         for case_id, t in zip(sorted(group.index), queue):
-            assigned[case_id] = places[t].pop(0)
+            assigned[case_id] = places[t].pop()
     return pd.concat([result, pd.Series(assigned, dtype=object)])

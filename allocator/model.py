@@ -104,6 +104,10 @@ class PlacementModel:
     y_class: np.ndarray  # housing class of each y column (-1 without housing)
     pinned_class: np.ndarray  # pinned cases without a pinned dwelling, per housing class
     x_class: np.ndarray
+    #: Hall's conditions: per entry its housing class and row; per row its supply.
+    hall_class: np.ndarray
+    hall_row: np.ndarray
+    hall_supply: np.ndarray
     #: What y counts: pools (at municipalities where services are modelled) and classes
     #: (elsewhere). Columns size, minors, requirement, score_row, exclusion_set, cls, pool
     #: (-1 for a class), use_<service>.
@@ -242,6 +246,21 @@ def housing_fit_term(model: PlacementModel) -> np.ndarray:
         need = agg.requirements["bedrooms"].to_numpy()[model.units["requirement"].to_numpy()[model.y_unit]]
         c[model.blocks["y"]] = need
     return c
+
+
+def spread_cost(resolution: float | np.ndarray, persons: float | np.ndarray) -> float | np.ndarray:
+    """Spread penalty of ``persons`` placed against ``resolution`` (quarters cost 0, 1/4, 2/4, 3/4)."""
+    resolution = np.asarray(resolution, dtype=float)
+    persons = np.asarray(persons, dtype=float)
+    seg = resolution / SPREAD_SEGMENTS
+    cost = np.zeros(np.broadcast(resolution, persons).shape)
+    for q in range(SPREAD_SEGMENTS):
+        start = q * seg
+        amount = persons - start
+        if q < SPREAD_SEGMENTS - 1:
+            amount = np.minimum(amount, seg)
+        cost = cost + np.clip(amount, 0.0, None) * q / SPREAD_SEGMENTS
+    return cost if cost.ndim else float(cost)
 
 
 def spread_term(model: PlacementModel) -> np.ndarray:
@@ -430,6 +449,8 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
     # conditions on d are exactly what makes a housing possible; the flow x on top of them is
     # only needed when the objective prices bedrooms.
     pinned_class = np.zeros(n_class)
+    hall_class = hall_row = np.zeros(0, dtype=int)
+    hall_supply = np.zeros(0)
     if problem.housing_modelled and n_class:
         pinned = pinned_class
         unhoused = []
@@ -454,11 +475,19 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
                             "flow_supply")
         R.terms(first + np.searchsorted(used_types, x_type), col("x"), 1.0)
 
-    # Spread: the segments add up to the persons placed.
+    # Spread: the segments add up to the persons placed. The penalty is convex in persons, so
+    # it is superadditive: a municipality pays at least what each case would pay alone on top
+    # of the pins. That row keeps the LP from spreading fractions of families for free.
     if len(active):
         first = R.add_block(len(active), 0.0, 0.0, "spread")
-        R.terms(first + np.searchsorted(active, z_muni), col("z"), 1.0)
-        R.terms(first + np.searchsorted(active, y_muni), y_cols, -unit_size[y_unit])
+        local_z, local_y = np.searchsorted(active, z_muni), np.searchsorted(active, y_muni)
+        R.terms(first + local_z, col("z"), 1.0)
+        R.terms(first + local_y, y_cols, -unit_size[y_unit])
+        alone = (spread_cost(resolution[y_muni], pinned_persons[y_muni] + unit_size[y_unit])
+                 - spread_cost(resolution[y_muni], pinned_persons[y_muni]))
+        first = R.add_block(len(active), 0.0, INF, "spread")
+        R.terms(first + local_z, col("z"), z_segment / SPREAD_SEGMENTS)
+        R.terms(first + local_y, y_cols, -alone)
 
     matrix = sp.csr_matrix(
         (np.concatenate(R.vals), (np.concatenate(R.rows), np.concatenate(R.cols))),
@@ -477,6 +506,9 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
         y_class=class_of[req_of_unit[y_unit], y_muni] if n_class else np.full(len(y_unit), -1),
         pinned_class=pinned_class,
         x_class=x_class,
+        hall_class=hall_class,
+        hall_row=hall_row,
+        hall_supply=hall_supply,
         units=units,
         fine=fine,
         y_unit=y_unit,

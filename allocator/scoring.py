@@ -10,24 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .model import SPREAD_SEGMENTS
+from .model import spread_cost  # noqa: F401 - part of scoring's interface
 from .problem import Problem
 from .settings import Settings
-
-
-def spread_cost(resolution: float | np.ndarray, persons: float | np.ndarray) -> float | np.ndarray:
-    """Spread penalty of ``persons`` placed against ``resolution`` (quarters cost 0, 1/4, 2/4, 3/4)."""
-    resolution = np.asarray(resolution, dtype=float)
-    persons = np.asarray(persons, dtype=float)
-    seg = resolution / SPREAD_SEGMENTS
-    cost = np.zeros(np.broadcast(resolution, persons).shape)
-    for q in range(SPREAD_SEGMENTS):
-        start = q * seg
-        amount = persons - start
-        if q < SPREAD_SEGMENTS - 1:
-            amount = np.minimum(amount, seg)
-        cost = cost + np.clip(amount, 0.0, None) * q / SPREAD_SEGMENTS
-    return cost if cost.ndim else float(cost)
 
 
 def case_terms(problem: Problem, case_id: str, municipality_id: str, dwelling_id: str = "") -> dict[str, float]:

@@ -13,6 +13,7 @@ from .aggregate import Aggregation, aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings
+from .fill import round_and_fill
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
 from .result import LevelResult, Result
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 #: A service is modelled from the start where an average mix filling the resolution would use
 #: more than 1/BINDING_MARGIN of its capacity.
-BINDING_MARGIN = 1.4
+BINDING_MARGIN = 1.0
 #: After this many refinements, every municipality's services are modelled.
 MAX_REFINEMENTS = 3
 #: On a refinement, municipalities whose plan uses this share of a capacity are modelled too.
@@ -79,6 +80,7 @@ def solve(
     assignment, _ = choose_cases(model, values)
     plan_hint = warm_start
     refinements = 0
+    spent = 0.0  # this level's time, re-solves included
     k = 0
     while k < len(priorities):
         names = priorities[k]
@@ -104,6 +106,7 @@ def solve(
             budget=max(remaining * share, 0.05), settings=settings,
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
             stop=stop, on_log=report if on_progress is not None else None,
+            fill=names == ["urgency"] and k == 0,
         )
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
@@ -111,12 +114,16 @@ def solve(
         if outcome.values is None:
             if outcome.status == "infeasible":
                 raise RuntimeError("the pins cannot all be housed: no plan keeps every pin")
-            levels.append(LevelResult(names, outcome.status, None, outcome.bound, outcome.seconds, outcome.nodes))
+            levels.append(LevelResult(names, outcome.status, None, outcome.bound, spent + outcome.seconds,
+                                      outcome.nodes))
+            spent = 0.0
             k += 1
             continue
         candidate = np.zeros(model.n_vars)
         candidate[columns] = outcome.values
+        checked = time.perf_counter()
         found, broken = choose_cases(model, candidate)
+        spent += outcome.seconds + time.perf_counter() - checked
         status, bound = outcome.status, outcome.bound
         if len(broken):
             out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
@@ -134,11 +141,14 @@ def solve(
                          "(now %d) and solving level %d again", len(broken), int(fine.sum()), k + 1)
                 # The broken plan, with the cases that break a capacity taken out, is a valid start.
                 plan_hint = _plan_frame(agg, _without_broken_services(model, found))
+                rebuilt = time.perf_counter()
                 model = build_model(agg, fine)
+                build_seconds += time.perf_counter() - rebuilt
                 continue
             found = _without_broken_services(model, found)
             status = "feasible"  # scored from the plan below: the dropped cases show in its gap
-        levels.append(LevelResult(names, status, outcome.objective, bound, outcome.seconds, outcome.nodes))
+        levels.append(LevelResult(names, status, outcome.objective, bound, spent, outcome.nodes))
+        spent = 0.0
         values, assignment = candidate, found
         lock_values.append(_lock_value(outcome))
         plan_hint = _plan_frame(agg, assignment)
@@ -239,6 +249,7 @@ def solve_level(
     hint: np.ndarray | None,
     stop: StopFlag | None,
     on_log: Callable[[float | None, float | None], None] | None,
+    fill: bool = False,
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -262,11 +273,24 @@ def solve_level(
     lp = backend.solve(program, objective, time_limit=left() * 0.7, relative_gap=0.0, relax=True, **common)
     if lp.status != "optimal" or lp.values is None:
         log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
-        return backend.solve(program, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
+        full = backend.solve(program, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
+        if full.values is None and hint is not None:
+            return Outcome("feasible", hint, float(objective @ hint), full.bound, time.perf_counter() - started,
+                           full.nodes, "kept the plan of the level above")
+        return full
     bound = lp.objective
     log.info("  LP relaxation %.4f in %.2fs", bound, lp.seconds)
 
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
+    if fill:
+        filled = complete_hint(model, round_and_fill(model, lp.values[y_in]))[columns]
+        value = float(objective @ filled)
+        log.info("  rounded and filled: %.4f", value)
+        if _proven(value, bound, gap):
+            return Outcome("optimal", filled, value, bound, time.perf_counter() - started, 0,
+                           "rounded LP plan within the gap of the LP bound")
+        if hint is None or float(objective @ hint) < value:
+            hint = filled
     lower, upper = program.lower.copy(), program.upper.copy()
     keep = np.rint(hint[y_in]) if hint is not None else None
     lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
@@ -289,6 +313,11 @@ def solve_level(
     if full.values is not None and (best is None or full.objective > best.objective):
         best = full
     seconds = time.perf_counter() - started
+    if best is None and hint is not None:
+        # The search found nothing in its time: the plan of the level above is still a plan of
+        # this level (it keeps every lock), so the level keeps it.
+        return Outcome("feasible", hint, float(objective @ hint), bound, seconds, full.nodes,
+                       "kept the plan of the level above")
     if best is None:
         return Outcome("no_solution", None, None, bound, seconds, full.nodes, full.detail)
     status = "optimal" if _proven(best.objective, bound, gap) else "feasible"
