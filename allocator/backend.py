@@ -243,10 +243,10 @@ class MathOptBackend:
             params.threads = threads
         model_params = model_parameters_pb2.ModelSolveParametersProto()
         if hint is not None:
+            # HiGHS takes a hint only when it gives every variable (a partial one is ignored).
             h = model_params.solution_hints.add()
-            nz = np.flatnonzero(hint)
-            h.variable_values.ids.extend(nz.tolist())
-            h.variable_values.values.extend(hint[nz].tolist())
+            h.variable_values.ids.extend(range(len(hint)))
+            h.variable_values.values.extend(hint.tolist())
 
         def message(lines: list[str]) -> None:
             for line in lines:

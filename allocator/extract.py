@@ -76,7 +76,9 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
                 assignment[case_id] = tie
                 unit_slots[tie] -= 1
         rest = [(c, t) for c, t in rest if c not in assignment]
-        rest.sort(key=lambda item: item[1] >= 0)  # untied first
+        # Untied first; tied cases whose class counts a tie at a coarse municipality last.
+        class_ties = counted.get(n_pools + int(agg.pools["cls"].iat[p]), {})
+        rest.sort(key=lambda item: (item[1] >= 0) + (class_ties.get(item[1], 0) > 0))
         munis = [m for m in sorted(unit_slots) for _ in range(unit_slots[m])]
         assignment.update(zip([c for c, _ in rest], munis))
         left[int(agg.pools["cls"].iat[p])] += [c for c, _ in rest[len(munis):]]

@@ -14,6 +14,7 @@ from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings
 from .fill import round_and_fill
+from .ties import honour_more_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
 from .result import LevelResult, Result
@@ -107,6 +108,7 @@ def solve(
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
             stop=stop, on_log=report if on_progress is not None else None,
             fill=names == ["urgency"] and k == 0,
+            ties="ties" in names,
         )
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
@@ -150,8 +152,11 @@ def solve(
         levels.append(LevelResult(names, status, outcome.objective, bound, spent, outcome.nodes))
         spent = 0.0
         values, assignment = candidate, found
-        lock_values.append(_lock_value(outcome))
         plan_hint = _plan_frame(agg, assignment)
+        # Lock what the concrete plan achieves (its cases may honour a tie or two fewer than
+        # the counts), so that this plan is always a start the next level can keep.
+        reached = float(weighted[k] @ complete_hint(model, _hint_from_plan(model, plan_hint)))
+        lock_values.append(_lock_value(min(outcome.objective, reached)))
         k += 1
     return _result(problem, settings, model, values, assignment, levels, backend, started, build_seconds)
 
@@ -250,6 +255,7 @@ def solve_level(
     stop: StopFlag | None,
     on_log: Callable[[float | None, float | None], None] | None,
     fill: bool = False,
+    ties: bool = False,
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -291,6 +297,13 @@ def solve_level(
                            "rounded LP plan within the gap of the LP bound")
         if hint is None or float(objective @ hint) < value:
             hint = filled
+    if ties and hint is not None:
+        full = np.zeros(model.n_vars)
+        full[columns] = hint
+        improved = complete_hint(model, honour_more_ties(model, full))[columns]
+        log.info("  ties honoured by moving and swapping cases: %.0f -> %.0f",
+                 float(objective @ hint), float(objective @ improved))
+        hint = improved
     lower, upper = program.lower.copy(), program.upper.copy()
     keep = np.rint(hint[y_in]) if hint is not None else None
     lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
@@ -356,9 +369,9 @@ def complete_hint(model: PlacementModel, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lock_value(outcome: Outcome) -> float:
+def _lock_value(value: float | None) -> float:
     """Keep what this level reached (within float tolerance) while optimising the next."""
-    value = outcome.objective or 0.0
+    value = value or 0.0
     return value - 1e-7 * max(1.0, abs(value))
 
 

@@ -1,0 +1,154 @@
+"""A local search that honours more ties without touching anything above them.
+
+Moving a case between municipalities never changes urgency (the same cases stay chosen). So a
+tied case can be moved to its tie municipality if that keeps every capacity there, or swapped
+with a case of another unit that fits where the tied case was. Each move adds one honoured tie;
+the counts stay a plan of the model, so the solver can start from them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from .model import PlacementModel
+
+
+class _Room:
+    """What a plan's counts leave in each municipality: persons, minors, services, Hall rows."""
+
+    def __init__(self, model: PlacementModel, y: np.ndarray):
+        agg = model.agg
+        self.model = model
+        units = model.units
+        self.size = units["size"].to_numpy(dtype=float)
+        self.minors = units["minors"].to_numpy(dtype=float)
+        services = list(agg.problem.services)
+        self.use = units[[f"use_{s}" for s in services]].to_numpy(dtype=float) if services \
+            else np.zeros((len(units), 0))
+        n = agg.n_municipalities
+        u, m = model.y_unit, model.y_muni
+        self.persons = agg.persons_left - np.bincount(m, weights=y * self.size[u], minlength=n)
+        self.minors_left = agg.minors_left - np.bincount(m, weights=y * self.minors[u], minlength=n)
+        self.services = agg.services_left.copy()
+        for s in range(len(services)):
+            self.services[:, s] -= np.bincount(m, weights=y * self.use[u, s], minlength=n)
+        self.hall = model.hall_supply.copy()
+        self.rows_of: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=int))
+        if len(model.hall_row):
+            demand = model.class_demand(y)
+            np.subtract.at(self.hall, model.hall_row, demand[model.hall_class])
+            for e in np.unique(model.hall_class):
+                self.rows_of[int(e)] = model.hall_row[model.hall_class == e]
+
+    def change(self, j: int, sign: int) -> None:
+        """Add (sign=+1) or remove (-1) one case of column j."""
+        unit, m = self.model.y_unit[j], self.model.y_muni[j]
+        self.persons[m] -= sign * self.size[unit]
+        self.minors_left[m] -= sign * self.minors[unit]
+        self.services[m] -= sign * self.use[unit]
+        e = self.model.y_class[j]
+        if e >= 0:
+            self.hall[self.rows_of[int(e)]] -= sign
+
+    def ok(self, columns: tuple[int, ...]) -> bool:
+        """Do the municipalities and housing classes of these columns keep every capacity?"""
+        for j in columns:
+            m = self.model.y_muni[j]
+            if self.persons[m] < -1e-9 or self.minors_left[m] < -1e-9 or (self.services[m] < -1e-9).any():
+                return False
+            e = self.model.y_class[j]
+            if e >= 0 and (self.hall[self.rows_of[int(e)]] < -1e-9).any():
+                return False
+        return True
+
+
+def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int = 100000) -> np.ndarray:
+    """Counts with more ties honoured (y and a changed; urgency untouched)."""
+    free = model.agg.free_cases
+    y = np.rint(values[model.blocks["y"]]).copy()
+    a = np.rint(values[model.blocks["a"]]).copy()
+    s = np.rint(values[model.blocks["s"]])
+    if not len(a):
+        return values
+    column = {(int(u), int(m)): j for j, (u, m) in enumerate(zip(model.y_unit, model.y_muni))}
+    tie_column = {(int(u), int(m)): i for i, (u, m) in enumerate(zip(model.a_unit, model.a_muni))}
+    # Chosen tied cases per (unit, tie municipality): the most a can reach.
+    n_pools = len(model.agg.pools)
+    pool_cls = model.agg.pools["cls"].to_numpy()
+    chosen_tied: dict[tuple[int, int], int] = defaultdict(int)
+    for pos in model.s_case[s > 0.5]:
+        pool, tie = int(free["pool"].iat[pos]), int(free["tie"].iat[pos])
+        for unit in (pool, n_pools + int(pool_cls[pool])):
+            chosen_tied[(unit, tie)] += 1
+    room = _Room(model, y)
+    units_at: dict[int, list[int]] = defaultdict(list)  # municipality -> columns with y > 0
+    for j in np.flatnonzero(y > 0):
+        units_at[int(model.y_muni[j])].append(int(j))
+    moves = 0
+    for i, (u, m0) in enumerate(zip(model.a_unit, model.a_muni)):
+        u, m0 = int(u), int(m0)
+        j0 = column.get((u, m0))
+        if j0 is None:
+            continue
+        while a[i] < min(chosen_tied[(u, m0)], model.upper[model.blocks["a"].start + i]) and moves < max_moves:
+            # Where a case of this unit sits now, other than the tie municipality.
+            sources = [j for j, (uu, mm) in ((j, (int(model.y_unit[j]), int(model.y_muni[j])))
+                                             for j in np.flatnonzero((model.y_unit == u) & (y > 0)))
+                       if mm != m0]
+            if a[i] < y[j0]:
+                a[i] += 1  # a tied case can take a slot the unit already has there
+                moves += 1
+                continue
+            done = False
+            for src in sources:
+                if y[j0] + 1 > model.upper[model.blocks["y"].start + j0]:
+                    break
+                src_tie = tie_column.get((u, int(model.y_muni[src])))
+                if src_tie is not None and y[src] <= a[src_tie]:
+                    continue  # every case of the unit there honours a tie: none may leave
+                # Plain move: the unit's case goes from src to the tie municipality.
+                room.change(src, -1)
+                room.change(j0, +1)
+                if room.ok((j0,)):
+                    y[src] -= 1
+                    y[j0] += 1
+                    a[i] += 1
+                    done = True
+                    break
+                # Swap: a case of another unit at the tie municipality goes to src's place.
+                m_src = int(model.y_muni[src])
+                for k in list(units_at[m0]):
+                    uk = int(model.y_unit[k])
+                    back = column.get((uk, m_src))
+                    tie_k = tie_column.get((uk, m0))
+                    if uk == u or back is None or y[k] <= (a[tie_k] if tie_k is not None else 0):
+                        continue
+                    if y[back] + 1 > model.upper[model.blocks["y"].start + back]:
+                        continue
+                    room.change(k, -1)
+                    room.change(back, +1)
+                    if room.ok((j0, back)):
+                        y[src] -= 1
+                        y[j0] += 1
+                        y[k] -= 1
+                        y[back] += 1
+                        a[i] += 1
+                        units_at[m_src].append(back)
+                        done = True
+                        break
+                    room.change(back, -1)
+                    room.change(k, +1)
+                if done:
+                    break
+                room.change(j0, -1)
+                room.change(src, +1)
+            if not done:
+                break
+            units_at[m0].append(j0)
+            moves += 1
+    out = values.copy()
+    out[model.blocks["y"]] = y
+    out[model.blocks["a"]] = a
+    return out
