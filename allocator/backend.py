@@ -70,6 +70,9 @@ class Outcome:
     seconds: float
     nodes: int
     detail: str
+    #: LP solves only: the reduced cost of each variable (for a maximisation, a variable at its
+    #: lower bound with reduced cost -r loses at least r per unit it rises).
+    reduced_costs: np.ndarray | None = None
 
     @property
     def gap(self) -> float | None:
@@ -301,7 +304,13 @@ def _outcome(result: result_pb2.SolveResultProto, n_vars: int, seconds: float) -
     reasons = result_pb2.TerminationReasonProto
     values = None
     objective = None
+    reduced = None
     for solution in result.solutions:
+        dual = solution.dual_solution
+        if len(dual.reduced_costs.ids):
+            reduced = np.zeros(n_vars)
+            reduced[np.fromiter(dual.reduced_costs.ids, dtype=np.int64)] = np.fromiter(
+                dual.reduced_costs.values, dtype=float)
         primal = solution.primal_solution
         if primal.feasibility_status == solution_pb2.SOLUTION_STATUS_FEASIBLE:
             values = np.zeros(n_vars)
@@ -329,4 +338,5 @@ def _outcome(result: result_pb2.SolveResultProto, n_vars: int, seconds: float) -
         seconds=seconds,
         nodes=int(result.solve_stats.node_count),
         detail=result.termination.detail,
+        reduced_costs=reduced,
     )

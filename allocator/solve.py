@@ -12,7 +12,7 @@ import pandas as pd
 from .aggregate import Aggregation, aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
-from .extract import choose_cases, choose_dwellings
+from .extract import choose_cases, choose_dwellings, chosen_cases
 from .fill import round_and_fill
 from .ties import honour_more_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
@@ -29,7 +29,7 @@ BINDING_MARGIN = 1.0
 #: After this many refinements, every municipality's services are modelled.
 MAX_REFINEMENTS = 3
 #: On a refinement, municipalities whose plan uses this share of a capacity are modelled too.
-NEAR_CAPACITY = 0.8
+NEAR_CAPACITY = 0.95
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
 
@@ -70,6 +70,13 @@ def solve(
     backend = MathOptBackend(settings.solver.backend)
     fine = likely_binding_services(agg)
     model = build_model(agg, fine)
+    if problem.services and not fine.all():
+        probed = services_the_lp_fills(model, backend, settings.objective.priorities[0], settings)
+        if probed.any():
+            fine = fine | probed
+            log.info("the LP would come near service capacities in %d more municipalities; modelling them",
+                     int(probed.sum()))
+            model = build_model(agg, fine)
     build_seconds = time.perf_counter() - started
     log.info("model built in %.2fs (services modelled in %d of %d municipalities): %s", build_seconds,
              int(fine.sum()), len(fine), model.sizes())
@@ -82,6 +89,7 @@ def solve(
     plan_hint = warm_start
     refinements = 0
     spent = 0.0  # this level's time, re-solves included
+    incumbent: tuple[pd.DataFrame, float | None] | None = None  # a level's valid plan and bound across re-solves
     k = 0
     while k < len(priorities):
         names = priorities[k]
@@ -113,50 +121,78 @@ def solve(
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
                  program.matrix.shape[0])
-        if outcome.values is None:
-            if outcome.status == "infeasible":
-                raise RuntimeError("the pins cannot all be housed: no plan keeps every pin")
+        if outcome.status == "infeasible":
+            raise RuntimeError("the pins cannot all be housed: no plan keeps every pin")
+        objective_value, bound, status = outcome.objective, outcome.bound, outcome.status
+        candidate = None
+        if outcome.values is not None:
+            candidate = np.zeros(model.n_vars)
+            candidate[columns] = outcome.values
+        if incumbent is not None:
+            # A re-solve after a refinement: keep the better of its plan and the repaired plan of
+            # the solve before; both bounds hold for the problem, so the lower one stands.
+            kept_plan, kept_bound = incumbent
+            kept = complete_hint(model, _hint_from_plan(model, kept_plan))
+            kept_value = float(weighted[k] @ kept)
+            bounds = [b for b in (bound, kept_bound) if b is not None]
+            bound = min(bounds) if bounds else None
+            if candidate is None or objective_value < kept_value:
+                candidate, objective_value = kept, kept_value
+                status = "optimal" if bound is not None and _proven(kept_value, bound, settings.solver.relative_gap) \
+                    else "feasible"
+            incumbent = None
+        if candidate is None:
             levels.append(LevelResult(names, outcome.status, None, outcome.bound, spent + outcome.seconds,
                                       outcome.nodes))
             spent = 0.0
             k += 1
             continue
-        candidate = np.zeros(model.n_vars)
-        candidate[columns] = outcome.values
         checked = time.perf_counter()
         found, broken = choose_cases(model, candidate)
         spent += outcome.seconds + time.perf_counter() - checked
-        status, bound = outcome.status, outcome.bound
         if len(broken):
+            # Counting classes broke a service capacity in some municipalities: model them from
+            # now on. The broken plan, with the cases that break a capacity taken out, is a valid
+            # plan; if it is still within the gap of the bound (which holds: the coarser model
+            # is a relaxation), it is this level's answer, else it starts a re-solve of the level
+            # (the plans of the levels above stay valid and keep their locks).
+            repaired = _without_broken_services(model, found)
+            repaired_plan = _plan_frame(agg, repaired)
+            repaired_value = float(weighted[k] @ complete_hint(model, _hint_from_plan(model, repaired_plan)))
+            fine = fine.copy()
+            fine[broken] = True
+            refinements += 1
+            if refinements > MAX_REFINEMENTS:
+                fine[:] = True  # stop chasing: model every service everywhere
+            else:
+                fine |= near_capacity(agg, found, NEAR_CAPACITY)
             out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
-            if not out_of_time:
-                # Count pools where classes broke a service capacity, and solve this level again;
-                # the plans of the levels above stay valid and keep their locks.
-                fine = fine.copy()
-                fine[broken] = True
-                refinements += 1
-                if refinements > MAX_REFINEMENTS:
-                    fine[:] = True  # stop chasing: model every service everywhere
-                else:
-                    fine |= near_capacity(agg, found, NEAR_CAPACITY)
-                log.info("class counts broke service capacities in %d municipalities; modelling them "
-                         "(now %d) and solving level %d again", len(broken), int(fine.sum()), k + 1)
-                # The broken plan, with the cases that break a capacity taken out, is a valid start.
-                plan_hint = _plan_frame(agg, _without_broken_services(model, found))
-                rebuilt = time.perf_counter()
-                model = build_model(agg, fine)
-                build_seconds += time.perf_counter() - rebuilt
+            good_enough = bound is not None and _proven(repaired_value, bound, settings.solver.relative_gap)
+            log.info("class counts broke service capacities in %d municipalities; modelling them (now %d)%s",
+                     len(broken), int(fine.sum()), "" if good_enough or out_of_time else f"; solving level {k + 1} again")
+            rebuilt = time.perf_counter()
+            old_model = model
+            model = build_model(agg, fine)
+            build_seconds += time.perf_counter() - rebuilt
+            terms = model.objective_terms()
+            weighted = [sum(settings.objective.weight(t) * terms[t] for t in level) for level in priorities]
+            if not (good_enough or out_of_time):
+                plan_hint = repaired_plan
+                incumbent = (repaired_plan, bound)
                 continue
-            found = _without_broken_services(model, found)
-            status = "feasible"  # scored from the plan below: the dropped cases show in its gap
-        levels.append(LevelResult(names, status, outcome.objective, bound, spent, outcome.nodes))
+            found = repaired
+            candidate = complete_hint(model, _hint_from_plan(model, repaired_plan))
+            objective_value = float(weighted[k] @ candidate)
+            status = "optimal" if good_enough else "feasible"
+            del old_model
+        levels.append(LevelResult(names, status, objective_value, bound, spent, outcome.nodes))
         spent = 0.0
         values, assignment = candidate, found
         plan_hint = _plan_frame(agg, assignment)
         # Lock what the concrete plan achieves (its cases may honour a tie or two fewer than
         # the counts), so that this plan is always a start the next level can keep.
         reached = float(weighted[k] @ complete_hint(model, _hint_from_plan(model, plan_hint)))
-        lock_values.append(_lock_value(min(outcome.objective, reached)))
+        lock_values.append(_lock_value(min(objective_value, reached)))
         k += 1
     return _result(problem, settings, model, values, assignment, levels, backend, started, build_seconds)
 
@@ -202,6 +238,38 @@ def _levels_of_plan(
 def _plan_frame(agg: Aggregation, assignment: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"case_id": assignment.index,
                          "municipality_id": agg.municipality_ids[assignment.to_numpy(dtype=int)]})
+
+
+def services_the_lp_fills(
+    model: PlacementModel, backend: MathOptBackend, terms: list[str], settings: Settings
+) -> np.ndarray:
+    """Municipalities without service rows where the first level's LP would fill a service's
+    capacity, if its class slots held cases of the average
+    service use of the cases the LP chooses from each class. Modelling them before any search
+    saves most re-solves."""
+    agg = model.agg
+    program, columns = model.program(terms)
+    objective = sum(settings.objective.weight(t) * model.objective_terms()[t] for t in terms)[columns]
+    lp = backend.solve(program, objective, time_limit=max(settings.solver.time_limit * 0.1, 1.0),
+                       relative_gap=0.0, relax=True)
+    probed = np.zeros(agg.n_municipalities, dtype=bool)
+    if lp.values is None:
+        return probed
+    values = np.zeros(model.n_vars)
+    values[columns] = lp.values
+    chosen = chosen_cases(model, values)
+    if chosen.empty:
+        return probed
+    problem = agg.problem
+    y = values[model.blocks["y"]]
+    coarse = model.y_unit >= len(agg.pools)
+    cls = model.units["cls"].to_numpy()[model.y_unit[coarse]]
+    for s, service in enumerate(problem.services):
+        use = problem.cases.loc[chosen.index, f"use_{service}"].groupby(chosen["cls"].to_numpy()).mean()
+        per_case = use.reindex(range(len(agg.classes))).fillna(0).to_numpy()[cls]
+        expected = np.bincount(model.y_muni[coarse], weights=y[coarse] * per_case, minlength=agg.n_municipalities)
+        probed |= (expected > 0) & (expected >= agg.services_left[:, s]) & ~model.fine
+    return probed
 
 
 def likely_binding_services(agg: Aggregation) -> np.ndarray:
