@@ -158,7 +158,6 @@ def solve(
             # (the plans of the levels above stay valid and keep their locks).
             repaired = _without_broken_services(model, found)
             repaired_plan = _plan_frame(agg, repaired)
-            repaired_value = float(weighted[k] @ complete_hint(model, _hint_from_plan(model, repaired_plan)))
             fine = fine.copy()
             fine[broken] = True
             refinements += 1
@@ -166,25 +165,34 @@ def solve(
                 fine[:] = True  # stop chasing: model every service everywhere
             else:
                 fine |= near_capacity(agg, found, NEAR_CAPACITY)
-            out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
-            good_enough = bound is not None and _proven(repaired_value, bound, settings.solver.relative_gap)
-            log.info("class counts broke service capacities in %d municipalities; modelling them (now %d)%s",
-                     len(broken), int(fine.sum()), "" if good_enough or out_of_time else f"; solving level {k + 1} again")
             rebuilt = time.perf_counter()
-            old_model = model
             model = build_model(agg, fine)
             build_seconds += time.perf_counter() - rebuilt
             terms = model.objective_terms()
             weighted = [sum(settings.objective.weight(t) * terms[t] for t in level) for level in priorities]
+            repaired_values = complete_hint(model, _hint_from_plan(model, repaired_plan))
+            repaired_value = float(weighted[k] @ repaired_values)
+            # Taking cases out may cost a level above: then the repaired plan is no answer here.
+            keeps_locks = all(weighted[j] @ repaired_values >= v - 1e-6 for j, v in enumerate(lock_values))
+            good_enough = keeps_locks and bound is not None and _proven(repaired_value, bound,
+                                                                         settings.solver.relative_gap)
+            out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
+            log.info("class counts broke service capacities in %d municipalities; modelling them (now %d)%s",
+                     len(broken), int(fine.sum()), "" if good_enough or out_of_time else f"; solving level {k + 1} again")
             if not (good_enough or out_of_time):
-                plan_hint = repaired_plan
-                incumbent = (repaired_plan, bound)
+                if keeps_locks:
+                    plan_hint = repaired_plan
+                    incumbent = (repaired_plan, bound)
                 continue
-            found = repaired
-            candidate = complete_hint(model, _hint_from_plan(model, repaired_plan))
-            objective_value = float(weighted[k] @ candidate)
-            status = "optimal" if good_enough else "feasible"
-            del old_model
+            if good_enough or k == 0:
+                found, candidate, objective_value = repaired, repaired_values, repaired_value
+                status = "optimal" if good_enough else "feasible"
+            else:
+                # Out of time: the plan of the level above keeps every lock; this level keeps it.
+                found = assignment
+                candidate = complete_hint(model, _hint_from_plan(model, plan_hint))
+                objective_value = float(weighted[k] @ candidate)
+                status = "feasible"
         levels.append(LevelResult(names, status, objective_value, bound, spent, outcome.nodes))
         spent = 0.0
         values, assignment = candidate, found

@@ -94,3 +94,22 @@ def test_demo_with_scores_is_valid(tmp_path):
     problem = read_problem(folder)
     assert problem.has_scores
     assert len(problem.scores) == 60 * 357
+
+
+def test_lower_levels_never_cost_level_one(tmp_path):
+    """Ties and spread come after urgency: the full solve keeps level 1's optimum (within the
+    gap), also when a refinement of service municipalities happens on a lower level."""
+    from dataclasses import replace
+
+    from allocator import solve
+
+    for n in (20, 60):
+        folder = write_instance(replace(NAMED["small"], cases=n), tmp_path / f"p{n}")
+        problem = read_problem(folder)
+        alone = solve(problem, problem.settings.with_overrides(solver__time_limit=20,
+                                                               objective={"priorities": [["urgency"]]}))
+        full = solve(problem, problem.settings.with_overrides(solver__time_limit=20))
+        assert alone.status == "optimal"
+        assert full.levels[0].objective >= alone.levels[0].objective * (1 - 2e-4)
+        full.write(tmp_path / f"o{n}")
+        assert verify_plan(folder, tmp_path / f"o{n}" / "plan.csv") == []
