@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .model import PlacementModel
+from .room import Room
 
 
 def round_and_fill(model: PlacementModel, y_lp: np.ndarray) -> np.ndarray:
@@ -28,30 +29,11 @@ def round_and_fill(model: PlacementModel, y_lp: np.ndarray) -> np.ndarray:
     pools = agg.pools
     units = model.units
     n_pools = len(pools)
-    n_muni = agg.n_municipalities
     y = np.floor(y_lp + 1e-9)
     unit_of = model.y_unit
-    muni_of = model.y_muni
     ub = model.upper[model.blocks["y"]]
 
-    # What the rounded counts leave.
-    size = units["size"].to_numpy(dtype=float)
-    minors = units["minors"].to_numpy(dtype=float)
-    persons_left = agg.persons_left - np.bincount(muni_of, weights=y * size[unit_of], minlength=n_muni)
-    minors_left = agg.minors_left - np.bincount(muni_of, weights=y * minors[unit_of], minlength=n_muni)
-    services = list(agg.problem.services)
-    use = units[[f"use_{s}" for s in services]].to_numpy(dtype=float) if services else np.zeros((len(units), 0))
-    services_left = agg.services_left.copy()
-    for s in range(len(services)):
-        services_left[:, s] -= np.bincount(muni_of, weights=y * use[unit_of, s], minlength=n_muni)
-    hall_left = model.hall_supply.copy()
-    rows_of_class: dict[int, np.ndarray] = {}
-    if len(model.hall_row):
-        demand = model.class_demand(y)
-        np.subtract.at(hall_left, model.hall_row, demand[model.hall_class])
-        order = np.argsort(model.hall_class, kind="stable")
-        bounds = np.searchsorted(model.hall_class[order], np.arange(len(demand) + 1))
-        rows_of_class = {e: model.hall_row[order[bounds[e]:bounds[e + 1]]] for e in range(len(demand))}
+    room = Room(model, y)  # what the rounded counts leave
 
     # Columns of each unit, the ones the LP used most first.
     by_unit: dict[int, list[int]] = defaultdict(list)
@@ -79,26 +61,6 @@ def round_and_fill(model: PlacementModel, y_lp: np.ndarray) -> np.ndarray:
             taken[int(order_pool[pos])] += 1
 
     # Fill: the most urgent unchosen case, to the first municipality with room for it.
-    def fits(j: int, unit: int, pool: int) -> bool:
-        m = muni_of[j]
-        if y[j] >= ub[j] or persons_left[m] < size[unit] or minors_left[m] < minors[unit]:
-            return False
-        if unit < n_pools and len(services) and (services_left[m] < use[pool]).any():
-            return False
-        e = model.y_class[j]
-        return e < 0 or not len(rows_of_class.get(e, ())) or (hall_left[rows_of_class[e]] >= 1).all()
-
-    def place(j: int, unit: int, pool: int) -> None:
-        m = muni_of[j]
-        y[j] += 1
-        persons_left[m] -= size[unit]
-        minors_left[m] -= minors[unit]
-        if unit < n_pools and len(services):
-            services_left[m] -= use[pool]
-        e = model.y_class[j]
-        if e >= 0 and len(rows_of_class.get(e, ())):
-            hall_left[rows_of_class[e]] -= 1
-
     exhausted: set[int] = set()
     waiting = np.sort(np.concatenate([queue[p][taken[p]:] for p in queue])) if queue else np.zeros(0, dtype=int)
     for pos in waiting:  # most urgent first
@@ -108,8 +70,9 @@ def round_and_fill(model: PlacementModel, y_lp: np.ndarray) -> np.ndarray:
         done = False
         for unit in (pool, n_pools + int(pool_cls[pool])):
             for j in by_unit.get(unit, ()):
-                if fits(j, unit, pool):
-                    place(j, unit, pool)
+                if y[j] < ub[j] and room.fits(j):
+                    room.change(j, +1)
+                    y[j] += 1
                     taken[pool] += 1
                     done = True
                     break

@@ -36,7 +36,7 @@ import pandas as pd
 from .backend import StopFlag
 from .errors import ProblemValidationError
 from .problem import Problem
-from .scoring import case_terms, level_values, plan_terms, spread_cost  # noqa: F401 - re-exported for the API
+from .scoring import level_values, plan_terms
 from .settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,55 +13,7 @@ from collections import defaultdict
 import numpy as np
 
 from .model import PlacementModel
-
-
-class _Room:
-    """What a plan's counts leave in each municipality: persons, minors, services, Hall rows."""
-
-    def __init__(self, model: PlacementModel, y: np.ndarray):
-        agg = model.agg
-        self.model = model
-        units = model.units
-        self.size = units["size"].to_numpy(dtype=float)
-        self.minors = units["minors"].to_numpy(dtype=float)
-        services = list(agg.problem.services)
-        self.use = units[[f"use_{s}" for s in services]].to_numpy(dtype=float) if services \
-            else np.zeros((len(units), 0))
-        n = agg.n_municipalities
-        u, m = model.y_unit, model.y_muni
-        self.persons = agg.persons_left - np.bincount(m, weights=y * self.size[u], minlength=n)
-        self.minors_left = agg.minors_left - np.bincount(m, weights=y * self.minors[u], minlength=n)
-        self.services = agg.services_left.copy()
-        for s in range(len(services)):
-            self.services[:, s] -= np.bincount(m, weights=y * self.use[u, s], minlength=n)
-        self.hall = model.hall_supply.copy()
-        self.rows_of: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=int))
-        if len(model.hall_row):
-            demand = model.class_demand(y)
-            np.subtract.at(self.hall, model.hall_row, demand[model.hall_class])
-            for e in np.unique(model.hall_class):
-                self.rows_of[int(e)] = model.hall_row[model.hall_class == e]
-
-    def change(self, j: int, sign: int) -> None:
-        """Add (sign=+1) or remove (-1) one case of column j."""
-        unit, m = self.model.y_unit[j], self.model.y_muni[j]
-        self.persons[m] -= sign * self.size[unit]
-        self.minors_left[m] -= sign * self.minors[unit]
-        self.services[m] -= sign * self.use[unit]
-        e = self.model.y_class[j]
-        if e >= 0:
-            self.hall[self.rows_of[int(e)]] -= sign
-
-    def ok(self, columns: tuple[int, ...]) -> bool:
-        """Do the municipalities and housing classes of these columns keep every capacity?"""
-        for j in columns:
-            m = self.model.y_muni[j]
-            if self.persons[m] < -1e-9 or self.minors_left[m] < -1e-9 or (self.services[m] < -1e-9).any():
-                return False
-            e = self.model.y_class[j]
-            if e >= 0 and (self.hall[self.rows_of[int(e)]] < -1e-9).any():
-                return False
-        return True
+from .room import Room
 
 
 def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int = 100000) -> np.ndarray:
@@ -82,7 +34,7 @@ def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int =
         pool, tie = int(free["pool"].iat[pos]), int(free["tie"].iat[pos])
         for unit in (pool, n_pools + int(pool_cls[pool])):
             chosen_tied[(unit, tie)] += 1
-    room = _Room(model, y)
+    room = Room(model, y)
     units_at: dict[int, list[int]] = defaultdict(list)  # municipality -> columns with y > 0
     for j in np.flatnonzero(y > 0):
         units_at[int(model.y_muni[j])].append(int(j))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from allocator import Problem
-from allocator.recommend import allowed_municipalities, case_terms, spread_cost
+from allocator.recommend import allowed_municipalities
+from allocator.scoring import case_terms, spread_cost
 
 from .service import jsonable, placements_frame
 

@@ -7,7 +7,8 @@ import pytest
 import pandas as pd
 
 from allocator import verify_plan, write_problem
-from allocator.recommend import level_values, plan_terms, recommend, spread_cost
+from allocator.recommend import recommend
+from allocator.scoring import level_values, plan_terms, spread_cost
 from conftest import cases_and_persons, dwelling, muni, settings, single, tiny_tables
 from test_api_support import tiny_round
 
