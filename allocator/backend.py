@@ -34,7 +34,7 @@ SOLVER_TYPES = {"highs": parameters.SolverType.HIGHS, "scip": parameters.SolverT
 
 # A HiGHS MIP log row: "... BestBound BestSol Gap ..." with the time last.
 _HIGHS_ROW = re.compile(
-    r"^\s*[A-Za-z]?\s+\d+\s+\d+\s+\d+\s+[\d.]+%\s+(?P<bound>[-\d.e+]+|inf)\s+(?P<best>[-\d.e+]+|inf)\s+"
+    r"^\s*[A-Za-z]?\s+\d+\s+\d+\s+\d+\s+[\d.]+%\s+(?P<bound>[-+\d.e]+|-?inf)\s+(?P<best>[-+\d.e]+|-?inf)\s+"
 )
 _HIGHS_VERSION = re.compile(r"Running HiGHS (\S+)")
 
@@ -213,12 +213,13 @@ class MathOptBackend:
         relax: bool = False,
         absolute_gap: float | None = None,
         presolve: bool = True,
+        on_line: Callable[[str], None] | None = None,
     ) -> Outcome:
         """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``).
 
         ``upper`` replaces the variables' upper bounds (to search a restricted neighbourhood);
         ``relax`` drops integrality (the LP relaxation, whose optimum bounds the model's).
-        ``absolute_gap`` stops the search once the plan is this close to the solver's own bound
+        ``on_line`` receives every line of the solver's log. ``absolute_gap`` stops the search once the plan is this close to the solver's own bound
         (with a bound from outside that is no better than the solver's, a plan within
         ``absolute_gap`` of that bound always stops it).
         """
@@ -229,13 +230,12 @@ class MathOptBackend:
             time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
             relative_gap_tolerance=relative_gap,
             random_seed=seed,
-            enable_output=on_log is not None,
+            enable_output=on_log is not None or on_line is not None,
             absolute_gap_tolerance=absolute_gap,
         )
         if self.name == "highs":
             # HiGHS keeps one thread pool per process: changing its size between solves is an
             # error, so the pool keeps HiGHS's own default (its MIP search is mostly serial).
-            params.highs.bool_options["log_to_console"] = False
             if not presolve:
                 params.highs.string_options["presolve"] = "off"
             if relax:
@@ -253,6 +253,8 @@ class MathOptBackend:
 
         def message(lines: list[str]) -> None:
             for line in lines:
+                if on_line is not None:
+                    on_line(line)
                 version = _HIGHS_VERSION.search(line)
                 if version:
                     self.version = f"OR-Tools {ortools.__version__} / MathOpt HiGHS {version.group(1)}"
@@ -272,7 +274,7 @@ class MathOptBackend:
                     init_arguments.StreamableSolverInitArguments().to_proto(),
                     params.to_proto(),
                     model_params,
-                    message if on_log is not None else None,
+                    message if on_log is not None or on_line is not None else None,
                     callback.CallbackRegistration().to_proto(),
                     None,
                     interrupter.pybind_interrupter,
@@ -287,7 +289,8 @@ class MathOptBackend:
             log.warning("solver reported an infeasible model that has a plan; solving again without presolve")
             return self.solve(model, objective, locks=locks, time_limit=time_limit, relative_gap=relative_gap,
                               seed=seed, threads=threads, hint=hint, stop=stop, on_log=on_log, upper=upper,
-                              lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False)
+                              lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
+                              on_line=on_line)
         return outcome
 
 

@@ -46,8 +46,6 @@ time at which a given gap was first proven can be read off afterwards.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -55,31 +53,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from ortools.math_opt import model_parameters_pb2, model_pb2, result_pb2, solution_pb2
-from ortools.math_opt.core.python import solver as core_solver
-from ortools.math_opt.python import callback, init_arguments, parameters
-from ortools.util.python import solve_interrupter
 
 from allocator import Problem
+from allocator.backend import MathOptBackend, relative_gap
+from allocator.model import LinearProgram
 
 TYPE_COLUMNS = ["municipality", "bedrooms", "max_occupants", "step_free", "shared"]
-
-# A HiGHS branch-and-bound log row:
-# "Src Proc. InQueue | Leaves Expl. | BestBound BestSol Gap | Cuts InLp Confl. | LpIters Time"
-_HIGHS_ROW = re.compile(
-    r"^\s*[A-Za-z]?\s+\d+\s+\d+\s+\d+\s+[\d.]+%\s+(?P<bound>[-+\d.e]+|-?inf)\s+(?P<best>[-+\d.e]+|-?inf)\s+"
-    r".*?(?P<time>[\d.]+)s\s*$"
-)
-_HIGHS_VERSION = re.compile(r"Running HiGHS (\S+)")
-_HIGHS_SCHEDULER = re.compile(r"global scheduler has already been initialized to use (\d+) threads")
-
-
-def relative_gap(objective: float | None, bound: float | None) -> float | None:
-    """``|bound - objective| / max(|bound|, |objective|)`` (the allocator's definition)."""
-    if objective is None or bound is None or not np.isfinite(objective) or not np.isfinite(bound):
-        return None
-    return abs(bound - objective) / max(abs(bound), abs(objective), 1e-9)
-
 
 @dataclass(eq=False)
 class BaselineModel:
@@ -319,29 +298,6 @@ def build_baseline(problem: Problem) -> BaselineModel:
     )
 
 
-def to_proto(model: BaselineModel) -> model_pb2.ModelProto:
-    """The MathOpt model proto, filled straight from the arrays (all variables binary)."""
-    proto = model_pb2.ModelProto(name="per-pair baseline")
-    n = model.n_vars
-    proto.variables.ids.extend(range(n))
-    proto.variables.lower_bounds.extend(model.lower.tolist())
-    proto.variables.upper_bounds.extend(model.upper.tolist())
-    proto.variables.integers.extend([True] * n)
-    proto.objective.maximize = True
-    nz = np.flatnonzero(model.objective)
-    proto.objective.linear_coefficients.ids.extend(nz.tolist())
-    proto.objective.linear_coefficients.values.extend(model.objective[nz].tolist())
-    rows = model.matrix.shape[0]
-    proto.linear_constraints.ids.extend(range(rows))
-    proto.linear_constraints.lower_bounds.extend(model.row_lower.tolist())
-    proto.linear_constraints.upper_bounds.extend(model.row_upper.tolist())
-    coo = model.matrix.tocoo()  # from a sorted CSR: row-major order, as MathOpt requires
-    proto.linear_constraint_matrix.row_ids.extend(coo.row.tolist())
-    proto.linear_constraint_matrix.column_ids.extend(coo.col.tolist())
-    proto.linear_constraint_matrix.coefficients.extend(coo.data.tolist())
-    return proto
-
-
 @dataclass
 class BaselineOutcome:
     status: str  # optimal | feasible | infeasible | no_solution
@@ -354,7 +310,6 @@ class BaselineOutcome:
     solver: str
     #: (wall seconds since the solve started, best objective, best bound) per HiGHS log row.
     progress: list[tuple[float, float | None, float | None]] = field(default_factory=list)
-    threads: int = 0
 
     @property
     def gap(self) -> float | None:
@@ -381,135 +336,41 @@ class BaselineOutcome:
         return None
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if np.isfinite(value) else None
-
-
 def solve_baseline(
     model: BaselineModel,
     *,
     time_limit: float,
     relative_gap: float = 1e-4,
-    threads: int = 2,
     seed: int = 0,
     presolve: bool = True,
     log_lines: list[str] | None = None,
-    proto: model_pb2.ModelProto | None = None,
 ) -> BaselineOutcome:
-    """Solve with HiGHS through MathOpt; ``log_lines`` (if given) receives the solver's log.
+    """Solve with HiGHS through MathOpt (the allocator's backend, HiGHS's default threads);
+    ``log_lines`` (if given) receives the solver's log.
 
     ``presolve=False`` switches HiGHS's presolve off (an experiment; the baseline as a new user
-    runs it keeps the solver's defaults). ``proto``: the model's proto if already made.
+    runs it keeps the solver's defaults).
     """
-    proto = proto if proto is not None else to_proto(model)
-    params = parameters.SolveParameters(
-        time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
-        relative_gap_tolerance=relative_gap,
-        absolute_gap_tolerance=1e-6,
-        random_seed=seed,
-        enable_output=True,
-    )
-    params.highs.int_options["threads"] = threads
-    if not presolve:
-        params.highs.string_options["presolve"] = "off"
+    program = LinearProgram(model.lower, model.upper, np.ones(model.n_vars, dtype=bool), model.matrix,
+                            model.row_lower, model.row_upper)
     progress: list[tuple[float, float | None, float | None]] = []
-    version = ["HiGHS"]
-    scheduler: list[str] = []
     started = time.perf_counter()
 
-    def message(lines: list[str]) -> None:
-        now = time.perf_counter() - started
-        for line in lines:
-            if log_lines is not None:
-                log_lines.append(line)
-            if "global scheduler" in line:
-                scheduler.append(line)
-            found = _HIGHS_VERSION.search(line)
-            if found:
-                version[0] = f"HiGHS {found.group(1)}"
-            row = _HIGHS_ROW.match(line)
-            if row:
-                progress.append((now, _number(row.group("best")), _number(row.group("bound"))))
+    def line(text: str) -> None:
+        if log_lines is not None:
+            log_lines.append(text)
 
-    def run() -> result_pb2.SolveResultProto:
-        return core_solver.solve(
-            proto,
-            parameters.SolverType.HIGHS.value,
-            init_arguments.StreamableSolverInitArguments().to_proto(),
-            params.to_proto(),
-            model_parameters_pb2.ModelSolveParametersProto(),
-            message,
-            callback.CallbackRegistration().to_proto(),
-            None,
-            solve_interrupter.SolveInterrupter().pybind_interrupter,
-        )
+    def row(best: float | None, bound: float | None) -> None:
+        progress.append((time.perf_counter() - started, best, bound))
 
-    seen = len(log_lines) if log_lines is not None else 0
-    try:
-        result = run()
-    except Exception:
-        # HiGHS keeps one global thread scheduler per process: after an earlier solve in this
-        # process with another thread count, only that count is accepted. Retry with it.
-        text = "\n".join((log_lines or [])[seen:]) + "\n" + "\n".join(scheduler)
-        found = _HIGHS_SCHEDULER.search(text)
-        if not found:
-            raise
-        params.highs.int_options["threads"] = int(found.group(1))
-        progress.clear()
-        started = time.perf_counter()
-        result = run()
-    seconds = time.perf_counter() - started
-    import ortools
-
-    outcome = _outcome(result, model.n_vars, seconds, progress, f"OR-Tools {ortools.__version__} / MathOpt {version[0]}")
-    outcome.threads = int(params.highs.int_options["threads"])
-    return outcome
-
-
-def _outcome(
-    result: result_pb2.SolveResultProto,
-    n_vars: int,
-    seconds: float,
-    progress: list[tuple[float, float | None, float | None]],
-    solver: str,
-) -> BaselineOutcome:
-    reasons = result_pb2.TerminationReasonProto
-    reason = result.termination.reason
-    values = None
-    objective = None
-    for solution in result.solutions:
-        primal = solution.primal_solution
-        if primal.feasibility_status == solution_pb2.SOLUTION_STATUS_FEASIBLE:
-            values = np.zeros(n_vars)
-            ids = np.fromiter(primal.variable_values.ids, dtype=np.int64)
-            values[ids] = np.fromiter(primal.variable_values.values, dtype=float)
-            objective = primal.objective_value
-            break
-    bounds = result.termination.objective_bounds
-    bound = bounds.dual_bound if np.isfinite(bounds.dual_bound) else None
-    if reason == reasons.TERMINATION_REASON_OPTIMAL:
-        status = "optimal"
-    elif reason == reasons.TERMINATION_REASON_INFEASIBLE:
-        status = "infeasible"
-    elif values is not None:
-        status = "feasible"
-    else:
-        status = "no_solution"
-    return BaselineOutcome(
-        status=status,
-        objective=objective,
-        bound=bound,
-        seconds=seconds,
-        values=values,
-        nodes=int(result.solve_stats.node_count),
-        detail=result.termination.detail,
-        solver=solver,
-        progress=progress,
-    )
+    backend = MathOptBackend("highs")
+    out = backend.solve(program, model.objective, time_limit=time_limit, relative_gap=relative_gap,
+                        absolute_gap=1e-6, seed=seed, presolve=presolve, on_log=row, on_line=line)
+    # Progress times count from before the proto is filled; so does the total.
+    return BaselineOutcome(status=out.status, objective=out.objective, bound=out.bound,
+                           seconds=time.perf_counter() - started,
+                           values=out.values, nodes=out.nodes, detail=out.detail, solver=backend.version,
+                           progress=progress)
 
 
 def extract_plan(model: BaselineModel, values: np.ndarray) -> pd.DataFrame:

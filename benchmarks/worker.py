@@ -132,12 +132,11 @@ def run_baseline(
     relative_gap: float,
     max_variables: int,
     presolve: bool = True,
-    threads: int = 2,
 ) -> dict[str, Any]:
     """The per-pair model (``benchmarks.baseline``) on the folder, level 1 (urgency) only."""
     from allocator import read_problem
 
-    from .baseline import build_baseline, extract_plan, model_size, plan_objective, solve_baseline, to_proto
+    from .baseline import build_baseline, extract_plan, model_size, plan_objective, solve_baseline
 
     started = time.perf_counter()
     problem = read_problem(folder)
@@ -166,12 +165,10 @@ def run_baseline(
         }
     t = time.perf_counter()
     model = build_baseline(problem)
-    proto = to_proto(model)
     build_s = time.perf_counter() - t
     log: list[str] = []
-    outcome = solve_baseline(model, time_limit=time_limit, relative_gap=relative_gap, threads=threads,
-                             presolve=presolve, log_lines=log, proto=proto)
-    del proto
+    outcome = solve_baseline(model, time_limit=time_limit, relative_gap=relative_gap, presolve=presolve,
+                             log_lines=log)
     (out / "highs.log").write_text("\n".join(log) + "\n", encoding="utf-8")
     t = time.perf_counter()
     plan_rows = 0
@@ -206,7 +203,7 @@ def run_baseline(
         "status": outcome.status,
         "max_gap": outcome.gap,
         "nodes": outcome.nodes,
-        "threads": outcome.threads,
+        "threads": "HiGHS default",
         "detail": outcome.detail,
         "seconds_to_target": reached,  # solve seconds at which target_gap was first proven
         "to_target_s": None if reached is None else build_s + reached,
@@ -231,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--time-limit", type=float, default=120.0)
     b.add_argument("--relative-gap", type=float, default=1e-4)
     b.add_argument("--max-variables", type=int, default=3_000_000)
-    b.add_argument("--threads", type=int, default=2)
     b.add_argument("--no-presolve", action="store_true")
     v = sub.add_parser("verify")
     v.add_argument("folder", type=Path)
@@ -251,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics = run_allocator(args.folder, args.out, args.time_limit, level1_only=args.what == "allocator-l1")
         else:
             metrics = run_baseline(args.folder, args.out, args.time_limit, args.relative_gap,
-                                   args.max_variables, presolve=not args.no_presolve, threads=args.threads)
+                                   args.max_variables, presolve=not args.no_presolve)
         code = 0
     except Exception as exc:  # reported in the table, not hidden
         traceback.print_exc()
