@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 from hypothesis import HealthCheck, given, reject, settings as hsettings, strategies as st
 
-from allocator import ProblemValidationError, build_problem, solve
+from allocator import ProblemValidationError, build_problem, solve, verify_plan, write_problem
 from conftest import AS_OF, settings
 
 MONTH = 365.25 / 12
@@ -153,6 +155,10 @@ def test_solver_matches_brute_force(data):
     expected = brute_force(munis, cases, persons, dwellings, exclusions, pins)
     if expected is None:
         reject()  # the pins cannot be kept: no plan exists
+    with tempfile.TemporaryDirectory() as folder:
+        problem_dir = write_problem(tables, Path(folder) / "problem", {"as_of": str(AS_OF)})
+        result.write(Path(folder) / "out")
+        assert verify_plan(problem_dir, Path(folder) / "out" / "plan.csv") == []
     got = [level.objective for level in result.levels]
     assert abs(got[0] - expected[0]) < 1e-5
     assert abs(got[1] - expected[1]) < 1e-5
