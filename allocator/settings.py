@@ -93,7 +93,7 @@ class SolverSettings(_Frozen):
     time_limit: float = Field(60.0, gt=0, description="seconds of wall time for the whole solve")
     relative_gap: float = Field(1e-4, ge=0, le=1)
     seed: int = Field(0, ge=0)
-    threads: int = Field(2, ge=1)
+    threads: int = Field(2, ge=1, description="SCIP's threads; HiGHS keeps one pool per process, its own size")
 
 
 def _default_services() -> dict[str, tuple[int, int]]:
