@@ -122,7 +122,7 @@ def unplaced_reasons(problem: Problem, agg: Aggregation, plan: pd.DataFrame, lev
                 blocked[rule] = int(newly.sum())
             still_open &= mask[p]
         if still_open.any():
-            why = ("placing it would lower a higher-priority objective" if proven
+            why = ("placing it gains the objective nothing, or costs a higher-priority level" if proven
                    else "not reached within the time limit; the plan is not proven optimal")
             reasons[p] = ("objective", f"room remains in {int(still_open.sum())} municipalities; {why}")
             continue
