@@ -22,7 +22,7 @@ class LevelResult:
     """One priority level of the lexicographic objective."""
 
     terms: list[str]
-    status: str  # optimal | feasible | no_solution | not_run
+    status: str  # optimal | feasible | no_solution | not_run (stopped) | out_of_time
     objective: float | None
     bound: float | None
     seconds: float
@@ -51,8 +51,8 @@ class Result:
     """A proposal for one round.
 
     ``status`` is ``optimal`` when every level is proven within the relative gap setting,
-    ``feasible`` when a level stopped on the time limit (its gap says how far it may be),
-    ``stopped`` when stopped early on request.
+    ``feasible`` when a level stopped on the time limit (its gap says how far it may be) or
+    the time ran out before a level could start, ``stopped`` when stopped early on request.
     """
 
     problem: Problem

@@ -97,6 +97,11 @@ def solve(
             levels.append(LevelResult(names, "not_run", None, None, 0.0, 0))
             k += 1
             continue
+        if k > 0 and time.perf_counter() >= deadline:
+            # Out of time: the plan of the levels above stands; this level is not searched.
+            levels.append(LevelResult(names, "out_of_time", None, None, 0.0, 0))
+            k += 1
+            continue
         terms = model.objective_terms()
         weighted = [sum(settings.objective.weight(t) * terms[t] for t in level) for level in priorities]
         hint = _hint_from_plan(model, plan_hint) if plan_hint is not None else None
@@ -355,6 +360,10 @@ def solve_level(
     lp = backend.solve(program, objective, time_limit=left() * 0.7, relative_gap=0.0, relax=True, **common)
     if lp.status != "optimal" or lp.values is None:
         log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
+        if fill and hint is None:
+            # No LP in time: the most urgent cases, greedily, are still a plan.
+            y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
+            hint = complete_hint(model, round_and_fill(model, np.zeros(len(y_in))))[columns]
         full = backend.solve(program, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
         if full.values is None and hint is not None:
             return Outcome("feasible", hint, float(objective @ hint), full.bound, time.perf_counter() - started,
