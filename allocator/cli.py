@@ -20,10 +20,11 @@ def _print_result(result, out: Path | None) -> None:
     table = Table(title=f"Proposal: {result.status}", show_header=True, header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    gap = "n/a" if result.gap is None else f"{result.gap:.4%}"
+    gaps = [(level.gap, i) for i, level in enumerate(result.levels, 1) if level.gap is not None]
+    gap = "n/a" if result.gap is None else f"{result.gap:.4%}" + (f" (level {max(gaps)[1]})" if gaps else "")
     rows = [
         ("status", result.status),
-        ("gap (proven)", gap),
+        ("largest proven gap", gap),
         ("cases placed", f"{k['cases_placed']} / {k['cases']}"),
         ("persons placed", f"{k['persons_placed']} / {k['persons']}"),
         ("long-waiting persons placed", f"{k['long_waiting_placed']} / {k['long_waiting_persons']}"),
