@@ -14,9 +14,6 @@ import pandas as pd
 from .aggregate import Aggregation, dwelling_type_of
 from .problem import Problem
 
-RULE_ORDER = ("resolution", "minors", "services", "housing", "exclusions")
-
-
 def _rule_masks(
     agg: Aggregation,
     persons_left: np.ndarray,

@@ -125,7 +125,6 @@ class PlacementModel:
     x_type: np.ndarray
     z_muni: np.ndarray
     z_segment: np.ndarray
-    levels: list[tuple[float, int]] = field(default_factory=list)  # urgency value, count per w
 
     @property
     def n_vars(self) -> int:

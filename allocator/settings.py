@@ -12,9 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-#: Objective terms, each a small named function in :mod:`allocator.objective`.
-OBJECTIVE_TERMS = ("urgency", "ties", "scores", "housing_fit", "spread")
-
+#: Objective terms, each a small named function in :mod:`allocator.model`.
 TermName = Literal["urgency", "ties", "scores", "housing_fit", "spread"]
 
 

@@ -46,9 +46,7 @@ def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int =
             continue
         while a[i] < min(chosen_tied[(u, m0)], model.upper[model.blocks["a"].start + i]) and moves < max_moves:
             # Where a case of this unit sits now, other than the tie municipality.
-            sources = [j for j, (uu, mm) in ((j, (int(model.y_unit[j]), int(model.y_muni[j])))
-                                             for j in np.flatnonzero((model.y_unit == u) & (y > 0)))
-                       if mm != m0]
+            sources = [int(j) for j in np.flatnonzero((model.y_unit == u) & (y > 0) & (model.y_muni != m0))]
             if a[i] < y[j0]:
                 a[i] += 1  # a tied case can take a slot the unit already has there
                 moves += 1
