@@ -85,7 +85,7 @@ CORE_BLOCKS = ("y", "w", "s", "d")
 
 
 @dataclass(frozen=True, eq=False)
-class PlacementModel:
+class PlacementModel(LinearProgram):
     """A built model: bounds, integrality, matrix, and how to read each variable block.
 
     Rows come in named groups; :meth:`program` cuts out the rows and blocks a set of objective
@@ -93,12 +93,6 @@ class PlacementModel:
 """
 
     agg: Aggregation
-    lower: np.ndarray
-    upper: np.ndarray
-    integer: np.ndarray
-    matrix: sp.csr_matrix
-    row_lower: np.ndarray
-    row_upper: np.ndarray
     blocks: dict[str, slice]
     row_group: np.ndarray
     y_class: np.ndarray  # housing class of each y column (-1 without housing)
@@ -125,10 +119,6 @@ class PlacementModel:
     x_type: np.ndarray
     z_muni: np.ndarray
     z_segment: np.ndarray
-
-    @property
-    def n_vars(self) -> int:
-        return len(self.lower)
 
     @property
     def n_integer(self) -> int:
