@@ -4,8 +4,8 @@ left with the most urgent cases not yet chosen.
 Rounding down keeps every rule (all rules are capacities, and the housing rows are Hall's
 conditions, which fewer cases never break). Each case added is checked against the
 municipality's remaining persons, minors, modelled services and Hall rows. The result is a
-plan of the model, usually within a few hundredths of a percent of the LP bound on national
-rounds: when it is within the relative gap, the level is proven without a MIP search.
+plan of the model; when it is within the relative gap of the LP bound, the level is proven
+without a MIP search.
 """
 
 from __future__ import annotations
@@ -24,72 +24,131 @@ def round_and_fill(model: PlacementModel, y_lp: np.ndarray) -> np.ndarray:
 
     ``y_lp`` holds the LP's values of the y block.
     """
-    agg = model.agg
-    free = agg.free_cases
-    pools = agg.pools
-    units = model.units
-    n_pools = len(pools)
-    y = np.floor(y_lp + 1e-9)
-    unit_of = model.y_unit
-    ub = model.upper[model.blocks["y"]]
+    filler = Filler(model, y_lp)
+    filler.fill()
+    return filler.values()
 
-    room = Room(model, y)  # what the rounded counts leave
 
-    # Columns of each unit, the ones the LP used most first.
-    by_unit: dict[int, list[int]] = defaultdict(list)
-    for j in np.lexsort((-(y_lp - y), unit_of)):
-        by_unit[int(unit_of[j])].append(int(j))
+class Filler:
+    """Counts ``y`` per column and, from them, which cases are chosen.
 
-    # Chosen cases: per class, the rounded counts need that many cases, the most urgent first,
-    # with each pool giving at least what its fine columns hold.
-    pool_cls = pools["cls"].to_numpy()
-    order = free.assign(_key=free.index).sort_values(["urgency", "_key"], ascending=[False, True])
-    order_pool = order["pool"].to_numpy()
-    queue = {int(p): np.flatnonzero(order_pool == p) for p in np.unique(order_pool)}  # positions in order
-    fine_need = np.bincount(unit_of[unit_of < n_pools], weights=y[unit_of < n_pools], minlength=n_pools)
-    class_total = np.bincount(units["cls"].to_numpy()[unit_of], weights=y, minlength=len(agg.classes))
-    taken = {p: int(fine_need[p]) for p in queue}
-    # The class slots go to the most urgent remaining cases of the class's pools: merge the
-    # pools' queues by urgency and take the head.
-    for c in range(len(agg.classes)):
-        members = [p for p in queue if pool_cls[p] == c]
-        extra = int(class_total[c]) - sum(taken[p] for p in members)
-        if extra <= 0 or not members:
-            continue
-        rest = np.concatenate([queue[p][taken[p]:] for p in members])
-        for pos in np.sort(rest)[:extra]:  # positions in ``order`` are urgency ranks
-            taken[int(order_pool[pos])] += 1
+    Pools counted at fine municipalities force their own most urgent cases; class slots take
+    the most urgent of the rest of the class's pools. So the chosen cases, and the urgency,
+    follow from ``fine_count`` (per pool) and ``class_total`` (per class) alone.
+    """
 
-    # Fill: the most urgent unchosen case, to the first municipality with room for it.
-    exhausted: set[int] = set()
-    waiting = np.sort(np.concatenate([queue[p][taken[p]:] for p in queue])) if queue else np.zeros(0, dtype=int)
-    for pos in waiting:  # most urgent first
-        pool = int(order_pool[pos])
-        if pool in exhausted or taken[pool] >= len(queue[pool]) or queue[pool][taken[pool]] != pos:
-            continue
-        done = False
-        for unit in (pool, n_pools + int(pool_cls[pool])):
-            for j in by_unit.get(unit, ()):
-                if y[j] < ub[j] and room.fits(j):
-                    room.change(j, +1)
-                    y[j] += 1
-                    taken[pool] += 1
-                    done = True
-                    break
-            if done:
-                break
-        if not done:
-            exhausted.add(pool)  # rooms only shrink: no later case of this pool fits either
+    def __init__(self, model: PlacementModel, y_lp: np.ndarray):
+        agg = model.agg
+        self.model = model
+        self.n_pools = len(agg.pools)
+        self.pool_cls = agg.pools["cls"].to_numpy()
+        self.unit_cls = model.units["cls"].to_numpy()
+        self.y = np.floor(y_lp + 1e-9)
+        self.ub = model.upper[model.blocks["y"]]
+        self.room = Room(model, self.y)
+        # Columns of each unit, the ones the LP used most first; columns of each municipality.
+        self.by_unit: dict[int, np.ndarray] = {}
+        order = np.lexsort((-(y_lp - self.y), -y_lp, model.y_unit))
+        bounds = np.searchsorted(model.y_unit[order], np.arange(len(model.units) + 1))
+        for u in range(len(model.units)):
+            if bounds[u + 1] > bounds[u]:
+                self.by_unit[u] = order[bounds[u]:bounds[u + 1]]
+        self.at_muni: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(0, dtype=int))
+        by_muni = np.argsort(model.y_muni, kind="stable")
+        edges = np.searchsorted(model.y_muni[by_muni], np.arange(agg.n_municipalities + 1))
+        for m in range(agg.n_municipalities):
+            if edges[m + 1] > edges[m]:
+                self.at_muni[m] = by_muni[edges[m]:edges[m + 1]]
 
-    values = np.zeros(model.n_vars)
-    values[model.blocks["y"]] = y
-    chosen = order.index[np.concatenate([queue[p][: taken[p]] for p in queue])] if queue else order.index[:0]
-    placed = free.loc[chosen]
-    tied = placed["tie"].to_numpy() >= 0
-    s_pos = pd.Index(free.index[model.s_case]).get_indexer(placed.index[tied])
-    values[model.blocks["s"].start + s_pos] = 1.0
-    w_key = pd.MultiIndex.from_arrays([model.w_pool, model.w_urgency])
-    untied = placed[~tied]
-    w_pos = w_key.get_indexer(pd.MultiIndex.from_arrays([untied["pool"].to_numpy(), untied["urgency"].round(9).to_numpy()]))
-    np.add.at(values, model.blocks["w"].start + w_pos, 1.0)
-    return values
+        free = agg.free_cases
+        self.order = free.assign(_key=free.index).sort_values(["urgency", "_key"], ascending=[False, True])
+        order_pool = self.order["pool"].to_numpy()
+        urgency = self.order["urgency"].to_numpy(dtype=float)
+        # Per pool: positions in ``order`` (most urgent first) and their urgencies.
+        self.queue = {p: np.flatnonzero(order_pool == p) for p in range(self.n_pools)}
+        self.urgency = {p: urgency[q] for p, q in self.queue.items()}
+        self.members = {c: [p for p in range(self.n_pools) if self.pool_cls[p] == c]
+                        for c in range(len(agg.classes))}
+        fine = model.y_unit < self.n_pools
+        self.fine_count = np.bincount(model.y_unit[fine], weights=self.y[fine], minlength=self.n_pools)
+        self.class_total = np.bincount(self.unit_cls[model.y_unit], weights=self.y, minlength=len(agg.classes))
+
+    # -- which cases the counts choose ---------------------------------------------------------
+
+    def taken(self, c: int) -> dict[int, int]:
+        """Cases chosen per pool of class ``c``: the forced ones, then the most urgent rest."""
+        members = self.members[c]
+        taken = {p: int(self.fine_count[p]) for p in members}
+        extra = int(round(self.class_total[c])) - sum(taken.values())
+        if extra > 0 and members:
+            rest = np.concatenate([self.urgency[p][taken[p]:] for p in members])
+            owner = np.concatenate([np.full(len(self.urgency[p]) - taken[p], p) for p in members])
+            for p in owner[np.argsort(-rest, kind="stable")[:extra]]:
+                taken[int(p)] += 1
+        return taken
+
+    def change(self, j: int, sign: int) -> None:
+        """One case more (+1) or fewer (-1) in column j."""
+        self.y[j] += sign
+        self.room.change(j, sign)
+        unit = int(self.model.y_unit[j])
+        if unit < self.n_pools:
+            self.fine_count[unit] += sign
+        self.class_total[self.unit_cls[unit]] += sign
+
+    def columns_of(self, pool: int) -> np.ndarray:
+        """Columns a case of ``pool`` can take: the pool's own (fine municipalities), then its
+        class's."""
+        parts = [self.by_unit.get(u) for u in (pool, self.n_pools + int(self.pool_cls[pool]))]
+        parts = [p for p in parts if p is not None]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
+
+    def open_columns(self, columns: np.ndarray) -> np.ndarray:
+        """Those of ``columns`` with room for one more case."""
+        if not len(columns):
+            return columns
+        return columns[(self.y[columns] < self.ub[columns]) & self.room.fits_many(columns)]
+
+    # -- the fill ------------------------------------------------------------------------------
+
+    def fill(self) -> None:
+        """The most urgent unchosen case, to the first column with room for it."""
+        model = self.model
+        waiting = []
+        for c, members in self.members.items():
+            taken = self.taken(c)
+            waiting += [(-u, p) for p in members for u in self.urgency[p][taken[p]:]]
+        exhausted: set[int] = set()
+        for _, p in sorted(waiting):
+            if p in exhausted:
+                continue
+            open_ = self.open_columns(self.columns_of(p))
+            if self.fine_count[p] >= len(self.urgency[p]):
+                open_ = open_[model.y_unit[open_] >= self.n_pools]
+            if not len(open_):
+                exhausted.add(p)  # rooms only shrink: no later case of this pool fits either
+                continue
+            self.change(int(open_[0]), +1)
+
+    # -- the answer ----------------------------------------------------------------------------
+
+    def values(self) -> np.ndarray:
+        model = self.model
+        free = model.agg.free_cases
+        values = np.zeros(model.n_vars)
+        values[model.blocks["y"]] = self.y
+        positions = []
+        for c in self.members:
+            for p, n in self.taken(c).items():
+                positions.append(self.queue[p][:n])
+        chosen = self.order.index[np.concatenate(positions)] if positions else self.order.index[:0]
+        placed = free.loc[chosen]
+        tied = placed["tie"].to_numpy() >= 0
+        s_pos = pd.Index(free.index[model.s_case]).get_indexer(placed.index[tied])
+        values[model.blocks["s"].start + s_pos] = 1.0
+        w_key = pd.MultiIndex.from_arrays([model.w_pool, model.w_urgency])
+        untied = placed[~tied]
+        w_pos = w_key.get_indexer(pd.MultiIndex.from_arrays([untied["pool"].to_numpy(),
+                                                             untied["urgency"].round(9).to_numpy()]))
+        np.add.at(values, model.blocks["w"].start + w_pos, 1.0)
+        return values

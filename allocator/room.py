@@ -36,6 +36,10 @@ class Room:
             np.subtract.at(self.hall, model.hall_row, demand[model.hall_class])
             for e in np.unique(model.hall_class):
                 self.rows_of[int(e)] = model.hall_row[model.hall_class == e]
+        # Hall entries grouped by housing class, to take each class's tightest row at once.
+        by_class = np.argsort(model.hall_class, kind="stable")
+        self._entry_rows = model.hall_row[by_class]
+        self._classes, self._starts = np.unique(model.hall_class[by_class], return_index=True)
 
     def change(self, j: int, sign: int) -> None:
         """Add (sign=+1) or remove (-1) one case of column j."""
@@ -57,6 +61,23 @@ class Room:
             return False
         e = model.y_class[j]
         return e < 0 or (self.hall[self.rows_of[int(e)]] >= 1).all()
+
+    def fits_many(self, columns: np.ndarray) -> np.ndarray:
+        """:meth:`fits` for many columns at once."""
+        model = self.model
+        unit, m = model.y_unit[columns], model.y_muni[columns]
+        ok = (self.persons[m] >= self.size[unit]) & (self.minors_left[m] >= self.minors[unit])
+        if self.use.shape[1]:
+            ok &= (self.services[m] >= self.use[unit]).all(axis=1)
+        e = model.y_class[columns]
+        housed = e >= 0
+        if housed.any() and len(self._classes):
+            tightest = np.minimum.reduceat(self.hall[self._entry_rows], self._starts)
+            pos = np.searchsorted(self._classes, e[housed])
+            known = (pos < len(self._classes)) & (self._classes[np.minimum(pos, len(self._classes) - 1)] == e[housed])
+            room = np.where(known, tightest[np.minimum(pos, len(self._classes) - 1)], np.inf)
+            ok[housed] &= room >= 1
+        return ok
 
     def ok(self, columns: tuple[int, ...]) -> bool:
         """Do the municipalities and housing classes of these columns keep every capacity?"""

@@ -14,6 +14,7 @@ from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings, chosen_cases
 from .fill import round_and_fill
+from .pack import lp_pool_totals, pack_lp_totals
 from .ties import honour_more_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
@@ -30,6 +31,8 @@ BINDING_MARGIN = 1.0
 MAX_REFINEMENTS = 3
 #: On a refinement, municipalities whose plan uses this share of a capacity are modelled too.
 NEAR_CAPACITY = 0.95
+#: Share of a level's budget, and most seconds, for packing the LP's totals.
+PACK_SHARE, PACK_SECONDS = 0.2, 1.0
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
 
@@ -340,7 +343,9 @@ def solve_level(
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
-    1. The LP relaxation bounds the level (a valid bound for the full model).
+    1. The LP relaxation bounds the level (a valid bound for the full model). On the urgency
+       level, its counts rounded down and filled greedily, and when the LP chose whole cases,
+       those cases packed (:mod:`.pack`), may already be within the gap of that bound.
     2. A MIP in the box around the LP optimum (every pair keeps its rounded-down count and may
        only grow into the capacity that rounding down left) finds a strong plan fast. It stops
        as soon as a plan is within the relative gap of the LP bound: the level is then proven.
@@ -382,6 +387,25 @@ def solve_level(
                            "rounded LP plan within the gap of the LP bound")
         if hint is None or float(objective @ hint) < value:
             hint = filled
+        lp_full = np.zeros(model.n_vars)
+        lp_full[columns] = lp.values
+        totals = lp_pool_totals(model, lp_full)
+        if totals is not None:
+            # The LP chose whole cases: placing exactly those reaches the LP bound.
+            packed = pack_lp_totals(model, lp.values[y_in], totals,
+                                    time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS),
+                                    settings.solver.seed)
+            if packed is not None:
+                packed = complete_hint(model, packed)[columns]
+                value = float(objective @ packed)
+                log.info("  LP totals packed: %.4f", value)
+                if _proven(value, bound, gap):
+                    return Outcome("optimal", packed, value, bound, time.perf_counter() - started, 0,
+                                   "the LP's cases packed: a plan at the LP bound")
+                if float(objective @ hint) < value:
+                    hint = packed
+            else:
+                log.info("  LP totals not packed")
     if ties and hint is not None:
         full = np.zeros(model.n_vars)
         full[columns] = hint

@@ -1,0 +1,210 @@
+"""Pack exactly the cases the LP chose: a plan at the LP bound, found by moving cases.
+
+On small rounds the LP relaxation is often tight and chooses whole cases (its totals per pool
+are integers); what is hard is where each case goes, as families of up to nine must fit the
+persons, minors, services and dwellings left in single municipalities. This packs the LP's
+totals like bins: the largest cases first, each where the LP put it if it has room, else into
+the tightest municipality with room, and where none has room, into the one where the fewest
+persons have to make way (dearer for cases placed in the last few steps, and for cases with
+no room anywhere else); those go back in the queue. If the queue empties, every case the LP
+chose is placed: the plan's urgency is the LP bound, so it is optimal. When the LP is not
+tight, no packing exists: the packer gives up after a run of steps that leave no fewer cases
+waiting.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+
+import numpy as np
+
+from .fill import Filler
+from .model import PlacementModel
+
+#: Give up when this many placements in a row leave no fewer cases waiting than before.
+PATIENCE = 100
+#: Municipalities weighed per case that fits nowhere.
+CANDIDATES = 40
+#: Iterations during which pushing out a case just placed costs extra.
+TABU = 25
+TABU_COST = 10.0
+#: Extra cost per person pushed out who has room nowhere else right now.
+STUCK_COST = 3.0
+
+
+def lp_pool_totals(model: PlacementModel, values: np.ndarray) -> np.ndarray | None:
+    """Cases per pool in a full vector of the model's variables (its w and s blocks), or
+    ``None`` when some total is not a whole number (then there is nothing exact to pack)."""
+    pools = model.agg.pools
+    totals = np.bincount(model.w_pool, weights=values[model.blocks["w"]], minlength=len(pools))
+    s_pool = model.agg.free_cases["pool"].to_numpy()[model.s_case]
+    totals += np.bincount(s_pool, weights=values[model.blocks["s"]], minlength=len(pools))
+    whole = np.rint(totals)
+    return whole if np.abs(totals - whole).max(initial=0.0) <= 1e-6 else None
+
+
+def pack_lp_totals(
+    model: PlacementModel, y_lp: np.ndarray, totals: np.ndarray, deadline: float, seed: int = 0
+) -> np.ndarray | None:
+    """A full vector (y, w, s) placing ``totals[p]`` cases of every pool p, or ``None`` if the
+    packing did not finish by ``deadline``."""
+    packer = _Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed))
+    return packer.values() if packer.run(deadline) else None
+
+
+class _Packer(Filler):
+    def __init__(self, model: PlacementModel, y_lp: np.ndarray, totals: np.ndarray, rng: np.random.Generator):
+        super().__init__(model, y_lp)
+        self.y_lp = y_lp
+        self.rng = rng
+        self.totals = totals
+        self.size = model.units["size"].to_numpy()
+        # Class slots (at municipalities without service rows) are anonymous: book them to
+        # member pools that still need cases, so each pool knows how many of its cases are in.
+        self.in_slots = np.zeros(self.n_pools, dtype=int)
+        need = totals - self.fine_count.astype(int)
+        for c, members in self.members.items():
+            slots = int(round(self.class_total[c] - sum(self.fine_count[p] for p in members)))
+            for p in members:
+                take = min(slots, max(int(need[p]), 0))
+                self.in_slots[p] += take
+                slots -= take
+            if slots > 0:  # more slots than the LP's totals need: give them back
+                for j in self.by_unit.get(self.n_pools + c, np.zeros(0, dtype=int)):
+                    while slots > 0 and self.y[j] > 0:
+                        self.change(int(j), -1)
+                        slots -= 1
+        self.waiting: list[tuple[int, float, int]] = []
+        for p in range(self.n_pools):
+            for _ in range(int(totals[p] - self.fine_count[p] - self.in_slots[p])):
+                self._push(p)
+        self.tabu: dict[int, int] = {}  # column -> last iteration it may not lose a case
+        self.iteration = 0
+
+    def _push(self, pool: int) -> None:
+        heapq.heappush(self.waiting, (-int(self.size[pool]), float(self.rng.random()), pool))
+
+    def run(self, deadline: float) -> bool:
+        fewest, since = len(self.waiting), 0
+        while self.waiting:
+            self.iteration += 1
+            if len(self.waiting) < fewest:
+                fewest, since = len(self.waiting), self.iteration
+            if self.iteration - since > PATIENCE or (self.iteration % 16 == 0 and time.perf_counter() >= deadline):
+                return False
+            _, _, pool = heapq.heappop(self.waiting)
+            if not self._place(pool):
+                return False
+        return True
+
+    def _candidates(self, pool: int) -> np.ndarray:
+        columns = self.columns_of(pool)
+        return columns[self.y[columns] < self.ub[columns]]
+
+    def _add(self, pool: int, j: int) -> None:
+        self.change(j, +1)
+        if self.model.y_unit[j] >= self.n_pools:
+            self.in_slots[pool] += 1
+        self.tabu[j] = self.iteration + TABU
+
+    def _place(self, pool: int) -> bool:
+        columns = self._candidates(pool)
+        if not len(columns):
+            return False
+        open_ = self.open_columns(columns)
+        if len(open_):
+            # Where the LP wants more of it, else the tightest fit (big gaps stay for big cases).
+            wanted = open_[self.y_lp[open_] > self.y[open_] + 1e-9]
+            if len(wanted):
+                j = int(wanted[0])
+            else:
+                left = self.room.persons[self.model.y_muni[open_]]
+                j = int(open_[np.argmin(left + 0.1 * self.rng.random(len(open_)))])
+            self._add(pool, j)
+            return True
+        best: tuple[float, int, list[int]] | None = None
+        open_at: dict[int, set[int]] = {}  # unit -> municipalities with room for one more now
+        order = np.concatenate([columns[:CANDIDATES // 2],
+                                self.rng.permutation(columns[CANDIDATES // 2:])[:CANDIDATES // 2]])
+        for k in order:
+            plan = self._make_way(int(k), pool)
+            if plan is None:
+                continue
+            cost = self._cost(plan, open_at) + 0.5 * float(self.rng.random())
+            if best is None or cost < best[0]:
+                best = (cost, int(k), plan)
+        if best is None:
+            return False
+        _, k, plan = best
+        for j in plan:
+            self.change(j, -1)
+            self._push(self._owner(j))
+        self._add(pool, k)
+        return True
+
+    def _cost(self, plan: list[int], open_at: dict[int, set[int]]) -> float:
+        """Persons pushed out, dearer for cases just placed and for cases with no room elsewhere."""
+        cost = 0.0
+        for j in plan:
+            unit = int(self.model.y_unit[j])
+            size = float(self.size[unit])
+            cost += size
+            if self.tabu.get(j, -1) >= self.iteration:
+                cost += TABU_COST * size
+            if unit not in open_at:
+                columns = self.open_columns(self.by_unit.get(unit, np.zeros(0, dtype=int)))
+                open_at[unit] = set(self.model.y_muni[columns].tolist())
+            if not open_at[unit] - {int(self.model.y_muni[j])}:
+                cost += STUCK_COST * size
+        return cost
+
+    def _make_way(self, k: int, pool: int) -> list[int] | None:
+        """Columns to take one case out of (smallest cases first, none of ``pool`` itself) so
+        that column k fits, or ``None``; leaves the counts as they were."""
+        model = self.model
+        m = int(model.y_muni[k])
+        here = self.at_muni[m]
+        here = here[(self.y[here] > 0) & (here != k) & (model.y_unit[here] != pool)]
+        fresh = np.array([self.tabu.get(int(j), -1) >= self.iteration for j in here], dtype=bool)
+        here = here[np.lexsort((self.rng.random(len(here)), self.size[model.y_unit[here]], fresh))]
+        taken: list[int] = []
+        for j in here:
+            j = int(j)
+            while self.y[j] > 0 and not self.room.fits(k) and self._relieves(j, k):
+                self.room.change(j, -1)
+                self.y[j] -= 1
+                taken.append(j)
+            if self.room.fits(k):
+                break
+        fits = self.room.fits(k)
+        for j in taken:
+            self.room.change(j, +1)
+            self.y[j] += 1
+        return taken if fits else None
+
+    def _relieves(self, j: int, k: int) -> bool:
+        """Does taking a case of column j out free something column k's case lacks?"""
+        model, room = self.model, self.room
+        uj, uk, m = model.y_unit[j], model.y_unit[k], model.y_muni[k]
+        if room.persons[m] < room.size[uk] and room.size[uj] > 0:
+            return True
+        if room.minors_left[m] < room.minors[uk] and room.minors[uj] > 0:
+            return True
+        if ((room.services[m] < room.use[uk]) & (room.use[uj] > 0)).any():
+            return True
+        ek, ej = model.y_class[k], model.y_class[j]
+        if ek >= 0 and ej >= 0:
+            short = room.rows_of[int(ek)][room.hall[room.rows_of[int(ek)]] < 1]
+            return bool(np.isin(short, room.rows_of[int(ej)]).any())
+        return False
+
+    def _owner(self, j: int) -> int:
+        """The pool whose case leaves column j (class slots: a member booked there)."""
+        unit = int(self.model.y_unit[j])
+        if unit < self.n_pools:
+            return unit
+        members = [p for p in self.members[unit - self.n_pools] if self.in_slots[p] > 0]
+        pool = max(members, key=lambda p: self.in_slots[p])
+        self.in_slots[pool] -= 1
+        return pool

@@ -1,0 +1,82 @@
+"""Packing the LP's cases: where the LP chose whole cases and a packing exists, the packer
+places them with every model row kept and reaches the LP bound; where none exists, it gives up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import cases_and_persons, dwelling, muni, settings, single, tiny_tables
+
+from allocator import Settings, build_problem
+from allocator.aggregate import aggregate
+from allocator.backend import MathOptBackend
+from allocator.demo import NAMED, demo_settings, generate_tables
+from allocator.model import build_model
+from allocator.pack import lp_pool_totals, pack_lp_totals
+from allocator.solve import complete_hint, likely_binding_services
+
+
+def urgency_lp(problem):
+    """The urgency level's model, program, objective (full length) and LP optimum (full length)."""
+    agg = aggregate(problem)
+    model = build_model(agg, likely_binding_services(agg))
+    program, columns = model.program(["urgency"])
+    objective = model.objective_terms()["urgency"]
+    lp = MathOptBackend("highs").solve(program, objective[columns], time_limit=30, relative_gap=0.0, relax=True)
+    assert lp.status == "optimal"
+    values = np.zeros(model.n_vars)
+    values[columns] = lp.values
+    return model, program, columns, objective, values
+
+
+def keeps_every_row(program, x: np.ndarray) -> bool:
+    activity = program.matrix @ x
+    tol = 1e-6
+    return bool((activity >= program.row_lower - tol).all() and (activity <= program.row_upper + tol).all()
+                and (x >= program.lower - tol).all() and (x <= program.upper + tol).all())
+
+
+@pytest.fixture(scope="module")
+def national_1k():
+    tables = generate_tables(NAMED["national-1k"])
+    return build_problem(tables, Settings.model_validate(demo_settings()))
+
+
+def test_packs_the_lp_cases_of_a_national_round_at_the_lp_bound(national_1k):
+    model, program, columns, objective, lp = urgency_lp(national_1k)
+    totals = lp_pool_totals(model, lp)
+    assert totals is not None and totals.sum() > 0
+    y_lp = lp[model.blocks["y"]]
+    assert np.abs(y_lp - np.rint(y_lp)).max() > 1e-6  # the LP's placement itself is fractional
+    packed = pack_lp_totals(model, y_lp, totals, deadline=float("inf"), seed=0)
+    assert packed is not None
+    plan = complete_hint(model, packed)
+    y = plan[model.blocks["y"]]
+    assert np.array_equal(y, np.rint(y))
+    assert keeps_every_row(program, plan[columns])
+    assert float(objective @ plan) == pytest.approx(float(objective @ lp), rel=1e-9)
+
+
+def test_gives_up_when_no_packing_exists(solve_verified):
+    # Two singles, one dwelling: "both placed" cannot be packed, whatever the moves.
+    cases, persons = cases_and_persons(single("A", 200), single("B", 100))
+    tables = tiny_tables([muni("0001", 5)], cases, persons, [dwelling("D1", "0001", 1)])
+    problem = build_problem(tables, settings())
+    model, _, _, _, lp = urgency_lp(problem)
+    totals = lp_pool_totals(model, lp)
+    assert totals is not None and totals.tolist() == [1]  # one pool, one case chosen
+    assert pack_lp_totals(model, lp[model.blocks["y"]], totals + 1, deadline=float("inf")) is None
+    # The LP's own choice packs, and the solve proves it.
+    assert pack_lp_totals(model, lp[model.blocks["y"]], totals, deadline=float("inf")) is not None
+    result = solve_verified(tables)
+    assert result.plan["case_id"].tolist() == ["A"]
+    assert result.levels[0].status == "optimal"
+
+
+def test_national_round_level_one_is_proven_and_verified(national_1k, solve_verified):
+    tables = generate_tables(NAMED["national-1k"])
+    result = solve_verified(tables, Settings.model_validate(demo_settings()).with_overrides(
+        objective__priorities=[["urgency"]]))
+    level = result.levels[0]
+    assert level.status == "optimal"
+    assert level.bound - level.objective <= 1e-4 * level.bound
