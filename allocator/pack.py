@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from .model import PlacementModel
 
 #: Give up when this many placements in a row leave no fewer cases waiting than before.
 PATIENCE = 100
+#: Municipalities per waiting pool in the neighbourhood a stalled packing leaves to a search.
+NEIGHBOURS = 3
+#: Municipalities lacking only persons tried per waiting case, and swaps tried in all.
+SWAP_MUNICIPALITIES, SWAP_TRIES = 20, 400
 #: Municipalities weighed per case that fits nowhere.
 CANDIDATES = 40
 #: Iterations during which pushing out a case just placed costs extra.
@@ -44,16 +49,35 @@ def lp_pool_totals(model: PlacementModel, values: np.ndarray) -> np.ndarray | No
     return whole if np.abs(totals - whole).max(initial=0.0) <= 1e-6 else None
 
 
+@dataclass(frozen=True)
+class Packing:
+    """What the packer reached: a plan, whether it holds every case the LP chose, and where a
+    search is most likely to place the rest."""
+
+    values: np.ndarray  # a full vector of the model's variables (y, w, s; the rest zero)
+    complete: bool
+    neighbourhood: np.ndarray  # bool per municipality
+
+
 def pack_lp_totals(
     model: PlacementModel, y_lp: np.ndarray, totals: np.ndarray, deadline: float, seed: int = 0
-) -> np.ndarray | None:
-    """A full vector (y, w, s) placing ``totals[p]`` cases of every pool p, or ``None`` if the
-    packing did not finish by ``deadline``."""
-    packer = _Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed))
-    return packer.values() if packer.run(deadline) else None
+) -> Packing:
+    """Place ``totals[p]`` cases of every pool p, starting from the LP's counts ``y_lp``.
+
+    When the packing stalls or ``deadline`` passes, the plan holds the cases placed so far and
+    the neighbourhood is where the rest could go: the municipalities with persons to spare (which
+    a swap can move to where the waiting cases fit) and, per waiting pool, the first
+    ``NEIGHBOURS`` municipalities where one of its cases would fit but for the persons left.
+    """
+    packer = Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed))
+    complete = packer.run(deadline)
+    return Packing(packer.values(), complete, packer.neighbourhood())
 
 
-class _Packer(Filler):
+class Packer(Filler):
+    """The packing state: the LP's counts rounded down, less any class slots beyond the
+    totals, and a queue of the cases still to place, largest first."""
+
     def __init__(self, model: PlacementModel, y_lp: np.ndarray, totals: np.ndarray, rng: np.random.Generator):
         super().__init__(model, y_lp)
         self.y_lp = y_lp
@@ -79,6 +103,9 @@ class _Packer(Filler):
         for p in range(self.n_pools):
             for _ in range(int(totals[p] - self.fine_count[p] - self.in_slots[p])):
                 self._push(p)
+        # Column of each (unit, municipality) pair, -1 where the pair is impossible.
+        self.column_at = np.full((len(model.units), model.agg.n_municipalities), -1, dtype=int)
+        self.column_at[model.y_unit, model.y_muni] = np.arange(len(model.y_unit))
         self.tabu: dict[int, int] = {}  # column -> last iteration it may not lose a case
         self.iteration = 0
 
@@ -93,10 +120,28 @@ class _Packer(Filler):
                 fewest, since = len(self.waiting), self.iteration
             if self.iteration - since > PATIENCE or (self.iteration % 16 == 0 and time.perf_counter() >= deadline):
                 return False
-            _, _, pool = heapq.heappop(self.waiting)
-            if not self._place(pool):
+            item = heapq.heappop(self.waiting)
+            if not self._place(item[2]):
+                heapq.heappush(self.waiting, item)
                 return False
         return True
+
+    def neighbourhood(self) -> np.ndarray:
+        """See :func:`pack_lp_totals`."""
+        near = self.room.persons >= 1
+        for pool in {item[2] for item in self.waiting}:
+            near[self.model.y_muni[self._short_of_persons(self._candidates(pool))][:NEIGHBOURS]] = True
+        return near
+
+    def _short_of_persons(self, columns: np.ndarray) -> np.ndarray:
+        """Those of ``columns`` where one more case would fit but for the persons left."""
+        room = self.room
+        persons = room.persons.copy()
+        room.persons[:] = np.inf
+        try:
+            return columns[room.fits_many(columns)]
+        finally:
+            room.persons[:] = persons
 
     def _candidates(self, pool: int) -> np.ndarray:
         columns = self.columns_of(pool)
@@ -123,6 +168,8 @@ class _Packer(Filler):
                 j = int(open_[np.argmin(left + 0.1 * self.rng.random(len(open_)))])
             self._add(pool, j)
             return True
+        if self._swap_in(pool, columns):
+            return True
         best: tuple[float, int, list[int]] | None = None
         open_at: dict[int, set[int]] = {}  # unit -> municipalities with room for one more now
         order = np.concatenate([columns[:CANDIDATES // 2],
@@ -142,6 +189,57 @@ class _Packer(Filler):
             self._push(self._owner(j))
         self._add(pool, k)
         return True
+
+    def _swap_in(self, pool: int, columns: np.ndarray) -> bool:
+        """Place a case of ``pool`` at a municipality B that lacks only persons, by swapping a
+        case X there with a smaller case Y at a municipality A that has persons to spare (X
+        takes Y's place at A, Y takes X's at B). The persons moved free room at B without
+        sending anyone back to the queue."""
+        model, room, y = self.model, self.room, self.y
+        unit, muni, size = model.y_unit, model.y_muni, self.size
+        placed = np.flatnonzero(y > 0)
+        at_spare = placed[room.persons[muni[placed]] >= 1]  # the Y candidates
+        if not len(at_spare):
+            return False
+        need = size[pool]
+        tries = 0
+        for k in self._short_of_persons(columns)[:SWAP_MUNICIPALITIES]:
+            k = int(k)
+            b = int(muni[k])
+            short = need - room.persons[b]
+            for jx in self.at_muni[b][y[self.at_muni[b]] > 0]:
+                jx = int(jx)
+                sx = size[unit[jx]]
+                ys = at_spare[muni[at_spare] != b]
+                a = muni[ys]
+                sy = size[unit[ys]]
+                kx, ky = self.column_at[unit[jx], a], self.column_at[unit[ys], b]
+                ok = (sx - sy >= short) & (sx - sy <= room.persons[a]) & (kx >= 0) & (ky >= 0)
+                for jy, kx_, ky_ in zip(ys[ok], kx[ok], ky[ok]):
+                    tries += 1
+                    if tries > SWAP_TRIES:
+                        return False
+                    if self._try_swap(jx, int(jy), int(kx_), int(ky_), k):
+                        self._add(pool, k)
+                        return True
+        return False
+
+    def _try_swap(self, jx: int, jy: int, kx: int, ky: int, k: int) -> bool:
+        """Move a case from column jx to kx and one from jy to ky; keep it if every capacity
+        still holds and column k then has room, else undo."""
+        if kx == jy or ky == jx or self.y[kx] >= self.ub[kx] or self.y[ky] >= self.ub[ky]:
+            return False
+        moves = ((jx, -1), (jy, -1), (kx, +1), (ky, +1))
+        for j, sign in moves:
+            self.change(j, sign)
+        room = self.room
+        if room.holds() and room.fits(k) and self.y[k] < self.ub[k]:
+            for j in (kx, ky):
+                self.tabu[j] = self.iteration + TABU
+            return True
+        for j, sign in reversed(moves):
+            self.change(j, -sign)
+        return False
 
     def _cost(self, plan: list[int], open_at: dict[int, set[int]]) -> float:
         """Persons pushed out, dearer for cases just placed and for cases with no room elsewhere."""

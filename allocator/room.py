@@ -62,6 +62,12 @@ class Room:
         e = model.y_class[j]
         return e < 0 or (self.hall[self.rows_of[int(e)]] >= 1).all()
 
+    def holds(self) -> bool:
+        """Do the counts keep every capacity (nothing left below zero)?"""
+        tol = -1e-9
+        return bool((self.persons >= tol).all() and (self.minors_left >= tol).all()
+                    and (self.services >= tol).all() and (self.hall >= tol).all())
+
     def fits_many(self, columns: np.ndarray) -> np.ndarray:
         """:meth:`fits` for many columns at once."""
         model = self.model

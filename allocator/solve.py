@@ -31,8 +31,9 @@ BINDING_MARGIN = 1.0
 MAX_REFINEMENTS = 3
 #: On a refinement, municipalities whose plan uses this share of a capacity are modelled too.
 NEAR_CAPACITY = 0.95
-#: Share of a level's budget, and most seconds, for packing the LP's totals.
-PACK_SHARE, PACK_SECONDS = 0.2, 1.0
+#: Share of a level's budget, and most seconds, for packing the LP's totals; share of the rest
+#: for the search that finishes a stalled packing.
+PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
 
@@ -392,20 +393,32 @@ def solve_level(
         totals = lp_pool_totals(model, lp_full)
         if totals is not None:
             # The LP chose whole cases: placing exactly those reaches the LP bound.
-            packed = pack_lp_totals(model, lp.values[y_in], totals,
-                                    time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS),
-                                    settings.solver.seed)
-            if packed is not None:
-                packed = complete_hint(model, packed)[columns]
-                value = float(objective @ packed)
-                log.info("  LP totals packed: %.4f", value)
-                if _proven(value, bound, gap):
-                    return Outcome("optimal", packed, value, bound, time.perf_counter() - started, 0,
-                                   "the LP's cases packed: a plan at the LP bound")
-                if float(objective @ hint) < value:
-                    hint = packed
-            else:
-                log.info("  LP totals not packed")
+            packing = pack_lp_totals(model, lp.values[y_in], totals,
+                                     time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS),
+                                     settings.solver.seed)
+            packed = complete_hint(model, packing.values)[columns]
+            value = float(objective @ packed)
+            log.info("  LP totals %s: %.4f", "packed" if packing.complete else "partly packed", value)
+            if _proven(value, bound, gap):
+                return Outcome("optimal", packed, value, bound, time.perf_counter() - started, 0,
+                               "the LP's cases packed: a plan at the LP bound")
+            if float(objective @ hint) < value:
+                hint = packed
+            if not packing.complete:
+                # Finish the packing by a search where it stalled; the rest of the plan stays.
+                lower, upper = program.lower.copy(), program.upper.copy()
+                fixed = ~packing.neighbourhood[model.y_muni]
+                lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
+                repair = backend.solve(program, objective, time_limit=left() * REPAIR_SHARE, relative_gap=gap / 4,
+                                       hint=packed, lower=lower, upper=upper, absolute_gap=gap * abs(bound) / 4,
+                                       on_log=on_log, **common)
+                log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs",
+                         int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds)
+                if repair.values is not None and _proven(repair.objective, bound, gap):
+                    return Outcome("optimal", repair.values, repair.objective, bound, time.perf_counter() - started,
+                                   repair.nodes, "the LP's cases packed with a search where packing stalled")
+                if repair.values is not None and repair.objective > float(objective @ hint):
+                    hint = repair.values
     if ties and hint is not None:
         full = np.zeros(model.n_vars)
         full[columns] = hint

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cases_and_persons, dwelling, muni, settings, single, tiny_tables
+from conftest import cases_and_persons, dwelling, family, muni, settings, single, tiny_tables
 
 from allocator import Settings, build_problem
 from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.model import build_model
-from allocator.pack import lp_pool_totals, pack_lp_totals
+from allocator.pack import Packer, lp_pool_totals, pack_lp_totals
 from allocator.solve import complete_hint, likely_binding_services
 
 
@@ -48,9 +48,9 @@ def test_packs_the_lp_cases_of_a_national_round_at_the_lp_bound(national_1k):
     assert totals is not None and totals.sum() > 0
     y_lp = lp[model.blocks["y"]]
     assert np.abs(y_lp - np.rint(y_lp)).max() > 1e-6  # the LP's placement itself is fractional
-    packed = pack_lp_totals(model, y_lp, totals, deadline=float("inf"), seed=0)
-    assert packed is not None
-    plan = complete_hint(model, packed)
+    packing = pack_lp_totals(model, y_lp, totals, deadline=float("inf"), seed=0)
+    assert packing.complete
+    plan = complete_hint(model, packing.values)
     y = plan[model.blocks["y"]]
     assert np.array_equal(y, np.rint(y))
     assert keeps_every_row(program, plan[columns])
@@ -65,12 +65,43 @@ def test_gives_up_when_no_packing_exists(solve_verified):
     model, _, _, _, lp = urgency_lp(problem)
     totals = lp_pool_totals(model, lp)
     assert totals is not None and totals.tolist() == [1]  # one pool, one case chosen
-    assert pack_lp_totals(model, lp[model.blocks["y"]], totals + 1, deadline=float("inf")) is None
+    stalled = pack_lp_totals(model, lp[model.blocks["y"]], totals + 1, deadline=float("inf"))
+    assert not stalled.complete
+    assert stalled.neighbourhood.tolist() == [True]  # persons to spare there
     # The LP's own choice packs, and the solve proves it.
-    assert pack_lp_totals(model, lp[model.blocks["y"]], totals, deadline=float("inf")) is not None
+    assert pack_lp_totals(model, lp[model.blocks["y"]], totals, deadline=float("inf")).complete
     result = solve_verified(tables)
     assert result.plan["case_id"].tolist() == ["A"]
     assert result.levels[0].status == "optimal"
+
+
+def test_swaps_a_family_and_a_single_to_free_room(solve_verified):
+    # A: 3 persons, one dwelling; B: 2 persons, two dwellings. Start from the family at B and
+    # a single at A: the second single fits nowhere (A has no dwelling, B no persons) until the
+    # family and the single change places.
+    cases, persons = cases_and_persons(family("X", [40, 38], days=300), single("Y", 200), single("Z", 100))
+    dwellings = [dwelling("DA", "A", 2), dwelling("DB1", "B", 2), dwelling("DB2", "B", 2)]
+    problem = build_problem(tiny_tables([muni("A", 3), muni("B", 2)], cases, persons, dwellings), settings())
+    model, _, _, _, _ = urgency_lp(problem)
+    agg = model.agg
+    pool = agg.free_cases["pool"]
+    a, b = (int(np.flatnonzero(agg.municipality_ids == m)[0]) for m in ("A", "B"))
+
+    def column(case: str, m: int) -> int:
+        """The case's pool where services are modelled, else its class."""
+        p = int(pool[case])
+        u = p if model.fine[m] else len(agg.pools) + int(agg.pools["cls"].iat[p])
+        return int(np.flatnonzero((model.y_unit == u) & (model.y_muni == m))[0])
+
+    start = np.zeros(len(model.y_unit))
+    start[column("X", b)] = start[column("Y", a)] = 1
+    totals = np.bincount(pool.to_numpy(), minlength=len(agg.pools)).astype(float)  # everyone
+    packer = Packer(model, start, totals.astype(int), np.random.default_rng(0))
+    assert packer.run(deadline=float("inf"))
+    assert packer.iteration == 1  # one step: the swap, nobody sent back to wait
+    y = packer.y
+    assert y[column("X", a)] == 1 and y[column("Y", b)] == 2
+    assert y.sum() == 3
 
 
 def test_national_round_level_one_is_proven_and_verified(national_1k, solve_verified):
