@@ -7,9 +7,9 @@ totals like bins: the largest cases first, each where the LP put it if it has ro
 the tightest municipality with room, and where none has room, into the one where the fewest
 persons have to make way (dearer for cases placed in the last few steps, and for cases with
 no room anywhere else); those go back in the queue. If the queue empties, every case the LP
-chose is placed: the plan's urgency is the LP bound, so it is optimal. When the LP is not
-tight, no packing exists: the packer gives up after a run of steps that leave no fewer cases
-waiting.
+chose is placed: the plan's urgency is the LP bound, so it is optimal. Where the LP chose part
+of a case, the whole cases are packed and the room left filled; where the LP is not tight, no
+packing exists and the packer gives up after a run of steps that leave no fewer cases waiting.
 """
 
 from __future__ import annotations
@@ -38,15 +38,12 @@ TABU_COST = 10.0
 STUCK_COST = 3.0
 
 
-def lp_pool_totals(model: PlacementModel, values: np.ndarray) -> np.ndarray | None:
-    """Cases per pool in a full vector of the model's variables (its w and s blocks), or
-    ``None`` when some total is not a whole number (then there is nothing exact to pack)."""
+def lp_pool_totals(model: PlacementModel, values: np.ndarray) -> np.ndarray:
+    """Cases per pool in a full vector of the model's variables (its w and s blocks)."""
     pools = model.agg.pools
     totals = np.bincount(model.w_pool, weights=values[model.blocks["w"]], minlength=len(pools))
     s_pool = model.agg.free_cases["pool"].to_numpy()[model.s_case]
-    totals += np.bincount(s_pool, weights=values[model.blocks["s"]], minlength=len(pools))
-    whole = np.rint(totals)
-    return whole if np.abs(totals - whole).max(initial=0.0) <= 1e-6 else None
+    return totals + np.bincount(s_pool, weights=values[model.blocks["s"]], minlength=len(pools))
 
 
 @dataclass(frozen=True)
@@ -62,15 +59,19 @@ class Packing:
 def pack_lp_totals(
     model: PlacementModel, y_lp: np.ndarray, totals: np.ndarray, deadline: float, seed: int = 0
 ) -> Packing:
-    """Place ``totals[p]`` cases of every pool p, starting from the LP's counts ``y_lp``.
+    """Place the whole part of ``totals[p]`` cases of every pool p, starting from the LP's
+    counts ``y_lp``; once all are placed, the room left takes the most urgent of the rest.
 
     When the packing stalls or ``deadline`` passes, the plan holds the cases placed so far and
     the neighbourhood is where the rest could go: the municipalities with persons to spare (which
     a swap can move to where the waiting cases fit) and, per waiting pool, the first
     ``NEIGHBOURS`` municipalities where one of its cases would fit but for the persons left.
     """
-    packer = Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed))
+    whole = np.floor(totals + 1e-6).astype(int)
+    packer = Packer(model, y_lp, whole, np.random.default_rng(seed))
     complete = packer.run(deadline)
+    if complete:
+        packer.fill()
     return Packing(packer.values(), complete, packer.neighbourhood())
 
 

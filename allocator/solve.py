@@ -167,6 +167,7 @@ def solve(
             # (the plans of the levels above stay valid and keep their locks).
             repaired = _without_broken_services(model, found)
             repaired_plan = _plan_frame(agg, repaired)
+            chosen_totals = lp_pool_totals(model, candidate)  # per pool: the same in every model
             fine = fine.copy()
             fine[broken] = True
             refinements += 1
@@ -181,6 +182,11 @@ def solve(
             weighted = [sum(settings.objective.weight(t) * terms[t] for t in level) for level in priorities]
             repaired_values = complete_hint(model, _hint_from_plan(model, repaired_plan))
             repaired_value = float(weighted[k] @ repaired_values)
+            if names == ["urgency"] and k == 0:
+                better = _refill(model, repaired_values, chosen_totals, weighted[k], settings.solver.seed)
+                if better is not None and better[2] > repaired_value:
+                    repaired, repaired_values, repaired_value = better
+                    repaired_plan = _plan_frame(agg, repaired)
             # Taking cases out may cost a level above: then the repaired plan is no answer here.
             keeps_locks = all(weighted[j] @ repaired_values >= v - 1e-6 for j, v in enumerate(lock_values))
             good_enough = keeps_locks and bound is not None and _proven(repaired_value, bound,
@@ -304,6 +310,28 @@ def likely_binding_services(agg: Aggregation) -> np.ndarray:
     return fine
 
 
+def _refill(
+    model: PlacementModel, values: np.ndarray, totals: np.ndarray, objective: np.ndarray, seed: int
+) -> tuple[pd.Series, np.ndarray, float] | None:
+    """After cases were taken out for a service capacity, the urgency level's plan with the
+    room filled again: the cases the level chose packed (moving others, now with the service
+    rows), or else the room left filled with the most urgent cases that fit. Returns the
+    better one that keeps every capacity, as (assignment, values, objective), or None."""
+    y = values[model.blocks["y"]]
+    packing = pack_lp_totals(model, y, totals, time.perf_counter() + PACK_SECONDS, seed)
+    best = None
+    for plan in (packing.values, round_and_fill(model, y)):
+        plan = complete_hint(model, plan)
+        found, broken = choose_cases(model, plan)
+        value = float(objective @ plan)
+        log.info("  refilled after taking cases out: %.4f (%d municipalities broken)", value, len(broken))
+        if not len(broken) and (best is None or value > best[2]):
+            best = (found, plan, value)
+        if packing.complete and best is not None:
+            break
+    return best
+
+
 def _without_broken_services(model: PlacementModel, assignment: pd.Series) -> pd.Series:
     """Out of time with a plan from a model that counted classes: unplace, per municipality,
     the least urgent cases using a service until its capacity holds. The plan is then valid
@@ -345,8 +373,9 @@ def solve_level(
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
     1. The LP relaxation bounds the level (a valid bound for the full model). On the urgency
-       level, its counts rounded down and filled greedily, and when the LP chose whole cases,
-       those cases packed (:mod:`.pack`), may already be within the gap of that bound.
+       level, its counts rounded down and filled greedily, or the cases it chose packed
+       (:mod:`.pack`, finished by a search where the packing stalls), may already be within
+       the gap of that bound.
     2. A MIP in the box around the LP optimum (every pair keeps its rounded-down count and may
        only grow into the capacity that rounding down left) finds a strong plan fast. It stops
        as soon as a plan is within the relative gap of the LP bound: the level is then proven.
@@ -391,8 +420,8 @@ def solve_level(
         lp_full = np.zeros(model.n_vars)
         lp_full[columns] = lp.values
         totals = lp_pool_totals(model, lp_full)
-        if totals is not None:
-            # The LP chose whole cases: placing exactly those reaches the LP bound.
+        if totals.any():
+            # Placing the cases the LP chose reaches the LP bound (less what it chose in part).
             packing = pack_lp_totals(model, lp.values[y_in], totals,
                                      time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS),
                                      settings.solver.seed)

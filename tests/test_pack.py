@@ -4,6 +4,7 @@ places them with every model row kept and reaches the LP bound; where none exist
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import cases_and_persons, dwelling, family, muni, settings, single, tiny_tables
 
@@ -45,7 +46,7 @@ def national_1k():
 def test_packs_the_lp_cases_of_a_national_round_at_the_lp_bound(national_1k):
     model, program, columns, objective, lp = urgency_lp(national_1k)
     totals = lp_pool_totals(model, lp)
-    assert totals is not None and totals.sum() > 0
+    assert totals.sum() > 0 and np.allclose(totals, np.rint(totals), atol=1e-6)  # whole cases
     y_lp = lp[model.blocks["y"]]
     assert np.abs(y_lp - np.rint(y_lp)).max() > 1e-6  # the LP's placement itself is fractional
     packing = pack_lp_totals(model, y_lp, totals, deadline=float("inf"), seed=0)
@@ -64,12 +65,14 @@ def test_gives_up_when_no_packing_exists(solve_verified):
     problem = build_problem(tables, settings())
     model, _, _, _, lp = urgency_lp(problem)
     totals = lp_pool_totals(model, lp)
-    assert totals is not None and totals.tolist() == [1]  # one pool, one case chosen
+    assert totals.tolist() == [1]  # one pool, one case chosen
     stalled = pack_lp_totals(model, lp[model.blocks["y"]], totals + 1, deadline=float("inf"))
     assert not stalled.complete
     assert stalled.neighbourhood.tolist() == [True]  # persons to spare there
-    # The LP's own choice packs, and the solve proves it.
-    assert pack_lp_totals(model, lp[model.blocks["y"]], totals, deadline=float("inf")).complete
+    # The LP's own choice packs, also with a part case more (its whole part is packed).
+    for chosen in (totals, totals + 0.5):
+        packing = pack_lp_totals(model, lp[model.blocks["y"]], chosen, deadline=float("inf"))
+        assert packing.complete and packing.values[model.blocks["y"]].sum() == 1
     result = solve_verified(tables)
     assert result.plan["case_id"].tolist() == ["A"]
     assert result.levels[0].status == "optimal"
@@ -111,3 +114,21 @@ def test_national_round_level_one_is_proven_and_verified(national_1k, solve_veri
     level = result.levels[0]
     assert level.status == "optimal"
     assert level.bound - level.objective <= 1e-4 * level.bound
+
+
+def test_refill_after_a_service_broke_places_the_case_taken_out():
+    # Both families have a school child; each municipality has one school place. A plan that
+    # counted classes put both at A; the case taken out (F2) is packed again, at B.
+    from allocator.solve import _hint_from_plan, _refill
+
+    cases, persons = cases_and_persons(family("F1", [40, 9], days=300), family("F2", [40, 8], days=100))
+    munis = [muni("A", 10, capacity_school=1), muni("B", 10, capacity_school=1)]
+    problem = build_problem(tiny_tables(munis, cases, persons), settings())
+    agg = aggregate(problem)
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    kept = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["F1"], "municipality_id": ["A"]})))
+    totals = np.bincount(agg.free_cases["pool"].to_numpy(), minlength=len(agg.pools)).astype(float)
+    objective = model.objective_terms()["urgency"]
+    found, plan, value = _refill(model, kept, totals, objective, seed=0)
+    assert dict(zip(found.index, agg.municipality_ids[found.to_numpy()])) == {"F1": "A", "F2": "B"}
+    assert value == pytest.approx(float(objective @ plan)) and value > float(objective @ kept)
