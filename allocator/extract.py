@@ -190,7 +190,8 @@ def _distribute_greedy(
 ) -> dict[tuple[int, int], int] | None:
     """Lightest cases first (the heavy ones are best left to municipalities where no capacity
     can bind), each to the slot of its class whose municipality has the most room left in the
-    services the case uses. None if that breaks a capacity somewhere."""
+    services the case uses; where a capacity still breaks, cases are swapped for lighter ones
+    not yet assigned. None if a capacity stays broken."""
     left = cap.copy()
     room = slot_n.astype(int).copy()
     counts: dict[tuple[int, int], int] = defaultdict(int)
@@ -214,9 +215,55 @@ def _distribute_greedy(
             left[slot_m[k]] -= uses
             counts[(int(q), int(slot_m[k]))] += 1
             available[q] -= 1
+    # Where a capacity broke, swap cases for lighter ones of their class: cases not yet
+    # assigned (they go to the safe slots, which take any case) or cases at another
+    # municipality that has room for the heavier one.
+    for m in np.flatnonzero((left < -1e-9).any(axis=1)):
+        for q in [q for (q, mm), n in list(counts.items()) if mm == m and n > 0]:
+            while counts[(q, m)] > 0 and (left[m] < -1e-9).any():
+                swap = _lighter_swap(q, int(m), counts, available, left, prof_use, profile_cls)
+                if swap is None:
+                    break
+                q2, m2 = swap
+                counts[(q, m)] -= 1
+                counts[(q2, int(m))] += 1
+                left[m] += prof_use[q] - prof_use[q2]
+                if m2 is None:
+                    available[q] += 1
+                    available[q2] -= 1
+                else:
+                    counts[(q2, m2)] -= 1
+                    counts[(q, m2)] += 1
+                    left[m2] += prof_use[q2] - prof_use[q]
     if (room > 0).any() or (left < -1e-9).any():
         return None
     return counts
+
+
+def _lighter_swap(
+    q: int,
+    m: int,
+    counts: dict[tuple[int, int], int],
+    available: np.ndarray,
+    left: np.ndarray,
+    prof_use: np.ndarray,
+    profile_cls: np.ndarray,
+) -> tuple[int, int | None] | None:
+    """The case of q's class (profile, and municipality or None for an unassigned one) whose
+    swap with a case of profile q at m most reduces m's overflow, keeping the other
+    municipality within its capacities; None if no swap reduces it."""
+    options = [(int(q2), None) for q2 in np.flatnonzero((profile_cls == profile_cls[q]) & (available > 0))]
+    options += [(q2, m2) for (q2, m2), n in counts.items()
+                if n > 0 and m2 != m and profile_cls[q2] == profile_cls[q]
+                and (left[m2] + prof_use[q2] - prof_use[q] >= -1e-9).all()]
+    if not options:
+        return None
+    after = left[m] + prof_use[q] - prof_use[[q2 for q2, _ in options]]
+    overflow = np.minimum(after, 0).sum(axis=1)
+    best = int(np.argmax(overflow))
+    if overflow[best] <= np.minimum(left[m], 0).sum() + 1e-9:
+        return None
+    return options[best]
 
 
 def _distribute_unsafe(

@@ -208,14 +208,16 @@ class Packer(Filler):
             k = int(k)
             b = int(muni[k])
             short = need - room.persons[b]
+            ys = at_spare[muni[at_spare] != b]
+            ky = self.column_at[unit[ys], b]
+            ys, ky = ys[ky >= 0], ky[ky >= 0]
+            a, sy = muni[ys], size[unit[ys]]
+            spare_a = room.persons[a]
             for jx in self.at_muni[b][y[self.at_muni[b]] > 0]:
                 jx = int(jx)
-                sx = size[unit[jx]]
-                ys = at_spare[muni[at_spare] != b]
-                a = muni[ys]
-                sy = size[unit[ys]]
-                kx, ky = self.column_at[unit[jx], a], self.column_at[unit[ys], b]
-                ok = (sx - sy >= short) & (sx - sy <= room.persons[a]) & (kx >= 0) & (ky >= 0)
+                moved = size[unit[jx]] - sy
+                kx = self.column_at[unit[jx], a]
+                ok = (moved >= short) & (moved <= spare_a) & (kx >= 0)
                 for jy, kx_, ky_ in zip(ys[ok], kx[ok], ky[ok]):
                     tries += 1
                     if tries > SWAP_TRIES:
