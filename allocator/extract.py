@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from ortools.graph.python import min_cost_flow
 
-from .aggregate import REQUIREMENT_COLUMNS, dwelling_type_of
+from .aggregate import REQUIREMENT_COLUMNS, Aggregation, dwelling_type_of
 from .model import PlacementModel
 
 
@@ -83,7 +83,10 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
         assignment.update(zip([c for c, _ in rest], munis))
         left[int(agg.pools["cls"].iat[p])] += [c for c, _ in rest[len(munis):]]
 
-    # Classes at the other municipalities: counted ties, then a service-aware distribution.
+    # Classes at the other municipalities: counted ties, where the case's service use still
+    # fits (these municipalities have no service rows), then a service-aware distribution.
+    use = dict(zip(chosen.index, _service_use(agg, chosen.index).to_numpy()))
+    tie_room = agg.services_left.copy()
     coarse: dict[tuple[int, int], int] = {}
     for u, unit_slots in slots.items():
         if u < n_pools:
@@ -93,8 +96,10 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
         pending = []
         for case_id in left.get(c, []):
             tie = tie_of[case_id]
-            if tie >= 0 and ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0:
+            if tie >= 0 and ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0 \
+                    and (use[case_id] <= tie_room[tie] + 1e-9).all():
                 assignment[case_id] = tie
+                tie_room[tie] -= use[case_id]
                 ties[tie] -= 1
                 unit_slots[tie] -= 1
             else:
@@ -105,7 +110,24 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
                 coarse[(c, m)] = n
     placed, broken = _distribute(model, chosen, left, coarse, assignment)
     assignment.update(placed)
-    return pd.Series(assignment, dtype=int), broken
+    plan = pd.Series(assignment, dtype=int)
+    # Whatever the steps above missed, a capacity the plan breaks is reported.
+    return plan, np.union1d(broken, over_capacity(agg, plan)).astype(int)
+
+
+def _service_use(agg: Aggregation, case_ids: pd.Index) -> pd.DataFrame:
+    """Members using each service, per case (no columns without services)."""
+    return agg.problem.cases.loc[case_ids, [f"use_{s}" for s in agg.problem.services]]
+
+
+def over_capacity(agg: Aggregation, plan: pd.Series) -> np.ndarray:
+    """Municipalities where the cases of ``plan`` (case_id -> municipality number) use more of a
+    service than the round leaves there."""
+    if plan.empty or not agg.problem.services:
+        return np.zeros(0, dtype=int)
+    used = np.zeros_like(agg.services_left)
+    np.add.at(used, plan.to_numpy(), _service_use(agg, plan.index).to_numpy())
+    return np.flatnonzero((used > agg.services_left + 1e-9).any(axis=1))
 
 
 def _distribute(
