@@ -83,7 +83,6 @@ class Packer(Filler):
         super().__init__(model, y_lp)
         self.y_lp = y_lp
         self.rng = rng
-        self.totals = totals
         self.size = model.units["size"].to_numpy()
         # Class slots (at municipalities without service rows) are anonymous: book them to
         # member pools that still need cases, so each pool knows how many of its cases are in.
