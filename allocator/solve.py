@@ -34,6 +34,8 @@ NEAR_CAPACITY = 0.95
 #: Share of a level's budget, and most seconds, for packing the LP's totals; share of the rest
 #: for the search that finishes a stalled packing.
 PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
+#: The full model is searched only with at least this many times the LP's time left.
+FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
 
@@ -469,6 +471,13 @@ def solve_level(
     if stop is not None and stop.stopped and best is not None:
         return Outcome("feasible", best.values, best.objective, bound, time.perf_counter() - started,
                        local.nodes, "stopped")
+    if best is not None and left() < FULL_MODEL_LP_TIMES * lp.seconds:
+        # HiGHS checks its time limit only between rounds of root cuts, which take several LP
+        # solves: with less time than that left, the full model would overrun the limit.
+        log.info("  full model skipped: %.1fs left, under %d times the LP's %.1fs", left(), FULL_MODEL_LP_TIMES,
+                 lp.seconds)
+        return Outcome("feasible", best.values, best.objective, bound, time.perf_counter() - started,
+                       local.nodes, "no time for the full model")
     full = backend.solve(program, objective, time_limit=left(), relative_gap=gap,
                          hint=best.values if best is not None else hint, absolute_gap=gap * abs(bound), on_log=on_log, **common)
     log.info("  full model: %s %s bound %s in %.2fs", full.status, full.objective, full.bound, full.seconds)
