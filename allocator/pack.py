@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .extract import chosen_cases
 from .fill import Filler
 from .model import PlacementModel
 
@@ -75,12 +76,47 @@ def pack_lp_totals(
     return Packing(packer.values(), complete, packer.neighbourhood())
 
 
+def pack_with_ties(
+    model: PlacementModel, y_lp: np.ndarray, a_lp: np.ndarray, totals: np.ndarray, deadline: float, seed: int = 0
+) -> Packing:
+    """Place ``totals[p]`` cases of every pool p (whole numbers), starting from an LP's counts
+    ``y_lp``, and keep the tied cases its ``a_lp`` counts (rounded down) at their tie
+    municipalities: they are never moved. The plan's ``a`` block counts the ties it honours."""
+    locked = np.zeros(len(model.y_unit))
+    column_at = _column_at(model)
+    np.add.at(locked, column_at[model.a_unit, model.a_muni], np.floor(a_lp + 1e-6))
+    packer = Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed), locked)
+    complete = packer.run(deadline)
+    values = packer.values()
+    # Ties honoured: per (unit, municipality), the chosen cases tied there, up to those placed.
+    chosen = chosen_cases(model, values)
+    tied = chosen[chosen["tie"] >= 0]
+    tie_muni = tied["tie"].to_numpy()
+    unit = np.where(model.fine[tie_muni], tied["pool"].to_numpy(), len(model.agg.pools) + tied["cls"].to_numpy())
+    at_tie = np.zeros(len(model.y_unit))
+    where = column_at[unit, tie_muni]
+    np.add.at(at_tie, where[where >= 0], 1.0)
+    a_columns = column_at[model.a_unit, model.a_muni]
+    values[model.blocks["a"]] = np.minimum(values[model.blocks["y"]][a_columns], at_tie[a_columns])
+    return Packing(values, complete, packer.neighbourhood())
+
+
+def _column_at(model: PlacementModel) -> np.ndarray:
+    """Column of each (unit, municipality) pair, -1 where the pair is impossible."""
+    column_at = np.full((len(model.units), model.agg.n_municipalities), -1, dtype=int)
+    column_at[model.y_unit, model.y_muni] = np.arange(len(model.y_unit))
+    return column_at
+
+
 class Packer(Filler):
     """The packing state: the LP's counts rounded down, less any class slots beyond the
-    totals, and a queue of the cases still to place, largest first."""
+    totals, and a queue of the cases still to place, largest first. No move takes a column
+    below its ``locked`` count (default none)."""
 
-    def __init__(self, model: PlacementModel, y_lp: np.ndarray, totals: np.ndarray, rng: np.random.Generator):
+    def __init__(self, model: PlacementModel, y_lp: np.ndarray, totals: np.ndarray, rng: np.random.Generator,
+                 locked: np.ndarray | None = None):
         super().__init__(model, y_lp)
+        self.locked = np.zeros(len(self.y)) if locked is None else locked
         self.y_lp = y_lp
         self.rng = rng
         self.size = model.units["size"].to_numpy()
@@ -96,16 +132,14 @@ class Packer(Filler):
                 slots -= take
             if slots > 0:  # more slots than the LP's totals need: give them back
                 for j in self.by_unit.get(self.n_pools + c, np.zeros(0, dtype=int)):
-                    while slots > 0 and self.y[j] > 0:
+                    while slots > 0 and self.y[j] > self.locked[j]:
                         self.change(int(j), -1)
                         slots -= 1
         self.waiting: list[tuple[int, float, int]] = []
         for p in range(self.n_pools):
             for _ in range(int(totals[p] - self.fine_count[p] - self.in_slots[p])):
                 self._push(p)
-        # Column of each (unit, municipality) pair, -1 where the pair is impossible.
-        self.column_at = np.full((len(model.units), model.agg.n_municipalities), -1, dtype=int)
-        self.column_at[model.y_unit, model.y_muni] = np.arange(len(model.y_unit))
+        self.column_at = _column_at(model)
         self.tabu: dict[int, int] = {}  # column -> last iteration it may not lose a case
         self.iteration = 0
 
@@ -197,7 +231,7 @@ class Packer(Filler):
         sending anyone back to the queue."""
         model, room, y = self.model, self.room, self.y
         unit, muni, size = model.y_unit, model.y_muni, self.size
-        placed = np.flatnonzero(y > 0)
+        placed = np.flatnonzero(y > self.locked)
         at_spare = placed[room.persons[muni[placed]] >= 1]  # the Y candidates
         if not len(at_spare):
             return False
@@ -212,7 +246,8 @@ class Packer(Filler):
             ys, ky = ys[ky >= 0], ky[ky >= 0]
             a, sy = muni[ys], size[unit[ys]]
             spare_a = room.persons[a]
-            for jx in self.at_muni[b][y[self.at_muni[b]] > 0]:
+            here = self.at_muni[b]
+            for jx in here[y[here] > self.locked[here]]:
                 jx = int(jx)
                 moved = size[unit[jx]] - sy
                 kx = self.column_at[unit[jx], a]
@@ -265,13 +300,13 @@ class Packer(Filler):
         model = self.model
         m = int(model.y_muni[k])
         here = self.at_muni[m]
-        here = here[(self.y[here] > 0) & (here != k) & (model.y_unit[here] != pool)]
+        here = here[(self.y[here] > self.locked[here]) & (here != k) & (model.y_unit[here] != pool)]
         fresh = np.array([self.tabu.get(int(j), -1) >= self.iteration for j in here], dtype=bool)
         here = here[np.lexsort((self.rng.random(len(here)), self.size[model.y_unit[here]], fresh))]
         taken: list[int] = []
         for j in here:
             j = int(j)
-            while self.y[j] > 0 and not self.room.fits(k) and self._relieves(j, k):
+            while self.y[j] > self.locked[j] and not self.room.fits(k) and self._relieves(j, k):
                 self.room.change(j, -1)
                 self.y[j] -= 1
                 taken.append(j)

@@ -14,7 +14,7 @@ from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings, chosen_cases
 from .fill import round_and_fill
-from .pack import lp_pool_totals, pack_lp_totals
+from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
 from .ties import honour_more_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
@@ -451,6 +451,17 @@ def solve_level(
                 if repair.values is not None and repair.objective > float(objective @ hint):
                     hint = repair.values
     if ties and hint is not None:
+        tied = _pack_ties(model, program, columns, objective, lp.values, hint, locks,
+                          time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS), settings.solver.seed)
+        if tied is not None:
+            value = float(objective @ tied)
+            log.info("  cases of the level above packed with the LP's ties: %.0f -> %.0f",
+                     float(objective @ hint), value)
+            if _proven(value, bound, gap):
+                return Outcome("optimal", tied, value, bound, time.perf_counter() - started, 0,
+                               "packed with the LP's ties: a plan at the LP bound")
+            if value > float(objective @ hint):
+                hint = tied
         full = np.zeros(model.n_vars)
         full[columns] = hint
         improved = complete_hint(model, honour_more_ties(model, full))[columns]
@@ -495,6 +506,35 @@ def solve_level(
         return Outcome("no_solution", None, None, bound, seconds, full.nodes, full.detail)
     status = "optimal" if _proven(best.objective, bound, gap) else "feasible"
     return Outcome(status, best.values, best.objective, bound, seconds, local.nodes + full.nodes, full.detail)
+
+
+def _pack_ties(
+    model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    lp_values: np.ndarray,
+    hint: np.ndarray,
+    locks: list[tuple[np.ndarray, float]],
+    deadline: float,
+    seed: int,
+) -> np.ndarray | None:
+    """The cases of the plan above (so every lock holds), packed again from the LP's counts
+    with the tied cases the LP honours kept at their tie municipality; as a concrete plan's
+    full vector over ``columns``, or None if the packing did not finish or breaks a lock."""
+    lp_full, above = np.zeros(model.n_vars), np.zeros(model.n_vars)
+    lp_full[columns], above[columns] = lp_values, hint
+    packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]],
+                             lp_pool_totals(model, above), deadline, seed)
+    if not packing.complete:
+        return None
+    found, broken = choose_cases(model, packing.values)
+    if len(broken):
+        return None
+    plan = complete_hint(model, _hint_from_plan(model, _plan_frame(model.agg, found)))[columns]
+    if not all(c @ plan >= v - 1e-9 for c, v in locks):
+        return None
+    return plan
 
 
 def _proven(objective: float | None, bound: float | None, gap: float) -> bool:

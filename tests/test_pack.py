@@ -13,7 +13,7 @@ from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.model import build_model
-from allocator.pack import Packer, lp_pool_totals, pack_lp_totals
+from allocator.pack import Packer, lp_pool_totals, pack_lp_totals, pack_with_ties
 from allocator.solve import complete_hint, likely_binding_services
 
 
@@ -132,3 +132,31 @@ def test_refill_after_a_service_broke_places_the_case_taken_out():
     found, plan, value = _refill(model, kept, totals, objective, seed=0)
     assert dict(zip(found.index, agg.municipality_ids[found.to_numpy()])) == {"F1": "A", "F2": "B"}
     assert value == pytest.approx(float(objective @ plan)) and value > float(objective @ kept)
+
+
+def test_packing_with_ties_never_moves_a_counted_tie():
+    # A holds the singles T (tied to A) and S; the family F may only go to A (excluded at B)
+    # and needs both seats. Without the tie, pushing both singles out to B packs everyone; with
+    # T's tie counted at A, the packer may not take T's seat, so T stays honoured and F waits.
+    cases, persons = cases_and_persons(single("T", 300, tie_municipality_id="A"), single("S", 100),
+                                       family("F", [40, 38], days=30))
+    tables = tiny_tables([muni("A", 2), muni("B", 2)], cases, persons,
+                         exclusions=[{"case_id": "F", "municipality_id": "B", "reason": "declined"}])
+    agg = aggregate(build_problem(tables, settings()))
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    pool = agg.free_cases["pool"]
+    a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
+    singles = int(np.flatnonzero((model.y_unit == int(pool["T"])) & (model.y_muni == a))[0])
+    start = np.zeros(len(model.y_unit))
+    start[singles] = 2
+    totals = np.bincount(pool.to_numpy(), minlength=len(agg.pools)).astype(float)  # everyone
+    tie = (model.a_unit == int(pool["T"])) & (model.a_muni == a)
+
+    free = pack_lp_totals(model, start, totals, deadline=float("inf"))
+    assert free.complete and free.values[model.blocks["y"]][singles] == 0  # both singles moved
+
+    a_lp = np.where(tie, 1.0, 0.0)
+    tied = pack_with_ties(model, start, a_lp, totals, deadline=float("inf"))
+    assert not tied.complete
+    assert tied.values[model.blocks["y"]][singles] >= 1
+    assert tied.values[model.blocks["a"]].sum() == 1  # T honoured at A
