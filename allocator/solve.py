@@ -408,6 +408,8 @@ def solve_level(
         return full
     bound = lp.objective
     log.info("  LP relaxation %.4f in %.2fs", bound, lp.seconds)
+    if _integral_objective(program, objective):
+        bound = float(np.floor(bound + 1e-6))  # every plan's value is a whole number
 
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
     if fill:
@@ -468,6 +470,10 @@ def solve_level(
         log.info("  ties honoured by moving and swapping cases: %.0f -> %.0f",
                  float(objective @ hint), float(objective @ improved))
         hint = improved
+        value = float(objective @ hint)
+        if _proven(value, bound, gap):
+            return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
+                           "ties moved into place: a plan at the LP bound")
     lower, upper = program.lower.copy(), program.upper.copy()
     keep = np.rint(hint[y_in]) if hint is not None else None
     lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
@@ -535,6 +541,13 @@ def _pack_ties(
     if not all(c @ plan >= v - 1e-9 for c, v in locks):
         return None
     return plan
+
+
+def _integral_objective(program: LinearProgram, objective: np.ndarray) -> bool:
+    """Is the objective a whole number on every integer plan (whole coefficients on integer
+    variables only, as the ties term)?"""
+    on_integer = objective[program.integer]
+    return bool(not objective[~program.integer].any() and np.array_equal(on_integer, np.rint(on_integer)))
 
 
 def _proven(objective: float | None, bound: float | None, gap: float) -> bool:
