@@ -334,7 +334,13 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
     tied_muni = free["tie"].to_numpy()[tied_pos]
     pool_cls = pools["cls"].to_numpy()
     tied_unit = np.where(fine[tied_muni], tied_pool, n_pools + pool_cls[tied_pool]) if len(tied_pos) else tied_pool
-    tie_pairs = pd.DataFrame({"unit": tied_unit, "m": tied_muni}).value_counts().sort_index()
+    # A tie counts only where the case itself could go (its services included, which class
+    # slots do not check): else the counts would honour a tie no plan can.
+    reachable = np.ones(len(tied_pos), dtype=bool)
+    if len(tied_pos):
+        used_pools, at = np.unique(tied_pool, return_inverse=True)
+        reachable = agg.pair_bounds(pools.iloc[used_pools])[at, tied_muni] > 0
+    tie_pairs = pd.DataFrame({"unit": tied_unit[reachable], "m": tied_muni[reachable]}).value_counts().sort_index()
     a_unit = tie_pairs.index.get_level_values("unit").to_numpy().astype(int)
     a_muni = tie_pairs.index.get_level_values("m").to_numpy().astype(int)
     possible = bound[a_unit, a_muni] > 0
@@ -413,7 +419,7 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
         first = R.add_block(len(a_unit), -INF, 0.0, "tie_link")
         a_key = pd.MultiIndex.from_arrays([a_unit, a_muni])
         row_of_tied = a_key.get_indexer(pd.MultiIndex.from_arrays([tied_unit, tied_muni]))
-        has_row = row_of_tied >= 0
+        has_row = (row_of_tied >= 0) & reachable
         R.terms(np.arange(len(a_unit)) + first, col("a"), 1.0)
         R.terms(first + row_of_tied[has_row], col("s", np.flatnonzero(has_row)), -1.0)
         first = R.add_block(len(a_unit), -INF, 0.0, "tie_slot")
