@@ -453,7 +453,7 @@ def solve_level(
                 if repair.values is not None and repair.objective > float(objective @ hint):
                     hint = repair.values
     if ties and hint is not None:
-        tied = _pack_ties(model, program, columns, objective, lp.values, hint, locks,
+        tied = _pack_ties(model, columns, lp.values, hint, locks,
                           time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS), settings.solver.seed)
         if tied is not None:
             value = float(objective @ tied)
@@ -516,9 +516,7 @@ def solve_level(
 
 def _pack_ties(
     model: PlacementModel,
-    program: LinearProgram,
     columns: np.ndarray,
-    objective: np.ndarray,
     lp_values: np.ndarray,
     hint: np.ndarray,
     locks: list[tuple[np.ndarray, float]],
