@@ -120,14 +120,19 @@ def _service_use(agg: Aggregation, case_ids: pd.Index) -> pd.DataFrame:
     return agg.problem.cases.loc[case_ids, [f"use_{s}" for s in agg.problem.services]]
 
 
+def services_used(agg: Aggregation, plan: pd.Series) -> np.ndarray:
+    """Members using each service per municipality (municipalities x services) in ``plan``
+    (case_id -> municipality number)."""
+    used = np.zeros_like(agg.services_left)
+    if not plan.empty and agg.problem.services:
+        np.add.at(used, plan.to_numpy(dtype=int), _service_use(agg, plan.index).to_numpy())
+    return used
+
+
 def over_capacity(agg: Aggregation, plan: pd.Series) -> np.ndarray:
     """Municipalities where the cases of ``plan`` (case_id -> municipality number) use more of a
     service than the round leaves there."""
-    if plan.empty or not agg.problem.services:
-        return np.zeros(0, dtype=int)
-    used = np.zeros_like(agg.services_left)
-    np.add.at(used, plan.to_numpy(), _service_use(agg, plan.index).to_numpy())
-    return np.flatnonzero((used > agg.services_left + 1e-9).any(axis=1))
+    return np.flatnonzero((services_used(agg, plan) > agg.services_left + 1e-9).any(axis=1))
 
 
 def _distribute(

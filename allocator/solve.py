@@ -12,7 +12,7 @@ import pandas as pd
 from .aggregate import Aggregation, aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
-from .extract import choose_cases, choose_dwellings, chosen_cases
+from .extract import choose_cases, choose_dwellings, chosen_cases, services_used
 from .fill import round_and_fill
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
 from .ties import honour_more_ties
@@ -224,16 +224,8 @@ def solve(
 
 def near_capacity(agg: Aggregation, assignment: pd.Series, share: float) -> np.ndarray:
     """Municipalities where the plan uses at least ``share`` of a service capacity."""
-    problem = agg.problem
-    near = np.zeros(agg.n_municipalities, dtype=bool)
-    if assignment.empty:
-        return near
-    cases = problem.cases.loc[assignment.index]
-    m = assignment.to_numpy(dtype=int)
-    for s, service in enumerate(problem.services):
-        used = np.bincount(m, weights=cases[f"use_{service}"].to_numpy(), minlength=agg.n_municipalities)
-        near |= (used > 0) & (used >= share * agg.services_left[:, s])
-    return near
+    used = services_used(agg, assignment)
+    return ((used > 0) & (used >= share * agg.services_left)).any(axis=1)
 
 
 def _levels_of_plan(
