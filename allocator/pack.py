@@ -26,6 +26,8 @@ from .model import PlacementModel
 
 #: Give up when this many placements in a row leave no fewer cases waiting than before.
 PATIENCE = 100
+#: With this few cases waiting, a search finishes the packing faster than more moves do.
+FEW_WAITING, FEW_PATIENCE = 6, 25
 #: Municipalities per waiting pool in the neighbourhood a stalled packing leaves to a search.
 NEIGHBOURS = 3
 #: Municipalities lacking only persons tried per waiting case, and swaps tried in all.
@@ -73,7 +75,9 @@ def pack_lp_totals(
     complete = packer.run(deadline)
     if complete:
         packer.fill()
-    return Packing(packer.values(), complete, packer.neighbourhood())
+    # Where the LP chose part of a case, a search may still place the case whole.
+    partial = np.flatnonzero(totals - whole > 1e-6)
+    return Packing(packer.values(), complete, packer.neighbourhood(partial))
 
 
 def pack_with_ties(
@@ -152,7 +156,8 @@ class Packer(Filler):
             self.iteration += 1
             if len(self.waiting) < fewest:
                 fewest, since = len(self.waiting), self.iteration
-            if self.iteration - since > PATIENCE or (self.iteration % 16 == 0 and time.perf_counter() >= deadline):
+            patience = PATIENCE if fewest > FEW_WAITING else FEW_PATIENCE
+            if self.iteration - since > patience or (self.iteration % 16 == 0 and time.perf_counter() >= deadline):
                 return False
             item = heapq.heappop(self.waiting)
             if not self._place(item[2]):
@@ -160,10 +165,11 @@ class Packer(Filler):
                 return False
         return True
 
-    def neighbourhood(self) -> np.ndarray:
-        """See :func:`pack_lp_totals`."""
+    def neighbourhood(self, partial: np.ndarray | None = None) -> np.ndarray:
+        """See :func:`pack_lp_totals`; ``partial`` pools count as waiting too."""
         near = self.room.persons >= 1
-        for pool in {item[2] for item in self.waiting}:
+        pools = {item[2] for item in self.waiting} | set(() if partial is None else partial.tolist())
+        for pool in pools:
             near[self.model.y_muni[self._short_of_persons(self._candidates(pool))][:NEIGHBOURS]] = True
         return near
 

@@ -429,21 +429,21 @@ def solve_level(
                                "the LP's cases packed: a plan at the LP bound")
             if float(objective @ hint) < value:
                 hint = packed
-            if not packing.complete:
-                # Finish the packing by a search where it stalled; the rest of the plan stays.
-                lower, upper = program.lower.copy(), program.upper.copy()
-                fixed = ~packing.neighbourhood[model.y_muni]
-                lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
-                repair = backend.solve(program, objective, time_limit=left() * REPAIR_SHARE, relative_gap=gap / 4,
-                                       hint=packed, lower=lower, upper=upper, absolute_gap=gap * abs(bound) / 4,
-                                       on_log=on_log, **common)
-                log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs",
-                         int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds)
-                if repair.values is not None and _proven(repair.objective, bound, gap):
-                    return Outcome("optimal", repair.values, repair.objective, bound, time.perf_counter() - started,
-                                   repair.nodes, "the LP's cases packed with a search where packing stalled")
-                if repair.values is not None and repair.objective > float(objective @ hint):
-                    hint = repair.values
+            # Not at the bound: finish by a search where the packing stalled or where the LP
+            # chose part of a case; the rest of the plan stays.
+            lower, upper = program.lower.copy(), program.upper.copy()
+            fixed = ~packing.neighbourhood[model.y_muni]
+            lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
+            repair = backend.solve(program, objective, time_limit=left() * REPAIR_SHARE, relative_gap=gap / 4,
+                                   hint=packed, lower=lower, upper=upper, absolute_gap=gap * abs(bound) / 4,
+                                   on_log=on_log, **common)
+            log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs",
+                     int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds)
+            if repair.values is not None and _proven(repair.objective, bound, gap):
+                return Outcome("optimal", repair.values, repair.objective, bound, time.perf_counter() - started,
+                               repair.nodes, "the LP's cases packed with a search where packing stalled")
+            if repair.values is not None and repair.objective > float(objective @ hint):
+                hint = repair.values
     if ties and hint is not None:
         tied = _pack_ties(model, columns, lp.values, hint, locks,
                           time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS), settings.solver.seed)

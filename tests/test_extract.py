@@ -11,7 +11,7 @@ from conftest import cases_and_persons, family, muni, settings, tiny_tables
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
-from allocator.extract import _lighter_swap, choose_cases
+from allocator.extract import _distribute_unsafe, _lighter_swap, choose_cases
 from allocator.model import build_model
 from allocator.solve import _hint_from_plan, complete_hint
 
@@ -70,3 +70,39 @@ def test_ties_at_a_municipality_without_service_rows_cannot_break_a_capacity():
     found, broken = choose_cases(model, values)
     a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
     assert a in broken.tolist() or (found == a).sum() <= 1
+
+
+def random_slots(rng: np.random.Generator):
+    """Class slots at a few municipalities and profiles of service use, with capacities that a
+    hidden assignment keeps exactly (so one that breaks none exists)."""
+    n_cls, n_muni, n_services = 2, 6, 2
+    prof_use = rng.integers(0, 3, size=(8, n_services)).astype(float)
+    profile_cls = rng.integers(0, n_cls, size=8)
+    available = rng.integers(1, 6, size=8)
+    placed = np.zeros((8, n_muni), dtype=int)
+    for q in range(8):
+        for _ in range(rng.integers(0, available[q] + 1)):
+            placed[q, rng.integers(n_muni)] += 1
+    cap = placed.T @ prof_use  # municipality x service: exactly what the hidden plan uses
+    keys = sorted({(int(profile_cls[q]), m) for q in range(8) for m in range(n_muni) if placed[q, m]})
+    slot_n = np.array([placed[profile_cls == c, m].sum() for c, m in keys], dtype=float)
+    profiles = pd.DataFrame({"cls": profile_cls, "n": available})
+    return profiles, prof_use, cap, np.array([c for c, _ in keys]), np.array([m for _, m in keys]), slot_n
+
+
+def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
+    for seed in range(40):
+        profiles, prof_use, cap, slot_cls, slot_m, slot_n = random_slots(np.random.default_rng(seed))
+        counts, broken = _distribute_unsafe(profiles, prof_use, cap, slot_cls, slot_m, slot_n, 2)
+        assert len(broken) == 0, seed
+        given = np.zeros(len(profiles), dtype=int)
+        used = np.zeros_like(cap)
+        filled = defaultdict(int)
+        for (q, m), n in counts.items():
+            given[q] += n
+            used[m] += n * prof_use[q]
+            filled[(int(profiles["cls"].iat[q]), m)] += n
+        assert (given <= profiles["n"].to_numpy()).all(), seed
+        assert (used <= cap + 1e-9).all(), seed
+        assert {k: v for k, v in filled.items() if v} == {(int(c), int(m)): int(n)
+                                                          for c, m, n in zip(slot_cls, slot_m, slot_n)}, seed
