@@ -52,6 +52,10 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
     counted: dict[int, dict[int, int]] = defaultdict(dict)  # unit -> tie municipality -> ties
     for u, m, n in zip(model.a_unit[a > 0], model.a_muni[a > 0], a[a > 0]):
         counted[int(u)][int(m)] = int(n)
+    # Class ties each pool gives (pool, municipality) -> cases: kept out of the pool's slots.
+    split = np.rint(values[model.blocks["a_pool"]]).astype(int)
+    reserved = defaultdict(int, {(int(p), int(m)): int(n) for p, m, n in
+                                 zip(model.a_pool_pool[split > 0], model.a_pool_muni[split > 0], split[split > 0])})
 
     assignment: dict[str, int] = {}
     tie_of = dict(zip(chosen.index, chosen["tie"].to_numpy().tolist()))
@@ -76,9 +80,17 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
                 assignment[case_id] = tie
                 unit_slots[tie] -= 1
         rest = [(c, t) for c, t in rest if c not in assignment]
-        # Untied first; tied cases whose class counts a tie at a coarse municipality last.
+        # Untied first; tied cases whose class counts a tie at a coarse municipality later, and
+        # those giving the ties the counts split to this pool last.
         class_ties = counted.get(n_pools + int(agg.pools["cls"].iat[p]), {})
-        rest.sort(key=lambda item: (item[1] >= 0) + (class_ties.get(item[1], 0) > 0))
+        keys = []
+        for _, tie in rest:
+            key = (tie >= 0) + (class_ties.get(tie, 0) > 0)
+            if reserved[(p, tie)] > 0:
+                reserved[(p, tie)] -= 1
+                key = 3
+            keys.append(key)
+        rest = [rest[i] for i in np.argsort(keys, kind="stable")]
         munis = [m for m in sorted(unit_slots) for _ in range(unit_slots[m])]
         assignment.update(zip([c for c, _ in rest], munis))
         left[int(agg.pools["cls"].iat[p])] += [c for c, _ in rest[len(munis):]]

@@ -75,7 +75,7 @@ class LinearProgram:
 #: Row groups and variable blocks each objective term needs besides the core rules.
 TERM_NEEDS = {
     "urgency": ((), ()),
-    "ties": (("tie_link", "tie_slot"), ("a",)),
+    "ties": (("tie_link", "tie_slot", "tie_split", "tie_pool"), ("a", "a_pool")),
     "scores": ((), ()),
     "housing_fit": (("flow_demand", "flow_supply"), ("x",)),
     "spread": (("spread",), ("z",)),
@@ -115,6 +115,9 @@ class PlacementModel(LinearProgram):
     s_case: np.ndarray  # position in agg.free_cases
     a_unit: np.ndarray
     a_muni: np.ndarray
+    #: Ties counted at municipalities without service rows, split by the pool they come from.
+    a_pool_pool: np.ndarray
+    a_pool_muni: np.ndarray
     x_muni: np.ndarray
     x_type: np.ndarray
     z_muni: np.ndarray
@@ -346,6 +349,16 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
     possible = bound[a_unit, a_muni] > 0
     a_unit, a_muni = a_unit[possible], a_muni[possible]
     a_ub = np.minimum(tie_pairs.to_numpy()[possible], bound[a_unit, a_muni]).astype(float)
+    # A tie counted for a class must come from a case in the class's slots, not one its pool
+    # needs at a municipality with service rows: a_pool[p, m] splits a class's ties at m by pool.
+    a_key = pd.MultiIndex.from_arrays([a_unit, a_muni])
+    in_a = a_key.get_indexer(pd.MultiIndex.from_arrays([tied_unit, tied_muni])) >= 0 if len(tied_pos) \
+        else np.zeros(0, dtype=bool)
+    coarse_tie = reachable & in_a & (tied_unit >= n_pools)
+    split = pd.DataFrame({"pool": tied_pool[coarse_tie], "m": tied_muni[coarse_tie]}).value_counts().sort_index()
+    a_pool_pool = split.index.get_level_values("pool").to_numpy().astype(int)
+    a_pool_muni = split.index.get_level_values("m").to_numpy().astype(int)
+    a_pool_ub = split.to_numpy().astype(float)
 
     # x: (housing class, dwelling type). Within a municipality, requirements that fit exactly
     # the same dwelling types are one housing class: fewer rows and columns, same plans.
@@ -374,7 +387,7 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
     z_ub[z_segment == SPREAD_SEGMENTS - 1] = INF  # rounding slack lands in the top segment
 
     n_class = int(class_of.max()) + 1 if class_of.size else 0
-    sizes = {"y": len(y_unit), "w": len(w_pool), "s": len(s_case), "a": len(a_unit),
+    sizes = {"y": len(y_unit), "w": len(w_pool), "s": len(s_case), "a": len(a_unit), "a_pool": len(a_pool_pool),
              "d": n_class, "x": len(x_class), "z": len(z_muni)}
     blocks, start = {}, 0
     for name, n in sizes.items():
@@ -383,7 +396,7 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
     n_vars = start
     lower = np.zeros(n_vars)
     x_ub = agg.dwelling_types["supply"].to_numpy(dtype=float)[x_type] if len(x_type) else np.zeros(0)
-    upper = np.concatenate([y_ub, w_ub, np.ones(len(s_case)), a_ub, np.full(n_class, INF), x_ub, z_ub])
+    upper = np.concatenate([y_ub, w_ub, np.ones(len(s_case)), a_ub, a_pool_ub, np.full(n_class, INF), x_ub, z_ub])
     integer = np.zeros(n_vars, dtype=bool)
     for name in ("y", "s", "a"):
         integer[blocks[name]] = True
@@ -414,18 +427,39 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
         s_in = np.isin(tied_pool, pools_used)
         R.terms(first + np.searchsorted(pools_used, tied_pool[s_in]), col("s", np.flatnonzero(s_in)), -1.0)
 
-    # Ties: a[u, m] <= chosen cases of u tied to m, and <= y[u, m].
+    # Ties: a[u, m] <= chosen cases of u tied to m, and <= y[u, m]. For a class, the chosen
+    # cases come through a_pool: a_pool[p, m] <= chosen cases of p tied to m, and per pool, the
+    # cases placed at municipalities with service rows plus those honouring class ties are no
+    # more than the pool's chosen cases. (a_pool may stay continuous: for whole a, y and s the
+    # split is a flow with whole capacities, so a whole split exists.)
     if len(a_unit):
         first = R.add_block(len(a_unit), -INF, 0.0, "tie_link")
-        a_key = pd.MultiIndex.from_arrays([a_unit, a_muni])
         row_of_tied = a_key.get_indexer(pd.MultiIndex.from_arrays([tied_unit, tied_muni]))
-        has_row = (row_of_tied >= 0) & reachable
+        has_row = (row_of_tied >= 0) & reachable & (tied_unit < n_pools)
         R.terms(np.arange(len(a_unit)) + first, col("a"), 1.0)
         R.terms(first + row_of_tied[has_row], col("s", np.flatnonzero(has_row)), -1.0)
+        split_key = pd.MultiIndex.from_arrays([n_pools + pool_cls[a_pool_pool], a_pool_muni])
+        R.terms(first + a_key.get_indexer(split_key), col("a_pool"), -1.0)
         first = R.add_block(len(a_unit), -INF, 0.0, "tie_slot")
         y_key = pd.MultiIndex.from_arrays([y_unit, y_muni])
         R.terms(np.arange(len(a_unit)) + first, col("a"), 1.0)
         R.terms(np.arange(len(a_unit)) + first, y_cols[y_key.get_indexer(a_key)], -1.0)
+    if len(a_pool_pool):
+        first = R.add_block(len(a_pool_pool), -INF, 0.0, "tie_split")
+        R.terms(first + np.arange(len(a_pool_pool)), col("a_pool"), 1.0)
+        pair_key = pd.MultiIndex.from_arrays([a_pool_pool, a_pool_muni])
+        row_of_case = pair_key.get_indexer(pd.MultiIndex.from_arrays([tied_pool, tied_muni]))
+        from_case = (row_of_case >= 0) & coarse_tie
+        R.terms(first + row_of_case[from_case], col("s", np.flatnonzero(from_case)), -1.0)
+        split_pools = np.unique(a_pool_pool)
+        first = R.add_block(len(split_pools), -INF, 0.0, "tie_pool")
+        R.terms(first + np.searchsorted(split_pools, a_pool_pool), col("a_pool"), 1.0)
+        at_fine = np.flatnonzero(np.isin(y_unit, split_pools))
+        R.terms(first + np.searchsorted(split_pools, y_unit[at_fine]), y_cols[at_fine], 1.0)
+        w_in = np.flatnonzero(np.isin(w_pool, split_pools))
+        R.terms(first + np.searchsorted(split_pools, w_pool[w_in]), col("w", w_in), -1.0)
+        s_in = np.flatnonzero(np.isin(tied_pool, split_pools))
+        R.terms(first + np.searchsorted(split_pools, tied_pool[s_in]), col("s", s_in), -1.0)
 
     # Municipal capacities: persons, minors, each service.
     def capacity_rows(need: np.ndarray, left: np.ndarray) -> None:
@@ -516,6 +550,8 @@ def build_model(agg: Aggregation, fine: np.ndarray | None = None) -> PlacementMo
         s_case=s_case,
         a_unit=a_unit,
         a_muni=a_muni,
+        a_pool_pool=a_pool_pool,
+        a_pool_muni=a_pool_muni,
         x_muni=x_muni,
         x_type=x_type,
         z_muni=z_muni,

@@ -26,7 +26,8 @@ from .model import PlacementModel
 
 #: Give up when this many placements in a row leave no fewer cases waiting than before.
 PATIENCE = 100
-#: With this few cases waiting, a search finishes the packing faster than more moves do.
+#: With this few cases waiting, a search finishes the packing faster than more moves do (the
+#: urgency level has one; the ties packing has none and keeps the full patience).
 FEW_WAITING, FEW_PATIENCE = 6, 25
 #: Municipalities per waiting pool in the neighbourhood a stalled packing leaves to a search.
 NEIGHBOURS = 3
@@ -72,7 +73,7 @@ def pack_lp_totals(
     """
     whole = np.floor(totals + 1e-6).astype(int)
     packer = Packer(model, y_lp, whole, np.random.default_rng(seed))
-    complete = packer.run(deadline)
+    complete = packer.run(deadline, FEW_PATIENCE)
     if complete:
         packer.fill()
     # Where the LP chose part of a case, a search may still place the case whole.
@@ -150,13 +151,16 @@ class Packer(Filler):
     def _push(self, pool: int) -> None:
         heapq.heappush(self.waiting, (-int(self.size[pool]), float(self.rng.random()), pool))
 
-    def run(self, deadline: float) -> bool:
+    def run(self, deadline: float, few_patience: int = PATIENCE) -> bool:
+        """Place the waiting cases; False if the packing stalls (no fewer waiting after
+        ``PATIENCE`` placements, or ``few_patience`` once ``FEW_WAITING`` or fewer wait) or
+        ``deadline`` passes."""
         fewest, since = len(self.waiting), 0
         while self.waiting:
             self.iteration += 1
             if len(self.waiting) < fewest:
                 fewest, since = len(self.waiting), self.iteration
-            patience = PATIENCE if fewest > FEW_WAITING else FEW_PATIENCE
+            patience = PATIENCE if fewest > FEW_WAITING else few_patience
             if self.iteration - since > patience or (self.iteration % 16 == 0 and time.perf_counter() >= deadline):
                 return False
             item = heapq.heappop(self.waiting)

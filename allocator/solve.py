@@ -15,7 +15,7 @@ from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings, chosen_cases, services_used
 from .fill import round_and_fill
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
-from .ties import honour_more_ties
+from .ties import honour_more_ties, split_class_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
 from .result import LevelResult, Result
@@ -34,6 +34,8 @@ NEAR_CAPACITY = 0.95
 #: Share of a level's budget, and most seconds, for packing the LP's totals; share of the rest
 #: for the search that finishes a stalled packing.
 PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
+#: The ties packing retries with new seeds for up to this long (the MIP after it is far slower).
+TIES_PACK_SECONDS = 3.0
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
@@ -445,12 +447,18 @@ def solve_level(
             if repair.values is not None and repair.objective > float(objective @ hint):
                 hint = repair.values
     if ties and hint is not None:
-        tied = _pack_ties(model, columns, lp.values, hint, locks,
-                          time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS), settings.solver.seed)
+        tied, breaks = _pack_ties(model, columns, lp.values, hint, locks,
+                                  time.perf_counter() + min(left() * PACK_SHARE, TIES_PACK_SECONDS),
+                                  settings.solver.seed)
         if tied is not None:
             value = float(objective @ tied)
-            log.info("  cases of the level above packed with the LP's ties: %.0f -> %.0f",
-                     float(objective @ hint), value)
+            log.info("  cases of the level above packed with the LP's ties: %.0f -> %.0f%s",
+                     float(objective @ hint), value, " (breaks a service capacity)" if breaks else "")
+            if breaks and value > float(objective @ hint):
+                # Searching on in a model that misses a binding capacity is wasted: the caller
+                # models it and solves the level again.
+                return Outcome("feasible", tied, value, bound, time.perf_counter() - started, 0,
+                               "packed with the LP's ties; a service capacity to model")
             if _proven(value, bound, gap):
                 return Outcome("optimal", tied, value, bound, time.perf_counter() - started, 0,
                                "packed with the LP's ties: a plan at the LP bound")
@@ -514,23 +522,37 @@ def _pack_ties(
     locks: list[tuple[np.ndarray, float]],
     deadline: float,
     seed: int,
-) -> np.ndarray | None:
+) -> tuple[np.ndarray | None, bool]:
     """The cases of the plan above (so every lock holds), packed again from the LP's counts
     with the tied cases the LP honours kept at their tie municipality; as a concrete plan's
-    full vector over ``columns``, or None if the packing did not finish or breaks a lock."""
+    full vector over ``columns`` (or the packing's counts, if no concrete plan of them keeps
+    the service capacities), or None if no packing finished by ``deadline`` or each broke a
+    lock; and whether the counts break a service capacity. The packing is a randomised search:
+    each failed try starts anew with the next seed."""
     lp_full, above = np.zeros(model.n_vars), np.zeros(model.n_vars)
     lp_full[columns], above[columns] = lp_values, hint
-    packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]],
-                             lp_pool_totals(model, above), deadline, seed)
-    if not packing.complete:
-        return None
-    found, broken = choose_cases(model, packing.values)
-    if len(broken):
-        return None
-    plan = complete_hint(model, _hint_from_plan(model, _plan_frame(model.agg, found)))[columns]
-    if not all(c @ plan >= v - 1e-9 for c, v in locks):
-        return None
-    return plan
+    totals = lp_pool_totals(model, above)
+    attempt = 0
+    breaking = None
+    while attempt == 0 or time.perf_counter() < deadline:
+        packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]], totals, deadline,
+                                 seed + attempt)
+        attempt += 1
+        if not packing.complete:
+            continue
+        found, broken = choose_cases(model, packing.values)
+        if len(broken):
+            # Its class slots break a service capacity where the model does not count services.
+            # As counts it is still a plan of this model: if no other try does better, it is
+            # the level's answer, and the caller models those municipalities and solves again.
+            counts = complete_hint(model, packing.values)[columns]
+            if breaking is None and all(c @ counts >= v - 1e-9 for c, v in locks):
+                breaking = counts
+            continue
+        plan = complete_hint(model, _hint_from_plan(model, _plan_frame(model.agg, found)))[columns]
+        if all(c @ plan >= v - 1e-9 for c, v in locks):
+            return plan, False
+    return breaking, breaking is not None
 
 
 def _integral_objective(program: LinearProgram, objective: np.ndarray) -> bool:
@@ -557,6 +579,8 @@ def complete_hint(model: PlacementModel, values: np.ndarray) -> np.ndarray:
     if model.blocks["d"].stop > model.blocks["d"].start:
         out[model.blocks["d"]] = model.class_demand(y)
         out[model.blocks["x"]] = housing_flow(model, out[model.blocks["d"]])
+    if len(model.a_pool_pool):
+        out[model.blocks["a"]], out[model.blocks["a_pool"]] = split_class_ties(model, out)
     if model.blocks["z"].stop > model.blocks["z"].start:
         persons = np.bincount(model.y_muni, weights=y * model.units["size"].to_numpy()[model.y_unit],
                               minlength=agg.n_municipalities)

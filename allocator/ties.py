@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+import pandas as pd
 
 from .model import PlacementModel
+from .pack import lp_pool_totals
 from .room import Room
 
 
@@ -102,3 +104,38 @@ def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int =
     out[model.blocks["y"]] = y
     out[model.blocks["a"]] = a
     return out
+
+
+def split_class_ties(model: PlacementModel, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``a`` and ``a_pool`` blocks for counts ``values``: each tie counted for a class at a
+    municipality without service rows is given to a pool with a chosen case tied there that its
+    municipalities with service rows do not need. Ties no pool can give are not counted."""
+    agg = model.agg
+    n_pools = len(agg.pools)
+    a = np.rint(values[model.blocks["a"]])
+    split = np.zeros(len(model.a_pool_pool))
+    if not len(split):
+        return a, split
+    free = agg.free_cases
+    chosen = model.s_case[np.rint(values[model.blocks["s"]]) > 0.5]
+    pairs = pd.MultiIndex.from_arrays([model.a_pool_pool, model.a_pool_muni])
+    at = pairs.get_indexer(pd.MultiIndex.from_arrays([free["pool"].to_numpy()[chosen], free["tie"].to_numpy()[chosen]]))
+    tied = np.bincount(at[at >= 0], minlength=len(split)).astype(float)
+    y = np.rint(values[model.blocks["y"]])
+    at_fine = model.y_unit < n_pools
+    spare = np.rint(lp_pool_totals(model, values)) - np.bincount(model.y_unit[at_fine], weights=y[at_fine],
+                                                                 minlength=n_pools)
+    pool_cls = agg.pools["cls"].to_numpy()
+    row = pd.MultiIndex.from_arrays([model.a_unit, model.a_muni]).get_indexer(
+        pd.MultiIndex.from_arrays([n_pools + pool_cls[model.a_pool_pool], model.a_pool_muni]))
+    entries = {int(i): np.flatnonzero(row == i) for i in np.unique(row)}
+    # Ties with the fewest pools to come from first.
+    for i in sorted(entries, key=lambda i: len(entries[i])):
+        need = a[i]
+        for e in sorted(entries[i], key=lambda e: -spare[model.a_pool_pool[e]]):
+            take = max(min(need, tied[e], spare[model.a_pool_pool[e]]), 0.0)
+            split[e] += take
+            spare[model.a_pool_pool[e]] -= take
+            need -= take
+        a[i] -= need
+    return a, split

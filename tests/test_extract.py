@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
-from conftest import cases_and_persons, family, muni, settings, tiny_tables
+from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
@@ -70,6 +70,22 @@ def test_ties_at_a_municipality_without_service_rows_cannot_break_a_capacity():
     found, broken = choose_cases(model, values)
     a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
     assert a in broken.tolist() or (found == a).sum() <= 1
+
+
+def test_a_class_tie_is_not_counted_for_a_case_its_pool_needs_elsewhere(solve_verified):
+    # X and Y (60, no service) fill F, whose introduction capacity keeps Z (30) out; Z takes
+    # C, the municipality X is tied to. X at C would leave Z nowhere: no plan honours the tie,
+    # and the bound must say so (X's class has a slot at C, but only Z can fill it).
+    made = [single("X", 100, tie_municipality_id="C"), single("Y", 100), single("Z", 100)]
+    for case in made:
+        case[1][0]["age"] = "60" if case[0]["case_id"] != "Z" else "30"
+    cases, persons = cases_and_persons(*made)
+    result = solve_verified(tiny_tables([muni("F", 2, capacity_introduction=0), muni("C", 1, capacity_introduction=5)],
+                                        cases, persons))
+    placed = dict(zip(result.plan["case_id"], result.plan["municipality_id"]))
+    assert placed == {"X": "F", "Y": "F", "Z": "C"}
+    ties = result.levels[1]
+    assert ties.objective == 0 and ties.bound == 0 and ties.status == "optimal"
 
 
 def random_slots(rng: np.random.Generator):
