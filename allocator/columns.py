@@ -4,6 +4,7 @@ at the first."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,35 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
 
+def text_codes(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """A column as text with missing cells as ``""`` (``values.fillna("").astype(str)``), and
+    its cells factorised.
+
+    Returns
+    -------
+    text, codes, uniques
+        ``text`` is ``values`` itself when it already is text without missing cells;
+        ``uniques[codes]`` are its cells, ``uniques`` an object array of distinct texts.
+    """
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.fillna("").astype(str)
+    # On the object array: a little faster than through the string array.
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    uniques = np.asarray(uniques, dtype=object)
+    missing = codes < 0
+    if missing.any():
+        empty = np.flatnonzero(uniques == "")
+        if len(empty):
+            codes[missing] = empty[0]
+        else:
+            codes[missing] = len(uniques)
+            uniques = np.append(uniques, "")
+        values = values.fillna("")
+    if values.dtype != "str":
+        values = values.astype(str)
+    return values, codes, uniques
+
+
 class TableReader:
     """Parses the columns of one raw table (strings, missing as ``""``) into typed series.
 
@@ -21,12 +51,24 @@ class TableReader:
     bad cells are missing, so all issues of a file are found in one pass.
     """
 
-    def __init__(self, file: str, raw: pd.DataFrame, issues: list[InputIssue]):
+    def __init__(self, file: str, raw: pd.DataFrame, issues: list[InputIssue],
+                 raw_codes: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
+        """``raw_codes``: :meth:`raw_codes` of columns already factorised, when ``raw`` is
+        text without missing cells (as :func:`text_codes` returns it)."""
         self.file = file
         self.raw = raw
         self.issues = issues
-        # Spreadsheet rows: header is row 1.
-        self.rows = np.arange(len(raw)) + 2
+        self._raw_codes: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {
+            column: (codes, uniques, True) for column, (codes, uniques) in (raw_codes or {}).items()
+        }
+        # Per column: codes and distinct stripped texts, and whether the column as read already
+        # holds exactly those texts (then it is returned as is, without a copy).
+        self._codes: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """Spreadsheet row of each cell: the header is row 1."""
+        return np.arange(len(self.raw)) + 2
 
     def add(self, row: int | None, column: str | None, rule: str, message: str) -> None:
         self.issues.append(InputIssue(self.file, row, column, rule, message))
@@ -40,21 +82,75 @@ class TableReader:
             self.add(1, column, "missing-column", f"required column '{column}' is missing")
         return not missing
 
+    def raw_codes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """The column's cells as given (missing as ``""``), factorised.
+
+        Returns
+        -------
+        codes, uniques
+            ``uniques[codes]`` are the cells; ``uniques`` is an object array of distinct texts.
+        """
+        if column not in self._raw_codes:
+            values = self.raw[column]
+            text, codes, uniques = text_codes(values)
+            self._raw_codes[column] = (codes, uniques, text is values)
+        codes, uniques, _ = self._raw_codes[column]
+        return codes, uniques
+
+    def codes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """The column's stripped cells, factorised (a missing column is all ``""``).
+
+        Every check works on the distinct values and broadcasts through the codes: a column of
+        millions of cells holds few distinct texts (ids, scores), so this is where the speed is.
+
+        Returns
+        -------
+        codes, uniques
+            ``uniques[codes]`` are the stripped cells; ``uniques`` holds each text once.
+        """
+        if column not in self._codes:
+            if column not in self.raw.columns:
+                codes = np.zeros(len(self.raw), dtype=np.intp)
+                self._codes[column] = (codes, np.array([""], dtype=object), False)
+            else:
+                raw_codes, raw_uniques = self.raw_codes(column)
+                stripped = pd.Series(raw_uniques, dtype=object).str.strip().to_numpy(dtype=object)
+                # Stripping can make two texts one ("7" and " 7 "): factorise again.
+                merged, uniques = pd.factorize(stripped)
+                same = bool((stripped == raw_uniques).all())
+                as_read = self._raw_codes[column][2] and same
+                # Distinct texts that stripping left alone keep their codes.
+                codes = raw_codes if same and len(uniques) == len(raw_uniques) else merged[raw_codes]
+                self._codes[column] = (codes, np.asarray(uniques, dtype=object), as_read)
+        codes, uniques, _ = self._codes[column]
+        return codes, uniques
+
+    def _where(self, column: str, value: str) -> np.ndarray:
+        """Mask of the cells equal to ``value`` (after stripping)."""
+        codes, uniques = self.codes(column)
+        return (uniques == value)[codes]
+
     def _cells(self, column: str) -> pd.Series:
+        """The stripped cells as text (``""`` for missing)."""
         if column not in self.raw.columns:
             return pd.Series([""] * len(self.raw), index=self.raw.index, dtype=object)
-        return self.raw[column].fillna("").astype(str).str.strip()
+        codes, uniques = self.codes(column)
+        if self._codes[column][2]:
+            # Nothing to strip and no missing cells: the column as read (copy-on-write).
+            return self.raw[column].copy(deep=False)
+        return pd.Series(uniques[codes], index=self.raw.index, dtype="str", name=column)
 
     def _report(self, mask: np.ndarray, column: str, rule: str, message: str) -> None:
-        cells = self._cells(column).to_numpy()
-        for row, cell in zip(self.rows[mask], cells[mask]):
+        if not mask.any():
+            return
+        codes, uniques = self.codes(column)
+        for row, cell in zip(self.rows[mask], uniques[codes[mask]]):
             self.add(int(row), column, rule, message.format(value=cell))
 
     def text(self, column: str, required: bool = True) -> pd.Series:
-        cells = self._cells(column)
         if required:
-            self._report((cells == "").to_numpy(), column, "required", "a value is required")
-        return cells
+            self._report(self._where(column, ""), column, "required", "a value is required")
+        return self._cells(column)
 
     def unique(self, column: str, values: pd.Series) -> None:
         present = values != ""
@@ -82,8 +178,11 @@ class TableReader:
     def number(
         self, column: str, *, minimum: float | None = None, maximum: float | None = None
     ) -> pd.Series:
-        cells = self._cells(column)
-        numbers = pd.to_numeric(cells, errors="coerce")
+        codes, uniques = self.codes(column)
+        # Each distinct text once, then broadcast: same values as converting every cell.
+        distinct = pd.to_numeric(pd.Series(uniques, dtype="str"), errors="coerce").to_numpy()
+        numbers = pd.Series(distinct[codes], index=self.raw.index,
+                            name=column if column in self.raw.columns else None)
         self._report(numbers.isna().to_numpy(), column, "not-a-number", "'{value}' is not a number")
         if minimum is not None:
             below = (numbers < minimum).fillna(False).to_numpy()
@@ -118,11 +217,14 @@ class TableReader:
         return cells
 
     def reference(
-        self, column: str, values: pd.Series, known: pd.Index, what: str, *, optional: bool = False
+        self, column: str, known: pd.Index, what: str, *, optional: bool = False
     ) -> np.ndarray:
-        """Report values that name no known id; returns the mask of good references."""
-        present = (values != "").to_numpy()
-        ok = values.isin(known).to_numpy()
+        """Report cells that name no known id; returns the mask of good references."""
+        codes, uniques = self.codes(column)
+        known_u = pd.Index(uniques).isin(known)
+        present_u = uniques != ""
+        present = present_u[codes]
+        ok = known_u[codes]
         bad = present & ~ok
         self._report(bad, column, f"unknown-{what}", f"'{{value}}' is not a known {what}")
         if not optional:

@@ -7,15 +7,18 @@ raises :class:`~allocator.errors.ProblemValidationError` listing all issues at o
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from .columns import TableReader
+from .columns import TableReader, text_codes
 from .composition import age_at, case_attributes
 from .errors import InputIssue, ProblemValidationError
 from .settings import Settings
@@ -118,13 +121,118 @@ class Problem:
         return dict(self.raw)
 
 
-def _canonical_digest(tables: dict[str, pd.DataFrame], settings: Settings) -> str:
+#: Tables with at least this many rows are digested through their codes (see _csv_chunks);
+#: smaller ones through pandas' ``to_csv``, which writes the same bytes.
+FAST_DIGEST_ROWS = 50_000
+
+CodesOf = Callable[[str, str], tuple[np.ndarray, np.ndarray]]
+
+
+def _canonical_digest(tables: dict[str, pd.DataFrame], settings: Settings,
+                      codes_of: CodesOf | None = None) -> str:
+    """SHA-256 of every table as ``to_csv(index=False, lineterminator="\\n")`` writes it, and of
+    the settings.
+
+    Parameters
+    ----------
+    tables
+        The raw tables, all text without missing cells.
+    settings
+        The settings of the round.
+    codes_of
+        ``(file, column) -> (codes, uniques)`` of the cells as given, when already computed.
+    """
     sha = hashlib.sha256()
     for name in sorted(tables):
         sha.update(name.encode())
-        sha.update(tables[name].to_csv(index=False, lineterminator="\n").encode())
+        table = tables[name]
+        if len(table) < FAST_DIGEST_ROWS or table.shape[1] < 2 or not table.columns.is_unique:
+            sha.update(table.to_csv(index=False, lineterminator="\n").encode())
+            continue
+        sha.update(table.iloc[:0].to_csv(index=False, lineterminator="\n").encode())
+        columns = []
+        for column in table.columns:
+            if codes_of is None:
+                codes, uniques = pd.factorize(table[column])
+                uniques = np.asarray(uniques, dtype=object)
+            else:
+                codes, uniques = codes_of(name, column)
+            columns.append((codes, uniques))
+        for chunk in _csv_chunks(columns):
+            sha.update(chunk)
     sha.update(json.dumps(settings.model_dump(mode="json"), sort_keys=True).encode())
     return sha.hexdigest()
+
+
+def _csv_fields(texts: np.ndarray) -> list[bytes]:
+    """Each text as the csv module writes it as one field of a row of two or more (quoted when
+    it holds a comma, quote or line break), in UTF-8."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    ends = []
+    for text in texts:
+        writer.writerow([text, ""])
+        ends.append(out.tell())
+    whole = out.getvalue()
+    starts = [0] + ends[:-1]
+    # Each row is "<field>,\n".
+    return [whole[a:b - 2].encode() for a, b in zip(starts, ends)]
+
+
+def _csv_chunks(columns: list[tuple[np.ndarray, np.ndarray]], chunk_bytes: int = 1 << 25
+                ) -> Iterator[bytes]:
+    """The CSV body (no header) of a table given as (codes, distinct texts) per column, in
+    chunks of bytes, identical to what ``to_csv`` writes for tables of two or more columns.
+
+    Each distinct text is quoted once; rows are assembled as a byte matrix (one padded slot
+    per column plus its separator) and the padding is masked out, so no Python string is made
+    per cell. Only the one-column case differs in csv (an empty row is written ``""``).
+    """
+    parts = []  # per column: padded bytes (distinct x width) and the mask of real bytes
+    for codes, uniques in columns:
+        fields = _csv_fields(uniques)
+        lengths = np.array([len(f) for f in fields], dtype=np.intp)
+        width = int(lengths.max()) if len(lengths) else 0
+        real = np.arange(width)[None, :] < lengths[:, None]
+        padded = np.zeros((len(fields), width), dtype=np.uint8)
+        padded[real] = np.frombuffer(b"".join(fields), dtype=np.uint8)
+        parts.append((codes, padded, real))
+    row_width = sum(p[1].shape[1] + 1 for p in parts)
+    n_rows = len(columns[0][0])
+    step = max(1, chunk_bytes // max(row_width, 1))
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        block = np.empty((stop - start, row_width), dtype=np.uint8)
+        keep = np.empty((stop - start, row_width), dtype=bool)
+        at = 0
+        for c, (codes, padded, real) in enumerate(parts):
+            width = padded.shape[1]
+            rows = codes[start:stop]
+            block[:, at:at + width] = padded[rows]
+            keep[:, at:at + width] = real[rows]
+            block[:, at + width] = ord("\n") if c == len(parts) - 1 else ord(",")
+            keep[:, at + width] = True
+            at += width + 1
+        yield block[keep].tobytes()
+
+
+def _as_text(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The table as text, missing cells as ``""`` (``table.fillna("").astype(str)``), and the
+    codes of each column (:func:`~allocator.columns.text_codes`), which checks and digest reuse.
+
+    Columns that already are text without missing cells are kept as they are (no copy).
+    """
+    if not table.columns.is_unique:
+        return table.fillna("").astype(str), {}
+    out = table.copy(deep=False)
+    codes = {}
+    for column in table.columns:
+        values = table[column]
+        text, column_codes, uniques = text_codes(values)
+        if text is not values:
+            out[column] = text
+        codes[column] = (column_codes, uniques)
+    return out, codes
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -142,7 +250,8 @@ def build_problem(
         With every issue found, each naming file, row, column and rule.
     """
     settings = settings or Settings()
-    tables = {name: df.fillna("").astype(str) for name, df in tables.items()}
+    texts = {name: _as_text(df) for name, df in tables.items()}
+    tables = {name: table for name, (table, _) in texts.items()}
     issues: list[InputIssue] = []
     unknown = sorted(set(tables) - set(FILES))
     for name in unknown:
@@ -153,7 +262,7 @@ def build_problem(
     if any(i.rule == "missing-file" for i in issues):
         raise ProblemValidationError(issues)
 
-    checker = _Checker(tables, settings, issues)
+    checker = _Checker(tables, settings, issues, {name: codes for name, (_, codes) in texts.items()})
     problem = checker.run()
     if issues:
         raise ProblemValidationError(issues)
@@ -164,13 +273,21 @@ def build_problem(
 class _Checker:
     """Runs every input rule; each ``_rule`` method reports into the shared issue list."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame], settings: Settings, issues: list[InputIssue]):
+    def __init__(self, tables: dict[str, pd.DataFrame], settings: Settings, issues: list[InputIssue],
+                 codes: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None):
         self.tables = tables
         self.settings = settings
         self.issues = issues
+        self.codes = codes or {}
+        self._readers: dict[str, TableReader] = {}
 
     def reader(self, name: str) -> TableReader:
-        return TableReader(name, self.tables[name], self.issues)
+        """The reader of one table; kept, so each column is factorised once (also for the
+        digest)."""
+        if name not in self._readers:
+            self._readers[name] = TableReader(name, self.tables[name], self.issues,
+                                              self.codes.get(name))
+        return self._readers[name]
 
     def run(self) -> Problem | None:
         municipalities, services = self.municipalities()
@@ -191,7 +308,8 @@ class _Checker:
         self.pin_rules(pins, exclusions, cases, municipalities, dwellings, services)
         if self.issues:
             return None
-        digest = _canonical_digest(self.tables, self.settings)
+        digest = _canonical_digest(self.tables, self.settings,
+                                   lambda name, column: self.reader(name).raw_codes(column))
         return Problem(
             settings=self.settings,
             municipalities=municipalities,
@@ -248,7 +366,7 @@ class _Checker:
         out["category"] = r.choice("category", CATEGORIES).to_numpy()
         for column in ("reception_municipality_id", "tie_municipality_id"):
             values = r.text(column, required=False)
-            r.reference(column, values, municipality_ids, "municipality", optional=True)
+            r.reference(column, municipality_ids, "municipality", optional=True)
             out[column] = values.to_numpy()
         out["needs_step_free"] = r.boolean("needs_step_free").to_numpy()
         future = (out["residence_date"] > pd.Timestamp(self.settings.as_of)).to_numpy()
@@ -267,7 +385,7 @@ class _Checker:
         ids = r.text("person_id")
         r.unique("person_id", ids)
         case_ids = r.text("case_id")
-        r.reference("case_id", case_ids, cases.index, "case")
+        r.reference("case_id", cases.index, "case")
         ages = pd.Series(pd.NA, index=r.raw.index, dtype="Int64")
         if r.has("age"):
             given = (r._cells("age") != "").to_numpy()
@@ -296,7 +414,7 @@ class _Checker:
         r.unique("dwelling_id", ids)
         out = pd.DataFrame(index=pd.Index(ids, name="dwelling_id"))
         municipality = r.text("municipality_id")
-        r.reference("municipality_id", municipality, municipality_ids, "municipality")
+        r.reference("municipality_id", municipality_ids, "municipality")
         out["municipality_id"] = municipality.to_numpy()
         out["bedrooms"] = r.integer("bedrooms", minimum=1).to_numpy()
         out["max_occupants"] = r.integer("max_occupants", minimum=1).to_numpy()
@@ -319,20 +437,26 @@ class _Checker:
         required = ["case_id", "municipality_id"] + (["score"] if name == "scores.csv" else [])
         r.require_columns(required)
         cases = r.text("case_id")
-        r.reference("case_id", cases, case_ids, "case")
+        r.reference("case_id", case_ids, "case")
         municipalities = r.text("municipality_id")
-        r.reference("municipality_id", municipalities, municipality_ids, "municipality")
-        out = pd.DataFrame({"case_id": cases, "municipality_id": municipalities})
+        r.reference("municipality_id", municipality_ids, "municipality")
+        # No copy: both columns are new or read-only (copy-on-write).
+        out = pd.DataFrame({"case_id": cases, "municipality_id": municipalities}, copy=False)
         if name == "scores.csv":
             out["score"] = r.number("score").to_numpy()
         elif name == "exclusions.csv":
             out["reason"] = r.text("reason", required=False).to_numpy()
         else:
             out["dwelling_id"] = r.text("dwelling_id", required=False).to_numpy()
-        key = cases if name == "pins.csv" else cases + "\x00" + municipalities
+        # Keys from the codes of the stripped texts: hashing two integers per row, not strings.
+        case_codes, case_uniques = r.codes("case_id")
+        key = case_codes.astype(np.int64)
+        if name != "pins.csv":
+            muni_codes, muni_uniques = r.codes("municipality_id")
+            key = key * max(len(muni_uniques), 1) + muni_codes
         what = "case" if name == "pins.csv" else "(case_id, municipality_id) pair"
-        dup = (key.duplicated() & (cases != "")).to_numpy()
-        for row, case in zip(r.rows[dup], cases.to_numpy()[dup]):
+        dup = pd.Series(key).duplicated().to_numpy() & (case_uniques != "")[case_codes]
+        for row, case in zip(r.rows[dup], case_uniques[case_codes[dup]]):
             r.add(int(row), "case_id", "duplicate-id", f"{what} for '{case}' appears more than once")
         return out
 

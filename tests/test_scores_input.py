@@ -1,0 +1,91 @@
+"""scores.csv (long: one row per case and municipality) at scale: the checks work on distinct
+values and codes, so they are pinned here cell by cell; and the fast digest must give exactly
+what the plain one gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allocator import ProblemValidationError, build_problem, read_problem, write_problem
+from allocator import problem as problem_module
+from allocator.aggregate import aggregate
+from conftest import cases_and_persons, muni, settings, single, tiny_tables
+
+
+def scored_tables(scores: list[dict]) -> dict[str, pd.DataFrame]:
+    cases, persons = cases_and_persons(single("A"), single("B"))
+    return tiny_tables([muni("0001", 5), muni("0002", 5)], cases, persons, scores=scores)
+
+
+def test_every_bad_score_row_is_reported_with_file_row_column_rule_and_message():
+    rows = [
+        {"case_id": "A", "municipality_id": "0001", "score": "0.5"},      # row 2: fine
+        {"case_id": " A ", "municipality_id": "0001 ", "score": "0.7"},   # row 3: same pair
+        {"case_id": "X", "municipality_id": "0001", "score": "1"},        # row 4: unknown case
+        {"case_id": "B", "municipality_id": "9999", "score": "1"},        # row 5: unknown muni
+        {"case_id": "B", "municipality_id": "0002", "score": "high"},     # row 6: not a number
+        {"case_id": "", "municipality_id": "0002", "score": ""},          # row 7: empty
+        {"case_id": "A", "municipality_id": "0002", "score": " -2.5 "},   # row 8: fine
+    ]
+    with pytest.raises(ProblemValidationError) as caught:
+        build_problem(scored_tables(rows), settings())
+    found = [(i.file, i.row, i.column, i.rule, i.message) for i in caught.value.issues]
+    pair = "(case_id, municipality_id) pair"
+    assert found == [
+        ("scores.csv", 3, "case_id", "duplicate-id", f"{pair} for 'A' appears more than once"),
+        ("scores.csv", 4, "case_id", "unknown-case", "'X' is not a known case"),
+        ("scores.csv", 5, "municipality_id", "unknown-municipality", "'9999' is not a known municipality"),
+        ("scores.csv", 6, "score", "not-a-number", "'high' is not a number"),
+        ("scores.csv", 7, "case_id", "required", "a value is required"),
+        ("scores.csv", 7, "score", "not-a-number", "'' is not a number"),
+    ]
+
+
+def test_missing_cells_and_padding_in_a_scores_file(tmp_path: Path):
+    rows = [{"case_id": "A", "municipality_id": "0001", "score": "0.5"},
+            {"case_id": "B", "municipality_id": "0002", "score": "0.25"}]
+    folder = write_problem(scored_tables(rows), tmp_path / "p")
+    # A short row (its score cell missing) and a padded id.
+    (folder / "scores.csv").write_text("case_id,municipality_id,score\nA,0001\nB , 0002,0.25\n")
+    with pytest.raises(ProblemValidationError) as caught:
+        read_problem(folder, settings())
+    assert [(i.file, i.row, i.column, i.rule, i.message) for i in caught.value.issues] == [
+        ("scores.csv", 2, "score", "not-a-number", "'' is not a number")]
+    (folder / "scores.csv").write_text("case_id,municipality_id,score\nA,0001,1\nB , 0002,0.25\n")
+    problem = read_problem(folder, settings())
+    assert problem.scores.to_dict("list") == {"case_id": ["A", "B"], "municipality_id": ["0001", "0002"],
+                                              "score": [1.0, 0.25]}
+    assert problem.raw["scores.csv"].loc[1, "case_id"] == "B "  # as given, for the digest
+
+
+def test_fast_digest_writes_the_bytes_to_csv_writes(monkeypatch):
+    odd = ["A", "with,comma", 'say "hi"', "two\nlines", "", " padded ", "ø-æ-å", "cr\rx", "A"]
+    rows = [{"case_id": c, "municipality_id": m, "score": s}
+            for c, m, s in zip(odd, reversed(odd), ["1", "", "0.5", "x", "", "2", "3", "", "1"])]
+    rows.append({"case_id": "", "municipality_id": "", "score": ""})
+    tables = {"scores.csv": pd.DataFrame(rows).astype(str),
+              "one.csv": pd.DataFrame({"only": ["", "a", ""]})}
+    the_settings = settings()
+    plain = problem_module._canonical_digest(tables, the_settings)
+    monkeypatch.setattr(problem_module, "FAST_DIGEST_ROWS", 0)
+    assert problem_module._canonical_digest(tables, the_settings) == plain
+    for step in (1, 7, 1 << 20):  # chunks ending anywhere
+        body = b"".join(problem_module._csv_chunks(
+            [(lambda c, u: (c, np.asarray(u, dtype=object)))(*pd.factorize(tables["scores.csv"][col]))
+             for col in tables["scores.csv"].columns], chunk_bytes=step))
+        expected = tables["scores.csv"].to_csv(index=False, lineterminator="\n").encode()
+        assert body == expected[expected.index(b"\n") + 1:]
+
+
+def test_digest_and_aggregation_same_through_the_fast_path(monkeypatch):
+    rows = [{"case_id": c, "municipality_id": m, "score": s}
+            for c, m, s in [("A", "0001", "0.5"), ("A", "0002", "1"), ("B", "0001", "-0")]]
+    slow = build_problem(scored_tables(rows), settings())
+    monkeypatch.setattr(problem_module, "FAST_DIGEST_ROWS", 0)
+    fast = build_problem(scored_tables(rows), settings())
+    assert fast.digest == slow.digest
+    np.testing.assert_array_equal(aggregate(fast).score_rows, [[0.0, 0.0], [0.5, 1.0]])
