@@ -136,12 +136,50 @@ def _score_rows(problem: Problem, case_ids: pd.Index, munis: pd.Index) -> tuple[
     ci = case_ids.get_indexer(scores["case_id"])
     keep = ci >= 0  # pinned cases are not in case_ids
     mi = munis.get_indexer(scores["municipality_id"][keep])
-    scored = np.unique(ci[keep])
+    # Sorted positions of the cases with scores (np.unique without sorting every score row).
+    scored = np.flatnonzero(np.bincount(ci[keep], minlength=len(case_ids)))
     dense = np.zeros((len(case_ids), len(munis)))
     dense[ci[keep], mi] = scores["score"].to_numpy()[keep]
-    rows, inverse = np.unique(dense[scored], axis=0, return_inverse=True)
-    row_of_case[scored] = inverse.reshape(-1)
+    rows, inverse = unique_rows(dense[scored])
+    row_of_case[scored] = inverse
     return rows, row_of_case
+
+
+#: Odd multipliers for hashing rows of floats (fixed: the result never depends on them).
+_ROW_MIX = np.random.default_rng(20240611).integers(1, 2**63, size=1024, dtype=np.uint64) | np.uint64(1)
+
+
+def unique_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(matrix, axis=0, return_inverse=True)`` for a float matrix without NaN.
+
+    ``np.unique`` sorts whole rows (seconds for thousands of cases with hundreds of scores
+    each); here rows are grouped by a hash, the grouping is checked exactly, and only the
+    distinct rows are sorted (lexicographically, as ``np.unique`` orders them).
+
+    Returns
+    -------
+    rows, inverse
+        Distinct rows in lexicographic order; the row number of each input row.
+    """
+    if matrix.ndim != 2 or matrix.shape[1] == 0 or len(matrix) == 0:
+        rows, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        return rows, inverse.reshape(-1)
+    block = np.ascontiguousarray(matrix, dtype=float) + 0.0  # -0.0 == 0.0: same bits too
+    bits = block.view(np.uint64)
+    mix = np.resize(_ROW_MIX, bits.shape[1])
+    with np.errstate(over="ignore"):
+        hashes = (bits * mix).sum(axis=1, dtype=np.uint64)
+    group, _ = pd.factorize(hashes)
+    _, first = np.unique(group, return_index=True)
+    if not np.array_equal(bits, bits[first[group]]):
+        # Two different rows share a hash: sort whole rows after all.
+        rows, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        return rows, inverse.reshape(-1)
+    distinct = block[first]
+    order = np.lexsort(distinct.T[::-1])  # first column most significant
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[group]
 
 
 def _exclusion_sets(problem: Problem, case_ids: pd.Index, munis: pd.Index) -> tuple[list[np.ndarray], np.ndarray]:

@@ -1,6 +1,6 @@
 """scores.csv (long: one row per case and municipality) at scale: the checks work on distinct
-values and codes, so they are pinned here cell by cell; and the fast digest must give exactly
-what the plain one gives."""
+values and codes, so they are pinned here cell by cell; and the fast paths (digest, distinct
+score rows) must give exactly what the plain ones give."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from allocator import ProblemValidationError, build_problem, read_problem, write_problem
 from allocator import problem as problem_module
-from allocator.aggregate import aggregate
+from allocator.aggregate import aggregate, unique_rows
 from conftest import cases_and_persons, muni, settings, single, tiny_tables
 
 
@@ -89,3 +89,20 @@ def test_digest_and_aggregation_same_through_the_fast_path(monkeypatch):
     fast = build_problem(scored_tables(rows), settings())
     assert fast.digest == slow.digest
     np.testing.assert_array_equal(aggregate(fast).score_rows, [[0.0, 0.0], [0.5, 1.0]])
+
+
+@pytest.mark.parametrize("distinct", [1, 3, 40, 200])
+def test_unique_rows_is_numpy_unique(distinct: int):
+    rng = np.random.default_rng(distinct)
+    base = np.round(rng.random((distinct, 7)), 1)  # ties in every column
+    matrix = base[rng.integers(0, distinct, 200)]
+    matrix[rng.random(matrix.shape) < 0.1] = 0.0
+    matrix[0, 0] = -0.0
+    rows, inverse = unique_rows(matrix)
+    expected_rows, expected_inverse = np.unique(matrix, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(inverse, expected_inverse.reshape(-1))
+    for empty in (np.zeros((0, 3)), np.zeros((4, 0))):
+        got, at = unique_rows(empty)
+        want, want_at = np.unique(empty, axis=0, return_inverse=True)
+        assert got.shape == want.shape and np.array_equal(at, want_at.reshape(-1))
