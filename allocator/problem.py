@@ -7,11 +7,8 @@ raises :class:`~allocator.errors.ProblemValidationError` listing all issues at o
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -121,104 +118,23 @@ class Problem:
         return dict(self.raw)
 
 
-#: Tables with at least this many rows are digested through their codes (see _csv_chunks);
-#: smaller ones through pandas' ``to_csv``, which writes the same bytes.
-FAST_DIGEST_ROWS = 50_000
-
-CodesOf = Callable[[str, str], tuple[np.ndarray, np.ndarray]]
-
-
-def _canonical_digest(tables: dict[str, pd.DataFrame], settings: Settings,
-                      codes_of: CodesOf | None = None) -> str:
-    """SHA-256 of every table as ``to_csv(index=False, lineterminator="\\n")`` writes it, and of
-    the settings.
-
-    Parameters
-    ----------
-    tables
-        The raw tables, all text without missing cells.
-    settings
-        The settings of the round.
-    codes_of
-        ``(file, column) -> (codes, uniques)`` of the cells as given, when already computed.
-    """
+def _canonical_digest(tables: dict[str, pd.DataFrame], settings: Settings) -> str:
+    """SHA-256 of every table (name, columns and a hash of each row's cells, in order) and of
+    the settings. The tables are all text; pandas hashes millions of rows in well under a
+    second, where writing them out as CSV took seconds."""
     sha = hashlib.sha256()
     for name in sorted(tables):
-        sha.update(name.encode())
         table = tables[name]
-        if len(table) < FAST_DIGEST_ROWS or table.shape[1] < 2 or not table.columns.is_unique:
-            sha.update(table.to_csv(index=False, lineterminator="\n").encode())
-            continue
-        sha.update(table.iloc[:0].to_csv(index=False, lineterminator="\n").encode())
-        columns = []
-        for column in table.columns:
-            if codes_of is None:
-                codes, uniques = pd.factorize(table[column])
-                uniques = np.asarray(uniques, dtype=object)
-            else:
-                codes, uniques = codes_of(name, column)
-            columns.append((codes, uniques))
-        for chunk in _csv_chunks(columns):
-            sha.update(chunk)
+        sha.update(name.encode())
+        sha.update(json.dumps([str(c) for c in table.columns]).encode())
+        sha.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
     sha.update(json.dumps(settings.model_dump(mode="json"), sort_keys=True).encode())
     return sha.hexdigest()
 
 
-def _csv_fields(texts: np.ndarray) -> list[bytes]:
-    """Each text as the csv module writes it as one field of a row of two or more (quoted when
-    it holds a comma, quote or line break), in UTF-8."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    ends = []
-    for text in texts:
-        writer.writerow([text, ""])
-        ends.append(out.tell())
-    whole = out.getvalue()
-    starts = [0] + ends[:-1]
-    # Each row is "<field>,\n".
-    return [whole[a:b - 2].encode() for a, b in zip(starts, ends)]
-
-
-def _csv_chunks(columns: list[tuple[np.ndarray, np.ndarray]], chunk_bytes: int = 1 << 25
-                ) -> Iterator[bytes]:
-    """The CSV body (no header) of a table given as (codes, distinct texts) per column, in
-    chunks of bytes, identical to what ``to_csv`` writes for tables of two or more columns.
-
-    Each distinct text is quoted once; rows are assembled as a byte matrix (one padded slot
-    per column plus its separator) and the padding is masked out, so no Python string is made
-    per cell. Only the one-column case differs in csv (an empty row is written ``""``).
-    """
-    parts = []  # per column: padded bytes (distinct x width) and the mask of real bytes
-    for codes, uniques in columns:
-        fields = _csv_fields(uniques)
-        lengths = np.array([len(f) for f in fields], dtype=np.intp)
-        width = int(lengths.max()) if len(lengths) else 0
-        real = np.arange(width)[None, :] < lengths[:, None]
-        padded = np.zeros((len(fields), width), dtype=np.uint8)
-        padded[real] = np.frombuffer(b"".join(fields), dtype=np.uint8)
-        parts.append((codes, padded, real))
-    row_width = sum(p[1].shape[1] + 1 for p in parts)
-    n_rows = len(columns[0][0])
-    step = max(1, chunk_bytes // max(row_width, 1))
-    for start in range(0, n_rows, step):
-        stop = min(start + step, n_rows)
-        block = np.empty((stop - start, row_width), dtype=np.uint8)
-        keep = np.empty((stop - start, row_width), dtype=bool)
-        at = 0
-        for c, (codes, padded, real) in enumerate(parts):
-            width = padded.shape[1]
-            rows = codes[start:stop]
-            block[:, at:at + width] = padded[rows]
-            keep[:, at:at + width] = real[rows]
-            block[:, at + width] = ord("\n") if c == len(parts) - 1 else ord(",")
-            keep[:, at + width] = True
-            at += width + 1
-        yield block[keep].tobytes()
-
-
 def _as_text(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """The table as text, missing cells as ``""`` (``table.fillna("").astype(str)``), and the
-    codes of each column (:func:`~allocator.columns.text_codes`), which checks and digest reuse.
+    codes of each column (:func:`~allocator.columns.text_codes`), which the checks reuse.
 
     Columns that already are text without missing cells are kept as they are (no copy).
     """
@@ -282,8 +198,7 @@ class _Checker:
         self._readers: dict[str, TableReader] = {}
 
     def reader(self, name: str) -> TableReader:
-        """The reader of one table; kept, so each column is factorised once (also for the
-        digest)."""
+        """The reader of one table; kept, so each column is factorised once."""
         if name not in self._readers:
             self._readers[name] = TableReader(name, self.tables[name], self.issues,
                                               self.codes.get(name))
@@ -308,8 +223,7 @@ class _Checker:
         self.pin_rules(pins, exclusions, cases, municipalities, dwellings, services)
         if self.issues:
             return None
-        digest = _canonical_digest(self.tables, self.settings,
-                                   lambda name, column: self.reader(name).raw_codes(column))
+        digest = _canonical_digest(self.tables, self.settings)
         return Problem(
             settings=self.settings,
             municipalities=municipalities,

@@ -1,6 +1,6 @@
 """scores.csv (long: one row per case and municipality) at scale: the checks work on distinct
-values and codes, so they are pinned here cell by cell; and the fast paths (digest, distinct
-score rows) must give exactly what the plain ones give."""
+values and codes, so they are pinned here cell by cell; the digest follows every cell, and the
+fast grouping of score rows gives what numpy's gives."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from allocator import ProblemValidationError, build_problem, read_problem, write_problem
-from allocator import problem as problem_module
 from allocator.aggregate import aggregate, unique_rows
 from conftest import cases_and_persons, muni, settings, single, tiny_tables
 
@@ -62,33 +61,24 @@ def test_missing_cells_and_padding_in_a_scores_file(tmp_path: Path):
     assert problem.raw["scores.csv"].loc[1, "case_id"] == "B "  # as given, for the digest
 
 
-def test_fast_digest_writes_the_bytes_to_csv_writes(monkeypatch):
-    odd = ["A", "with,comma", 'say "hi"', "two\nlines", "", " padded ", "ø-æ-å", "cr\rx", "A"]
-    rows = [{"case_id": c, "municipality_id": m, "score": s}
-            for c, m, s in zip(odd, reversed(odd), ["1", "", "0.5", "x", "", "2", "3", "", "1"])]
-    rows.append({"case_id": "", "municipality_id": "", "score": ""})
-    tables = {"scores.csv": pd.DataFrame(rows).astype(str),
-              "one.csv": pd.DataFrame({"only": ["", "a", ""]})}
-    the_settings = settings()
-    plain = problem_module._canonical_digest(tables, the_settings)
-    monkeypatch.setattr(problem_module, "FAST_DIGEST_ROWS", 0)
-    assert problem_module._canonical_digest(tables, the_settings) == plain
-    for step in (1, 7, 1 << 20):  # chunks ending anywhere
-        body = b"".join(problem_module._csv_chunks(
-            [(lambda c, u: (c, np.asarray(u, dtype=object)))(*pd.factorize(tables["scores.csv"][col]))
-             for col in tables["scores.csv"].columns], chunk_bytes=step))
-        expected = tables["scores.csv"].to_csv(index=False, lineterminator="\n").encode()
-        assert body == expected[expected.index(b"\n") + 1:]
-
-
-def test_digest_and_aggregation_same_through_the_fast_path(monkeypatch):
+def test_digest_follows_every_cell_and_row_order():
     rows = [{"case_id": c, "municipality_id": m, "score": s}
             for c, m, s in [("A", "0001", "0.5"), ("A", "0002", "1"), ("B", "0001", "-0")]]
-    slow = build_problem(scored_tables(rows), settings())
-    monkeypatch.setattr(problem_module, "FAST_DIGEST_ROWS", 0)
-    fast = build_problem(scored_tables(rows), settings())
-    assert fast.digest == slow.digest
-    np.testing.assert_array_equal(aggregate(fast).score_rows, [[0.0, 0.0], [0.5, 1.0]])
+    digest = build_problem(scored_tables(rows), settings()).digest
+    assert build_problem(scored_tables([dict(r) for r in rows]), settings()).digest == digest
+    changed = [dict(r) for r in rows]
+    changed[2]["score"] = "0"
+    swapped = [rows[1], rows[0], rows[2]]
+    for other in (changed, swapped):
+        assert build_problem(scored_tables(other), settings()).digest != digest
+    assert build_problem(scored_tables(rows), settings(solver__seed=5)).digest != digest
+
+
+def test_aggregation_of_distinct_score_vectors():
+    rows = [{"case_id": c, "municipality_id": m, "score": s}
+            for c, m, s in [("A", "0001", "0.5"), ("A", "0002", "1"), ("B", "0001", "-0")]]
+    np.testing.assert_array_equal(aggregate(build_problem(scored_tables(rows), settings())).score_rows,
+                                  [[0.0, 0.0], [0.5, 1.0]])
 
 
 @pytest.mark.parametrize("distinct", [1, 3, 40, 200])
