@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import ortools
 import scipy.sparse as sp
 from ortools.math_opt import model_parameters_pb2, model_pb2, result_pb2, solution_pb2
@@ -73,6 +74,9 @@ class Outcome:
     #: LP solves only: the reduced cost of each variable (for a maximisation, a variable at its
     #: lower bound with reduced cost -r loses at least r per unit it rises).
     reduced_costs: np.ndarray | None = None
+    #: A concrete plan (free case_id -> municipality number) behind ``values``, when a search
+    #: over cases found it; else the counts are turned into cases after the level.
+    plan: pd.Series | None = None
 
     @property
     def gap(self) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,10 @@ import pandas as pd
 from .aggregate import Aggregation, aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
-from .extract import choose_cases, choose_dwellings, chosen_cases, services_used
+from .extract import choose_cases, choose_dwellings, chosen_cases, over_capacity, services_used
 from .fill import round_and_fill
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
+from .rehouse import rehouse, restore_ties
 from .ties import honour_more_ties, split_class_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
@@ -40,6 +42,9 @@ TIES_PACK_SECONDS = 3.0
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
+#: Terms a level may hold for the search that moves the cases of the plan above (housing fit
+#: and spread only: moving cases changes nothing else), and the share of the level's time it gets.
+REHOUSE_TERMS, REHOUSE_SHARE = {"housing_fit", "spread"}, 0.6
 
 
 def solve(
@@ -130,6 +135,11 @@ def solve(
             stop=stop, on_log=report if on_progress is not None else None,
             fill=names == ["urgency"] and k == 0,
             ties="ties" in names,
+            # Not on a re-solve after a refinement: its start is the moved plan already, and the
+            # MIPs make better use of what time is left (national-1k: -849.7 with the search
+            # again, the optimum -774.9 without).
+            plan=_assignment_of(agg, plan_hint)
+            if k > 0 and plan_hint is not None and incumbent is None and set(names) <= REHOUSE_TERMS else None,
         )
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
@@ -161,7 +171,18 @@ def solve(
             k += 1
             continue
         checked = time.perf_counter()
-        found, broken = choose_cases(model, candidate)
+        y_block = model.blocks["y"]
+        if outcome.plan is not None and np.array_equal(
+                np.rint(complete_hint(model, _hint_from_plan(model, _plan_frame(agg, outcome.plan)))[y_block]),
+                np.rint(candidate[y_block])):
+            # The level's plan is the concrete plan its search moved (every rule checked per case).
+            found = outcome.plan
+            broken = over_capacity(agg, found)
+        else:
+            found, broken = choose_cases(model, candidate)
+            if not len(broken) and (lock_values or outcome.plan is not None):
+                found, candidate, objective_value = _keep_locks(model, weighted, lock_values, k, found, candidate,
+                                                                objective_value, outcome.plan)
         spent += outcome.seconds + time.perf_counter() - checked
         if len(broken):
             # Counting classes broke a service capacity in some municipalities: model them from
@@ -193,6 +214,18 @@ def solve(
                     repaired_plan = _plan_frame(agg, repaired)
             # Taking cases out may cost a level above: then the repaired plan is no answer here.
             keeps_locks = all(weighted[j] @ repaired_values >= v - 1e-6 for j, v in enumerate(lock_values))
+            moved_wins = False
+            if outcome.plan is not None:
+                # The level's search moved concrete cases (every rule kept): a plan that keeps
+                # every lock, and the start of the re-solve if it is the better one.
+                moved_plan = _plan_frame(agg, outcome.plan)
+                moved_values = complete_hint(model, _hint_from_plan(model, moved_plan))
+                moved_value = float(weighted[k] @ moved_values)
+                if all(weighted[j] @ moved_values >= v - 1e-6 for j, v in enumerate(lock_values)) \
+                        and (not keeps_locks or moved_value > repaired_value):
+                    repaired, repaired_plan, repaired_values, repaired_value = (
+                        outcome.plan, moved_plan, moved_values, moved_value)
+                    keeps_locks = moved_wins = True
             good_enough = keeps_locks and bound is not None and _proven(repaired_value, bound,
                                                                          settings.solver.relative_gap)
             out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
@@ -203,12 +236,13 @@ def solve(
                     plan_hint = repaired_plan
                     incumbent = (repaired_plan, bound)
                 continue
-            if good_enough or k == 0:
+            if good_enough or k == 0 or moved_wins:
                 found, candidate, objective_value = repaired, repaired_values, repaired_value
                 status = "optimal" if good_enough else "feasible"
             else:
-                # Out of time: the plan of the level above keeps every lock; this level keeps it.
-                found = assignment
+                # Out of time: the plan this level started from (the level above's, or on a
+                # re-solve the valid plan kept from the solve before) keeps every lock.
+                found = _assignment_of(agg, plan_hint)
                 candidate = complete_hint(model, _hint_from_plan(model, plan_hint))
                 objective_value = float(weighted[k] @ candidate)
                 status = "feasible"
@@ -222,6 +256,43 @@ def solve(
         lock_values.append(_lock_value(min(objective_value, reached)))
         k += 1
     return _result(problem, settings, model, values, assignment, levels, backend, started, build_seconds)
+
+
+def _keep_locks(
+    model: PlacementModel,
+    weighted: list[np.ndarray],
+    lock_values: list[float],
+    k: int,
+    found: pd.Series,
+    candidate: np.ndarray,
+    objective_value: float,
+    moved: pd.Series | None,
+) -> tuple[pd.Series, np.ndarray, float]:
+    """The concrete plan of level k: cases chosen from counts may honour fewer ties than the
+    counts (a lock above); swaps within classes give them back where they can. The plan the
+    level's search moved (``moved``, if any) keeps every lock; it wins if the plan from counts
+    still breaks one or reaches less. Returns the plan, its values and its level objective."""
+    agg = model.agg
+
+    def keeps(v: np.ndarray) -> bool:
+        return all(weighted[j] @ v >= lock - 1e-6 for j, lock in enumerate(lock_values))
+
+    counted = complete_hint(model, _hint_from_plan(model, _plan_frame(agg, found)))
+    if not keeps(counted):
+        swapped = restore_ties(model, found)
+        again = complete_hint(model, _hint_from_plan(model, _plan_frame(agg, swapped)))
+        log.info("  the cases chosen from counts break a lock above; swaps within classes %s",
+                 "mend it" if keeps(again) else "do not mend it")
+        if keeps(again):
+            found, counted, candidate = swapped, again, again
+    if moved is not None:
+        values = complete_hint(model, _hint_from_plan(model, _plan_frame(agg, moved)))
+        log.debug("  plan from counts %s (locks %s), moved plan %s (locks %s)", weighted[k] @ counted,
+                 [round(float(weighted[j] @ counted - lock), 3) for j, lock in enumerate(lock_values)],
+                 weighted[k] @ values, [round(float(weighted[j] @ values - lock), 3) for j, lock in enumerate(lock_values)])
+        if keeps(values) and (not keeps(counted) or weighted[k] @ values > weighted[k] @ counted + 1e-9):
+            return moved, values, float(weighted[k] @ values)
+    return found, candidate, objective_value
 
 
 def near_capacity(agg: Aggregation, assignment: pd.Series, share: float) -> np.ndarray:
@@ -252,6 +323,13 @@ def _levels_of_plan(
             status = "feasible"
         out.append(LevelResult(level.terms, status, objective, bound, level.seconds, level.nodes))
     return out
+
+
+def _assignment_of(agg: Aggregation, plan: pd.DataFrame) -> pd.Series:
+    """A plan frame (case_id, municipality_id) as free case_id -> municipality number."""
+    plan = plan[plan["case_id"].isin(agg.free_cases.index)]
+    return pd.Series(pd.Index(agg.municipality_ids).get_indexer(plan["municipality_id"]),
+                     index=plan["case_id"].to_numpy(), dtype=int)
 
 
 def _plan_frame(agg: Aggregation, assignment: pd.Series) -> pd.DataFrame:
@@ -365,6 +443,7 @@ def solve_level(
     on_log: Callable[[float | None, float | None], None] | None,
     fill: bool = False,
     ties: bool = False,
+    plan: pd.Series | None = None,
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -377,6 +456,11 @@ def solve_level(
        as soon as a plan is within the relative gap of the LP bound: the level is then proven.
     3. Otherwise the full MIP, started from the best plan, improves plan and bound for the rest
        of the budget. The level's bound is the better of the LP's and the full MIP's.
+
+    ``plan`` (the concrete plan of the level above, case_id -> municipality number) is given on
+    a level of housing fit and spread only: before the MIPs, a search moves its cases between
+    municipalities (:mod:`.rehouse`), which keeps every lock; if it wins, the returned
+    ``Outcome.plan`` is that concrete plan.
     """
     started = time.perf_counter()
     gap = settings.solver.relative_gap
@@ -474,33 +558,48 @@ def solve_level(
         if _proven(value, bound, gap):
             return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
                            "ties moved into place: a plan at the LP bound")
-    lower, upper = program.lower.copy(), program.upper.copy()
-    keep = np.rint(hint[y_in]) if hint is not None else None
-    lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
-    local = backend.solve(program, objective, time_limit=left() * 0.6, relative_gap=gap / 4, hint=hint,
-                          lower=lower, upper=upper, absolute_gap=gap * abs(bound), on_log=on_log, **common)
-    best = local if local.values is not None else None
-    log.info("  rounding box: %s %s in %.2fs (%d free pairs)", local.status, local.objective, local.seconds,
-             int((upper[y_in] > lower[y_in]).sum()))
-    if best is not None and _proven(best.objective, bound, gap):
-        return Outcome("optimal", best.values, best.objective, bound, time.perf_counter() - started,
-                       local.nodes, "rounding box within the gap of the LP bound")
+    rehoused = None
+    if plan is not None and hint is not None and not (stop is not None and stop.stopped):
+        rehoused = _rehouse(model, columns, objective, lp.values, plan, hint, locks, bound, gap, settings,
+                            time.perf_counter() + left() * REHOUSE_SHARE)
+        if rehoused is not None:
+            hint = rehoused[1]
+            value = float(objective @ hint)
+            if _proven(value, bound, gap):
+                return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
+                               "cases moved between municipalities: a plan within the gap of the LP bound",
+                               plan=rehoused[0])
+    if rehoused is None:
+        lower, upper = program.lower.copy(), program.upper.copy()
+        keep = np.rint(hint[y_in]) if hint is not None else None
+        lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
+        local = backend.solve(program, objective, time_limit=left() * 0.6, relative_gap=gap / 4, hint=hint,
+                              lower=lower, upper=upper, absolute_gap=gap * abs(bound), on_log=on_log, **common)
+        best, box_nodes = (local if local.values is not None else None), local.nodes
+        log.info("  rounding box: %s %s in %.2fs (%d free pairs)", local.status, local.objective, local.seconds,
+                 int((upper[y_in] > lower[y_in]).sum()))
+        if best is not None and _proven(best.objective, bound, gap):
+            return Outcome("optimal", best.values, best.objective, bound, time.perf_counter() - started,
+                           local.nodes, "rounding box within the gap of the LP bound")
+    else:
+        # The moved plan starts the full model; the rounding box around the LP did not improve
+        # on it on the benchmark rounds (national-2k: 20 s for nothing), the full model did.
+        best, box_nodes = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "cases moved",
+                                  plan=rehoused[0]), 0
     if stop is not None and stop.stopped and best is not None:
-        return Outcome("feasible", best.values, best.objective, bound, time.perf_counter() - started,
-                       local.nodes, "stopped")
+        return replace(best, seconds=time.perf_counter() - started, detail="stopped")
     if best is not None and left() < FULL_MODEL_LP_TIMES * lp.seconds:
         # HiGHS checks its time limit only between rounds of root cuts, which take several LP
         # solves: with less time than that left, the full model would overrun the limit.
         log.info("  full model skipped: %.1fs left, under %d times the LP's %.1fs", left(), FULL_MODEL_LP_TIMES,
                  lp.seconds)
-        return Outcome("feasible", best.values, best.objective, bound, time.perf_counter() - started,
-                       local.nodes, "no time for the full model")
+        return replace(best, bound=bound, seconds=time.perf_counter() - started, detail="no time for the full model")
     full = backend.solve(program, objective, time_limit=left(), relative_gap=gap,
                          hint=best.values if best is not None else hint, absolute_gap=gap * abs(bound), on_log=on_log, **common)
     log.info("  full model: %s %s bound %s in %.2fs", full.status, full.objective, full.bound, full.seconds)
     if full.bound is not None:
         bound = min(bound, full.bound)
-    if full.values is not None and (best is None or full.objective > best.objective):
+    if full.values is not None and (best is None or full.objective > best.objective + 1e-9):
         best = full
     seconds = time.perf_counter() - started
     if best is None and hint is not None:
@@ -511,7 +610,49 @@ def solve_level(
     if best is None:
         return Outcome("no_solution", None, None, bound, seconds, full.nodes, full.detail)
     status = "optimal" if _proven(best.objective, bound, gap) else "feasible"
-    return Outcome(status, best.values, best.objective, bound, seconds, local.nodes + full.nodes, full.detail)
+    # The moved plan rides along even when the MIP beat it: if the MIP's counts break a service
+    # where classes are counted, it is the plan that keeps every rule (see ``solve``).
+    return Outcome(status, best.values, best.objective, bound, seconds, box_nodes + full.nodes, full.detail,
+                   plan=rehoused[0] if rehoused is not None else None)
+
+
+def _rehouse(
+    model: PlacementModel,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    lp_values: np.ndarray,
+    plan: pd.Series,
+    hint: np.ndarray,
+    locks: list[tuple[np.ndarray, float]],
+    bound: float,
+    gap: float,
+    settings: Settings,
+    deadline: float,
+) -> tuple[pd.Series, np.ndarray] | None:
+    """The plan of the level above with its cases moved for housing fit and spread
+    (:func:`.rehouse.rehouse`): the concrete plan and its full vector over ``columns``, or None
+    if it is no better or (never expected: cases only move) breaks a lock."""
+    weight = settings.objective.weight
+    full = np.zeros(model.n_vars)
+    full[columns] = lp_values
+    guide = np.zeros(model.agg.n_municipalities)
+    if len(model.x_type):
+        # Bedrooms the LP leaves empty per municipality: where a plan wastes more, moving helps.
+        fit = model.objective_terms()["housing_fit"]
+        x, y = model.blocks["x"], model.blocks["y"]
+        guide = -(np.bincount(model.x_muni, weights=fit[x] * full[x], minlength=len(guide))
+                  + np.bincount(model.y_muni, weights=fit[y] * full[y], minlength=len(guide)))
+    start = float(objective @ hint)
+    # Stop once within the gap of the bound: the cost must fall by this much.
+    enough = bound - gap * max(abs(bound), 1e-9) - start
+    moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
+                                   settings.solver.seed, enough_gain=enough)
+    values = complete_hint(model, _hint_from_plan(model, _plan_frame(model.agg, moved)))[columns]
+    value = float(objective @ values)
+    log.info("  cases moved for housing fit and spread: %.4f -> %.4f (%.0f bedrooms empty)", start, value, waste)
+    if value <= start + 1e-9 or not all(c @ values >= v - 1e-9 for c, v in locks):
+        return None
+    return moved, values
 
 
 def _pack_ties(

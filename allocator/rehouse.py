@@ -1,0 +1,370 @@
+"""A large-neighbourhood search on a concrete plan for the housing fit and spread terms.
+
+Below the urgency and ties levels the chosen cases are fixed, and what is left is where each
+goes: per municipality, the persons placed (spread) and which of its dwellings they need
+(housing fit). The LP relaxation of that level is nearly whole, but its rounding is hard for
+the MIP: on national-2k the plan of the ties level wastes 707 bedrooms and neither the rounding
+box nor the full model improves it, while the LP wastes 253.
+
+This search moves cases only, so every lock above holds: the chosen cases stay chosen
+(urgency unchanged) and a tied case placed at its tie municipality never moves (ties never
+drop). Each step takes a few municipalities and re-assigns all their movable cases among them
+by an exact small MIP over case profiles (requirement, unaccompanied minors, service use,
+exclusions): persons, minors and every service capacity (modelled in the main model or not),
+a housing flow over the municipalities' dwelling types, and the spread segments. A step never
+makes the plan worse, and every plan it returns keeps every hard rule for concrete cases.
+Municipalities that waste more bedrooms than the LP's are picked more often.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from ortools.graph.python import min_cost_flow
+
+from .backend import MathOptBackend
+from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, spread_cost
+
+#: Municipalities re-assigned together in one step.
+GROUP = 4
+#: Seconds at most for one step's MIP.
+STEP_SECONDS = 0.5
+
+
+class Rehouser:
+    """The state of the search: where each free case of the plan is, and each municipality's
+    load (persons, minors, services, housing demand per requirement)."""
+
+    def __init__(self, model: PlacementModel, assignment: pd.Series, weight_fit: float, weight_spread: float):
+        agg = model.agg
+        self.agg = agg
+        self.weights = (weight_fit, weight_spread)
+        free = agg.free_cases
+        pools = agg.pools
+        self.ids = assignment.index.to_numpy()
+        pool = free.loc[self.ids, "pool"].to_numpy()
+        self.req = pools["requirement"].to_numpy()[pool]
+        self.minors = pools["minors"].to_numpy(dtype=float)[pool]
+        self.use = pools[[f"use_{s}" for s in agg.problem.services]].to_numpy(dtype=float)[pool]
+        self.use = self.use.reshape(len(pool), len(agg.problem.services))
+        self.excl = pools["exclusion_set"].to_numpy()[pool]
+        self.excluded = [set(map(int, s)) for s in agg.exclusion_sets]
+        tie = free.loc[self.ids, "tie"].to_numpy()
+        self.at = assignment.to_numpy(dtype=int).copy()
+        # A tied case at its tie stays there: the ties honoured never drop.
+        self.frozen = (tie >= 0) & (tie == self.at)
+        # Supplied scores move with the case: each step keeps the scores of the cases it moves
+        # from falling in sum, so a lock on a level with scores holds too.
+        self.score_row = pools["score_row"].to_numpy()[pool]
+        self.has_scores = len(agg.score_rows) > 0 and (self.score_row >= 0).any()
+        key = pd.MultiIndex.from_arrays([self.req, self.minors, self.excl, self.score_row]
+                                        + [self.use[:, s] for s in range(self.use.shape[1])])
+        self.profile = pd.factorize(key)[0]
+
+        n_muni, n_req = agg.n_municipalities, len(agg.requirements)
+        self.n_muni, self.n_req = n_muni, n_req
+        self.size = agg.requirements["size"].to_numpy(dtype=float)
+        self.need = agg.requirements["bedrooms"].to_numpy()
+        self.resolution = agg.problem.municipalities["resolution_persons"].to_numpy(dtype=float)
+        self.pinned_persons = self.resolution - agg.persons_left
+        self.count = np.zeros((n_muni, n_req), dtype=int)
+        np.add.at(self.count, (self.at, self.req), 1)
+        self.pinned = np.zeros((n_muni, n_req), dtype=int)
+        for (m, r), n in agg.pinned_demand.items():
+            self.pinned[m, r] += n
+        self.persons = np.bincount(self.at, weights=self.size[self.req], minlength=n_muni)
+        types = agg.dwelling_types
+        owner = types["municipality"].to_numpy()
+        self.types_of = [np.flatnonzero((owner == m) & (types["supply"].to_numpy() > 0)) for m in range(n_muni)]
+        self.supply = types["supply"].to_numpy().astype(int)
+        shared = types["shared"].to_numpy()
+        # Waste of requirement r in type t: bedrooms left empty (none in a shared place).
+        self.waste_of = np.where(shared[None, :], 0, types["bedrooms"].to_numpy()[None, :] - self.need[:, None])
+        self.compatible = agg.compatible
+        self._cache: dict[tuple[int, bytes], float] = {}
+        self.backend = MathOptBackend("highs")
+
+    # -- evaluation -----------------------------------------------------------------------
+    def waste(self, m: int) -> float:
+        """Fewest bedrooms left empty housing municipality m's cases (min-cost flow, cached)."""
+        counts = self.count[m]
+        key = (m, counts.tobytes())
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        demand = counts + self.pinned[m]
+        reqs = np.flatnonzero(demand > 0)
+        types = self.types_of[m]
+        value = 0.0
+        if len(reqs):
+            flow = min_cost_flow.SimpleMinCostFlow()
+            source, sink = len(reqs) + len(types), len(reqs) + len(types) + 1
+            for i, r in enumerate(reqs):
+                flow.add_arc_with_capacity_and_unit_cost(source, i, int(demand[r]), 0)
+                for j, t in enumerate(types):
+                    if self.compatible[r, t]:
+                        flow.add_arc_with_capacity_and_unit_cost(i, len(reqs) + j, int(demand[r]),
+                                                                 int(self.waste_of[r, t]))
+            for j, t in enumerate(types):
+                flow.add_arc_with_capacity_and_unit_cost(len(reqs) + j, sink, int(self.supply[t]), 0)
+            total = int(demand.sum())
+            flow.set_node_supply(source, total)
+            flow.set_node_supply(sink, -total)
+            if flow.solve() != flow.OPTIMAL:
+                value = np.inf
+            else:
+                value = float(flow.optimal_cost())
+        self._cache[key] = value
+        return value
+
+    def spread(self, m: int) -> float:
+        return float(spread_cost(self.resolution[m], self.pinned_persons[m] + self.persons[m]))
+
+    def cost(self, munis) -> float:
+        """Weighted waste plus spread penalty of some municipalities (minimised)."""
+        wf, ws = self.weights
+        return sum(wf * self.waste(int(m)) + ws * self.spread(int(m)) for m in munis)
+
+    def totals(self) -> tuple[float, float]:
+        """Bedrooms left empty and spread penalty of the whole plan (free cases and pins)."""
+        return (sum(self.waste(m) for m in range(self.n_muni)), sum(self.spread(m) for m in range(self.n_muni)))
+
+    def assignment(self) -> pd.Series:
+        return pd.Series(self.at, index=self.ids, dtype=int)
+
+    # -- one step -------------------------------------------------------------------------
+    def _move(self, i: int, m: int) -> None:
+        a, r = self.at[i], self.req[i]
+        self.count[a, r] -= 1
+        self.count[m, r] += 1
+        self.persons[a] -= self.size[r]
+        self.persons[m] += self.size[r]
+        self.at[i] = m
+
+    def _score(self, cases: np.ndarray) -> float:
+        rows = self.score_row[cases]
+        has = rows >= 0
+        return float(self.agg.score_rows[rows[has], self.at[cases][has]].sum())
+
+    def _keeps_rules(self, group: np.ndarray) -> bool:
+        agg = self.agg
+        inside = np.isin(self.at, group)
+        for m in group:
+            here = inside & (self.at == m)
+            if self.persons[m] > agg.persons_left[m] + 1e-9 or self.minors[here].sum() > agg.minors_left[m] + 1e-9:
+                return False
+            if (self.use[here].sum(axis=0) > agg.services_left[m] + 1e-9).any():
+                return False
+            if any(self.excl[i] >= 0 and m in self.excluded[self.excl[i]] for i in np.flatnonzero(here)):
+                return False
+            if not np.isfinite(self.waste(int(m))):
+                return False
+        return True
+
+    def improve(self, group: np.ndarray, time_limit: float = STEP_SECONDS) -> float:
+        """Re-assign the movable cases of ``group`` among its municipalities optimally; returns
+        the gain (0 if none or the MIP found nothing better)."""
+        agg = self.agg
+        group = np.unique(np.asarray(group, dtype=int))
+        k_of = {int(m): k for k, m in enumerate(group)}
+        n_k = len(group)
+        inside = np.isin(self.at, group)
+        movable = np.flatnonzero(inside & ~self.frozen)
+        if len(movable) < 2:
+            return 0.0
+        profiles, inverse = np.unique(self.profile[movable], return_inverse=True)
+        n_q = len(profiles)
+        first = np.zeros(n_q, dtype=int)
+        first[inverse[::-1]] = movable[::-1]  # a representative case of each profile
+        n_cases = np.bincount(inverse, minlength=n_q)
+        q_req, q_size, q_minors, q_use = self.req[first], self.size[self.req[first]], self.minors[first], self.use[first]
+        n_services = q_use.shape[1]
+        # What stays: frozen tied cases and pins.
+        fixed = np.flatnonzero(inside & self.frozen)
+        fixed_k = np.array([k_of[int(m)] for m in self.at[fixed]], dtype=int)
+        f_count = np.zeros((n_k, self.n_req), dtype=int)
+        np.add.at(f_count, (fixed_k, self.req[fixed]), 1)
+        f_count += self.pinned[group]
+        f_persons = np.bincount(fixed_k, weights=self.size[self.req[fixed]], minlength=n_k)
+        f_minors = np.bincount(fixed_k, weights=self.minors[fixed], minlength=n_k)
+        f_use = np.zeros((n_k, n_services))
+        np.add.at(f_use, fixed_k, self.use[fixed])
+
+        # Columns: n[q, k] (integer), flow f[k, r, t], spread z[k, j].
+        n_n = n_q * n_k
+        flow_k, flow_r, flow_t = [], [], []
+        for k, m in enumerate(group):
+            reqs = np.flatnonzero((f_count[k] > 0) | np.isin(np.arange(self.n_req), q_req))
+            for t in self.types_of[m]:
+                fits = reqs[self.compatible[reqs, t]]
+                flow_k += [k] * len(fits)
+                flow_r += fits.tolist()
+                flow_t += [int(t)] * len(fits)
+        flow_k, flow_r, flow_t = np.array(flow_k, dtype=int), np.array(flow_r, dtype=int), np.array(flow_t, dtype=int)
+        n_f = len(flow_k)
+        n_z = n_k * SPREAD_SEGMENTS
+        n_vars = n_n + n_f + n_z
+        wf, ws = self.weights
+        cost = np.zeros(n_vars)
+        cost[n_n:n_n + n_f] = wf * self.waste_of[flow_r, flow_t]
+        z_k = np.repeat(np.arange(n_k), SPREAD_SEGMENTS)
+        z_j = np.tile(np.arange(SPREAD_SEGMENTS), n_k)
+        cost[n_n + n_f:] = ws * z_j / SPREAD_SEGMENTS
+        lower = np.zeros(n_vars)
+        upper = np.full(n_vars, np.inf)
+        upper_n = np.repeat(n_cases[:, None], n_k, axis=1).astype(float)
+        has_type = np.zeros((self.n_req, n_k), dtype=bool)
+        has_type[flow_r, flow_k] = True
+        upper_n[~has_type[q_req]] = 0
+        for q in range(n_q):
+            e = self.excl[first[q]]
+            if e >= 0:
+                upper_n[q, [k_of[m] for m in self.excluded[e] if m in k_of]] = 0
+        upper[:n_n] = upper_n.reshape(-1)
+        res, pinned = self.resolution[group], self.pinned_persons[group]
+        seg = res[z_k] / SPREAD_SEGMENTS
+        start = z_j * seg
+        upper[n_n + n_f:] = np.clip(start + seg - np.maximum(pinned[z_k], start), 0, None)
+        # Every bound finite: with an infinite one, HiGHS's MIP presolve looped forever, past its
+        # time limit, on some of these small programs (seen with 24 variables).
+        upper[n_n + n_f:][z_j == SPREAD_SEGMENTS - 1] = agg.persons_left[group][z_k[z_j == SPREAD_SEGMENTS - 1]]
+        upper[n_n:n_n + n_f] = self.supply[flow_t]
+        integer = np.zeros(n_vars)
+        integer[:n_n] = 1
+
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        lo: list[np.ndarray] = []
+        hi: list[np.ndarray] = []
+        count = [0]
+
+        def block(r: np.ndarray, c: np.ndarray, v: np.ndarray, n_rows: int, low, high) -> None:
+            rows.append(count[0] + np.asarray(r, dtype=int))
+            cols.append(np.asarray(c, dtype=int))
+            vals.append(np.broadcast_to(np.asarray(v, dtype=float), np.shape(r)).copy())
+            lo.append(np.broadcast_to(np.asarray(low, dtype=float), (n_rows,)).copy())
+            hi.append(np.broadcast_to(np.asarray(high, dtype=float), (n_rows,)).copy())
+            count[0] += n_rows
+
+        qq, kk = np.divmod(np.arange(n_n), n_k)
+        block(qq, np.arange(n_n), 1.0, n_q, n_cases, n_cases)  # every movable case placed
+        block(kk, np.arange(n_n), q_size[qq], n_k, -np.inf, agg.persons_left[group] - f_persons)
+        block(kk, np.arange(n_n), q_minors[qq], n_k, -np.inf, agg.minors_left[group] - f_minors)
+        for s in range(n_services):
+            block(kk, np.arange(n_n), q_use[qq, s], n_k, -np.inf, agg.services_left[group, s] - f_use[:, s])
+        # Spread: the segments hold the persons placed (pins sit in the first ones already).
+        block(np.r_[z_k, kk], np.r_[n_n + n_f + np.arange(n_z), np.arange(n_n)], np.r_[np.ones(n_z), -q_size[qq]],
+              n_k, f_persons, f_persons)
+        # Housing: each (municipality, requirement) demand flows to compatible types.
+        dem = pd.MultiIndex.from_arrays([flow_k, flow_r]).unique()
+        d_row = dem.get_indexer(pd.MultiIndex.from_arrays([flow_k, flow_r]))
+        q_row = dem.get_indexer(pd.MultiIndex.from_arrays([kk, q_req[qq]]))
+        ok = q_row >= 0
+        d_k, d_r = dem.get_level_values(0).to_numpy(), dem.get_level_values(1).to_numpy()
+        fixed_demand = f_count[d_k, d_r]
+        block(np.r_[d_row, q_row[ok]], np.r_[n_n + np.arange(n_f), np.arange(n_n)[ok]],
+              np.r_[np.ones(n_f), -np.ones(ok.sum())], len(dem), fixed_demand, fixed_demand)
+        if self.has_scores:
+            q_rows = self.score_row[first]
+            score = np.where(q_rows[:, None] >= 0, agg.score_rows[np.maximum(q_rows, 0)][:, group], 0.0)
+            now = self._score(movable)
+            block(np.zeros(n_n, dtype=int), np.arange(n_n), score[qq, kk], 1, now - 1e-9 * max(1.0, abs(now)), np.inf)
+        used_types, t_row = np.unique(flow_t, return_inverse=True)
+        block(t_row, n_n + np.arange(n_f), 1.0, len(used_types), -np.inf, self.supply[used_types])
+        matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                               shape=(count[0], n_vars))
+        before = self.cost(group)
+        score_before = self._score(movable) if self.has_scores else 0.0
+        program = LinearProgram(lower, upper, integer.astype(bool), matrix, np.concatenate(lo), np.concatenate(hi))
+        out = self.backend.solve(program, -cost, time_limit=time_limit, relative_gap=1e-6)
+        if out.values is None:
+            return 0.0
+        out_x = out.values
+        n = np.rint(out_x[:n_n]).astype(int).reshape(n_q, n_k)
+        old = self.at.copy()
+        for q in range(n_q):
+            cases = movable[inverse == q]
+            want = n[q].copy()
+            leaving = []
+            for i in cases:  # cases stay where their profile keeps a slot
+                k = k_of[int(self.at[i])]
+                if want[k] > 0:
+                    want[k] -= 1
+                else:
+                    leaving.append(i)
+            for i, k in zip(leaving, np.repeat(np.arange(n_k), np.maximum(want, 0))):
+                self._move(i, int(group[k]))
+        after = self.cost(group)
+        scores_kept = not self.has_scores or self._score(movable) >= score_before - 1e-9 * max(1.0, abs(score_before))
+        if after > before - 1e-9 or not scores_kept or not self._keeps_rules(group):
+            for i in np.flatnonzero(self.at != old):
+                self._move(i, int(old[i]))
+            return 0.0
+        return before - after
+
+
+def rehouse(
+    model: PlacementModel,
+    assignment: pd.Series,
+    weight_fit: float,
+    weight_spread: float,
+    deadline: float,
+    guide: np.ndarray | None = None,
+    seed: int = 0,
+    enough_gain: float | None = None,
+) -> tuple[pd.Series, float, float]:
+    """Improve a concrete plan (free case_id -> municipality number) for ``weight_fit`` times the
+    housing fit plus ``weight_spread`` times the spread, moving cases only. ``guide`` (per
+    municipality, e.g. the LP's wasted bedrooms) makes municipalities that waste more than it
+    likelier to be picked. Stops at ``deadline`` or once the cost fell by ``enough_gain``.
+    Returns the plan, its bedrooms left empty and its spread penalty."""
+    search = Rehouser(model, assignment, weight_fit, weight_spread)
+    rng = np.random.default_rng(seed)
+    active = np.unique(search.at)
+    if len(active) < 2:
+        waste, spread = search.totals()
+        return search.assignment(), waste, spread
+    baseline = np.zeros(search.n_muni) if guide is None else guide
+    size = min(GROUP, len(active))
+    gained = 0.0
+    while time.perf_counter() < deadline and (enough_gain is None or gained < enough_gain):
+        excess = np.array([search.waste(int(m)) for m in active]) - baseline[active]
+        weight = np.clip(excess, 0, None) + 0.5
+        group = rng.choice(active, size=size, replace=False, p=weight / weight.sum())
+        gained += search.improve(group, min(STEP_SECONDS, max(deadline - time.perf_counter(), 0.01)))
+    waste, spread = search.totals()
+    return search.assignment(), waste, spread
+
+
+def restore_ties(model: PlacementModel, assignment: pd.Series) -> pd.Series:
+    """Swap tied cases to their tie municipality with a case of the same class there (same
+    size, minors, housing need, exclusions and scores: only service use may differ, and both
+    municipalities must keep their service capacities). Nothing but ties and service use
+    changes, so every other term is the same. Cases chosen from class counts can honour fewer
+    ties than the counts; this gives them back where a swap can."""
+    agg = model.agg
+    free = agg.free_cases
+    ids = assignment.index.to_numpy()
+    at = assignment.to_numpy(dtype=int).copy()
+    pool = free.loc[ids, "pool"].to_numpy()
+    cls = agg.pools["cls"].to_numpy()[pool]
+    tie = free.loc[ids, "tie"].to_numpy()
+    use = agg.pools[[f"use_{s}" for s in agg.problem.services]].to_numpy(dtype=float)[pool]
+    use = use.reshape(len(ids), len(agg.problem.services))
+    used = np.zeros_like(agg.services_left)
+    np.add.at(used, at, use)
+    for i in np.flatnonzero((tie >= 0) & (tie != at)):
+        t, here = int(tie[i]), int(at[i])
+        for j in np.flatnonzero((at == t) & (cls == cls[i]) & (tie != t)):
+            delta = use[i] - use[j]
+            if (used[t] + delta <= agg.services_left[t] + 1e-9).all() \
+                    and (used[here] - delta <= agg.services_left[here] + 1e-9).all():
+                at[i], at[j] = t, here
+                used[t] += delta
+                used[here] -= delta
+                break
+    return pd.Series(at, index=assignment.index, dtype=int)
