@@ -218,7 +218,6 @@ class MathOptBackend:
         absolute_gap: float | None = None,
         presolve: bool = True,
         on_line: Callable[[str], None] | None = None,
-        highs_options: dict[str, bool | int | float | str] | None = None,
     ) -> Outcome:
         """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``).
 
@@ -243,9 +242,6 @@ class MathOptBackend:
             # error, so the pool keeps HiGHS's own default (its MIP search is mostly serial).
             if not presolve:
                 params.highs.string_options["presolve"] = "off"
-            for key, value in (highs_options or {}).items():
-                kind = {bool: "bool", int: "int", float: "double", str: "string"}[type(value)]
-                getattr(params.highs, f"{kind}_options")[key] = value
             if relax:
                 # These LPs are highly degenerate: the interior point method with crossover (to a
                 # vertex, which the rounding needs) is several times faster than simplex here.
@@ -298,7 +294,7 @@ class MathOptBackend:
             return self.solve(model, objective, locks=locks, time_limit=time_limit, relative_gap=relative_gap,
                               seed=seed, threads=threads, hint=hint, stop=stop, on_log=on_log, upper=upper,
                               lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
-                              on_line=on_line, highs_options=highs_options)
+                              on_line=on_line)
         return outcome
 
 
