@@ -27,6 +27,8 @@ class LevelResult:
     bound: float | None
     seconds: float
     nodes: int
+    #: What the level reached when it ended: the levels below were held to at least this.
+    locked: float | None = None
 
     @property
     def gap(self) -> float | None:
@@ -41,6 +43,7 @@ class LevelResult:
             "objective": self.objective,
             "bound": self.bound,
             "gap": self.gap,
+            "locked": self.locked,
             "seconds": round(self.seconds, 3),
             "nodes": self.nodes,
         }

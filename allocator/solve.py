@@ -246,14 +246,14 @@ def solve(
                 candidate = complete_hint(model, _hint_from_plan(model, plan_hint))
                 objective_value = float(weighted[k] @ candidate)
                 status = "feasible"
-        levels.append(LevelResult(names, status, objective_value, bound, spent, outcome.nodes))
-        spent = 0.0
         values, assignment = candidate, found
         plan_hint = _plan_frame(agg, assignment)
         # Lock what the concrete plan achieves (its cases may honour a tie or two fewer than
         # the counts), so that this plan is always a start the next level can keep.
-        reached = float(weighted[k] @ complete_hint(model, _hint_from_plan(model, plan_hint)))
-        lock_values.append(_lock_value(min(objective_value, reached)))
+        reached = min(objective_value, float(weighted[k] @ complete_hint(model, _hint_from_plan(model, plan_hint))))
+        levels.append(LevelResult(names, status, objective_value, bound, spent, outcome.nodes, locked=reached))
+        spent = 0.0
+        lock_values.append(_lock_value(reached))
         k += 1
     return _result(problem, settings, model, values, assignment, levels, backend, started, build_seconds)
 
@@ -315,13 +315,15 @@ def _levels_of_plan(
             continue
         weight = settings.objective.weight
         objective = sum(weight(t) * terms.get(t, 0.0) for t in level.terms)
+        offset = sum(weight(t) * offsets.get(t, 0.0) for t in level.terms)
         bound = level.bound
         if bound is not None:
-            bound = max(bound + sum(weight(t) * offsets.get(t, 0.0) for t in level.terms), objective)
+            bound = max(bound + offset, objective)
         status = level.status
         if status == "optimal" and (bound is None or not _proven(objective, bound, gap)):
             status = "feasible"
-        out.append(LevelResult(level.terms, status, objective, bound, level.seconds, level.nodes))
+        locked = level.locked + offset if level.locked is not None else None
+        out.append(LevelResult(level.terms, status, objective, bound, level.seconds, level.nodes, locked))
     return out
 
 
