@@ -82,16 +82,21 @@ def pack_lp_totals(
 
 
 def pack_with_ties(
-    model: PlacementModel, y_lp: np.ndarray, a_lp: np.ndarray, totals: np.ndarray, deadline: float, seed: int = 0
+    model: PlacementModel, y_lp: np.ndarray, a_lp: np.ndarray, totals: np.ndarray, deadline: float, seed: int = 0,
+    fill: bool = False,
 ) -> Packing:
     """Place ``totals[p]`` cases of every pool p (whole numbers), starting from an LP's counts
     ``y_lp``, and keep the tied cases its ``a_lp`` counts (rounded down) at their tie
-    municipalities: they are never moved. The plan's ``a`` block counts the ties it honours."""
+    municipalities: they are never moved; with ``fill``, a complete packing then takes the most
+    urgent of the other cases where room is left. The plan's ``a`` block counts the ties it
+    honours."""
     locked = np.zeros(len(model.y_unit))
     column_at = _column_at(model)
     np.add.at(locked, column_at[model.a_unit, model.a_muni], np.floor(a_lp + 1e-6))
     packer = Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed), locked)
     complete = packer.run(deadline)
+    if complete and fill:
+        packer.fill()
     values = packer.values()
     # Ties honoured: per (unit, municipality), the chosen cases tied there, up to those placed.
     chosen = chosen_cases(model, values)

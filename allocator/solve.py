@@ -37,7 +37,7 @@ NEAR_CAPACITY = 0.95
 #: for the search that finishes a stalled packing.
 PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: The ties packing retries with new seeds for up to this long (the MIP after it is far slower).
-TIES_PACK_SECONDS = 3.0
+TIES_PACK_SECONDS = 6.0
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
@@ -98,7 +98,7 @@ def solve(
     levels: list[LevelResult] = []
     lock_values: list[float] = []
     values = np.zeros(model.n_vars)  # the empty plan is always feasible
-    assignment, _ = choose_cases(model, values)
+    assignment = pd.Series(dtype=int)  # the empty plan: no case placed
     plan_hint = warm_start
     refinements = 0
     spent = 0.0  # this level's time, re-solves included
@@ -674,12 +674,18 @@ def _pack_ties(
     each failed try starts anew with the next seed."""
     lp_full, above = np.zeros(model.n_vars), np.zeros(model.n_vars)
     lp_full[columns], above[columns] = lp_values, hint
-    totals = lp_pool_totals(model, above)
+    # The cases of the plan above; where the LP chose other cases (this level's LP may trade
+    # cases within the lock), every second try packs the LP's own cases (rounded down, the room
+    # left filled) instead.
+    totals_above = lp_pool_totals(model, above)
+    totals_lp = np.floor(lp_pool_totals(model, lp_full) + 1e-6)
+    differ = not np.array_equal(np.rint(totals_above), totals_lp)
     attempt = 0
     breaking = None
     while attempt == 0 or time.perf_counter() < deadline:
-        packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]], totals, deadline,
-                                 seed + attempt)
+        own = differ and attempt % 2 == 1
+        packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]],
+                                 totals_lp if own else totals_above, deadline, seed + attempt, fill=own)
         attempt += 1
         if not packing.complete:
             continue

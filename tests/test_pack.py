@@ -160,3 +160,24 @@ def test_packing_with_ties_never_moves_a_counted_tie():
     assert not tied.complete
     assert tied.values[model.blocks["y"]][singles] >= 1
     assert tied.values[model.blocks["a"]].sum() == 1  # T honoured at A
+
+
+def test_packing_with_ties_fills_the_room_left_only_when_asked():
+    # T (tied to A) is packed; S fits in the room left at B and is the most urgent case left.
+    cases, persons = cases_and_persons(single("T", 300, tie_municipality_id="A"), single("S", 100))
+    agg = aggregate(build_problem(tiny_tables([muni("A", 1), muni("B", 1)], cases, persons), settings()))
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    pool = agg.free_cases["pool"]
+    a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
+    at_a = int(np.flatnonzero((model.y_unit == int(pool["T"])) & (model.y_muni == a))[0])
+    start = np.zeros(len(model.y_unit))
+    start[at_a] = 1
+    totals = np.zeros(len(agg.pools))
+    totals[int(pool["T"])] = 1  # one case of the singles' pool: T, the most urgent
+    a_lp = np.where((model.a_unit == int(pool["T"])) & (model.a_muni == a), 1.0, 0.0)
+
+    plain = pack_with_ties(model, start, a_lp, totals, deadline=float("inf"))
+    filled = pack_with_ties(model, start, a_lp, totals, deadline=float("inf"), fill=True)
+    assert plain.complete and filled.complete
+    assert plain.values[model.blocks["y"]].sum() == 1 and filled.values[model.blocks["y"]].sum() == 2
+    assert filled.values[model.blocks["y"]][at_a] == 1 and filled.values[model.blocks["a"]].sum() == 1
