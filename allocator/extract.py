@@ -353,24 +353,21 @@ def _distribute_unsafe(
     )
     objective = np.concatenate([np.zeros(n_pairs), -np.ones(n_slack)])
     backend = MathOptBackend("highs")
-    # A transportation with a few side rows: its LP optimum is mostly whole already.
+    # A transportation with a few side rows: its LP optimum is mostly whole already. Where it is
+    # not, search only around the fractional pairs (their municipalities' and profiles' pairs
+    # free, the rest keeping the LP's whole counts); if that loses what the LP reached, or the
+    # LP failed, search the whole MIP.
+    whole = dict(time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6)
     out = backend.solve(program, objective, time_limit=10.0, relative_gap=0.0, relax=True)
-    if out.values is not None and np.abs(out.values[:n_pairs] - np.rint(out.values[:n_pairs])).max(initial=0) > 1e-6:
-        # Search only around the few fractional pairs: their municipalities' and profiles' pairs
-        # are free, the rest keep the LP's whole counts. If that loses what the LP reached,
-        # search the whole MIP.
-        lp_objective = out.objective
-        counts = out.values[:n_pairs]
-        fractional = np.abs(counts - np.rint(counts)) > 1e-6
+    counts = out.values[:n_pairs] if out.values is not None else None
+    if counts is not None and (fractional := np.abs(counts - np.rint(counts)) > 1e-6).any():
         free = np.isin(slot_m[pk], slot_m[pk[fractional]]) | np.isin(pq, pq[fractional])
         lower, upper = program.lower.copy(), program.upper.copy()
         lower[:n_pairs][~free] = upper[:n_pairs][~free] = np.rint(counts[~free])
-        out = backend.solve(program, objective, time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6,
-                            lower=lower, upper=upper)
-        if out.values is None or out.objective < lp_objective - 1e-6:
-            out = backend.solve(program, objective, time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6)
-    elif out.values is None:
-        out = backend.solve(program, objective, time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6)
+        boxed = backend.solve(program, objective, lower=lower, upper=upper, **whole)
+        out = boxed if boxed.values is not None and boxed.objective >= out.objective - 1e-6 else None
+    if out is None or out.values is None:
+        out = backend.solve(program, objective, **whole)
     if out.values is None:
         raise RuntimeError("could not give the class slots to cases")
     n = np.rint(out.values[:n_pairs]).astype(int)

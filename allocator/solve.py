@@ -173,7 +173,7 @@ def solve(
         checked = time.perf_counter()
         y_block = model.blocks["y"]
         if outcome.plan is not None and np.array_equal(
-                np.rint(complete_hint(model, _hint_from_plan(model, _plan_frame(agg, outcome.plan)))[y_block]),
+                np.rint(_values_of(model, outcome.plan)[y_block]),
                 np.rint(candidate[y_block])):
             # The level's plan is the concrete plan its search moved (every rule checked per case).
             found = outcome.plan
@@ -272,24 +272,20 @@ def _keep_locks(
     counts (a lock above); swaps within classes give them back where they can. The plan the
     level's search moved (``moved``, if any) keeps every lock; it wins if the plan from counts
     still breaks one or reaches less. Returns the plan, its values and its level objective."""
-    agg = model.agg
 
     def keeps(v: np.ndarray) -> bool:
         return all(weighted[j] @ v >= lock - 1e-6 for j, lock in enumerate(lock_values))
 
-    counted = complete_hint(model, _hint_from_plan(model, _plan_frame(agg, found)))
+    counted = _values_of(model, found)
     if not keeps(counted):
         swapped = restore_ties(model, found)
-        again = complete_hint(model, _hint_from_plan(model, _plan_frame(agg, swapped)))
+        again = _values_of(model, swapped)
         log.info("  the cases chosen from counts break a lock above; swaps within classes %s",
                  "mend it" if keeps(again) else "do not mend it")
         if keeps(again):
             found, counted, candidate = swapped, again, again
     if moved is not None:
-        values = complete_hint(model, _hint_from_plan(model, _plan_frame(agg, moved)))
-        log.debug("  plan from counts %s (locks %s), moved plan %s (locks %s)", weighted[k] @ counted,
-                 [round(float(weighted[j] @ counted - lock), 3) for j, lock in enumerate(lock_values)],
-                 weighted[k] @ values, [round(float(weighted[j] @ values - lock), 3) for j, lock in enumerate(lock_values)])
+        values = _values_of(model, moved)
         if keeps(values) and (not keeps(counted) or weighted[k] @ values > weighted[k] @ counted + 1e-9):
             return moved, values, float(weighted[k] @ values)
     return found, candidate, objective_value
@@ -332,6 +328,11 @@ def _assignment_of(agg: Aggregation, plan: pd.DataFrame) -> pd.Series:
     plan = plan[plan["case_id"].isin(agg.free_cases.index)]
     return pd.Series(pd.Index(agg.municipality_ids).get_indexer(plan["municipality_id"]),
                      index=plan["case_id"].to_numpy(), dtype=int)
+
+
+def _values_of(model: PlacementModel, assignment: pd.Series) -> np.ndarray:
+    """A concrete plan (free case_id -> municipality number) as a complete vector of the model."""
+    return complete_hint(model, _hint_from_plan(model, _plan_frame(model.agg, assignment)))
 
 
 def _plan_frame(agg: Aggregation, assignment: pd.Series) -> pd.DataFrame:
@@ -649,7 +650,7 @@ def _rehouse(
     enough = bound - gap * max(abs(bound), 1e-9) - start
     moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
                                    settings.solver.seed, enough_gain=enough)
-    values = complete_hint(model, _hint_from_plan(model, _plan_frame(model.agg, moved)))[columns]
+    values = _values_of(model, moved)[columns]
     value = float(objective @ values)
     log.info("  cases moved for housing fit and spread: %.4f -> %.4f (%.0f bedrooms empty)", start, value, waste)
     if value <= start + 1e-9 or not all(c @ values >= v - 1e-9 for c, v in locks):
@@ -698,7 +699,7 @@ def _pack_ties(
             if breaking is None and all(c @ counts >= v - 1e-9 for c, v in locks):
                 breaking = counts
             continue
-        plan = complete_hint(model, _hint_from_plan(model, _plan_frame(model.agg, found)))[columns]
+        plan = _values_of(model, found)[columns]
         if all(c @ plan >= v - 1e-9 for c, v in locks):
             return plan, False
     return breaking, breaking is not None
