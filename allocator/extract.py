@@ -132,6 +132,11 @@ def _service_use(agg: Aggregation, case_ids: pd.Index) -> pd.DataFrame:
     return agg.problem.cases.loc[case_ids, [f"use_{s}" for s in agg.problem.services]]
 
 
+def services_used_by(agg: Aggregation, case_ids: pd.Index) -> np.ndarray:
+    """Members using each service, per case (cases x services)."""
+    return _service_use(agg, case_ids).to_numpy(dtype=float).reshape(len(case_ids), -1)
+
+
 def services_used(agg: Aggregation, plan: pd.Series) -> np.ndarray:
     """Members using each service per municipality (municipalities x services) in ``plan``
     (case_id -> municipality number)."""

@@ -13,7 +13,7 @@ import pandas as pd
 from .aggregate import Aggregation, aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .explain import municipality_table, unplaced_reasons
-from .extract import choose_cases, choose_dwellings, chosen_cases, over_capacity, services_used
+from .extract import choose_cases, choose_dwellings, chosen_cases, over_capacity, services_used, services_used_by
 from .fill import round_and_fill
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
 from .rehouse import rehouse, restore_ties
@@ -199,7 +199,7 @@ def solve(
             if refinements > MAX_REFINEMENTS:
                 fine[:] = True  # stop chasing: model every service everywhere
             else:
-                fine |= near_capacity(agg, found, NEAR_CAPACITY)
+                fine |= near_capacity(agg, found, NEAR_CAPACITY) | too_small_for_a_case(model, found, broken)
             rebuilt = time.perf_counter()
             model = build_model(agg, fine)
             build_seconds += time.perf_counter() - rebuilt
@@ -295,6 +295,29 @@ def near_capacity(agg: Aggregation, assignment: pd.Series, share: float) -> np.n
     """Municipalities where the plan uses at least ``share`` of a service capacity."""
     used = services_used(agg, assignment)
     return ((used > 0) & (used >= share * agg.services_left)).any(axis=1)
+
+
+def too_small_for_a_case(model: PlacementModel, assignment: pd.Series, broken: np.ndarray) -> np.ndarray:
+    """Municipalities without service rows where a case that broke a capacity could not go
+    even alone: its class has slots there, but a service it broke has less room than the case
+    uses. Modelling them all at once keeps such a case out of every one of them; else it moves
+    to the next, one re-solve each (a family with three in kindergarten broke ten small
+    municipalities in turn on a 150-case round)."""
+    agg = model.agg
+    out = np.zeros(agg.n_municipalities, dtype=bool)
+    at = assignment[assignment.isin(broken)]
+    if at.empty:
+        return out
+    use = services_used_by(agg, at.index)
+    over = services_used(agg, at) > agg.services_left + 1e-9  # municipality x service broken
+    cls = agg.pools["cls"].to_numpy()[agg.free_cases.loc[at.index, "pool"].to_numpy()]
+    coarse = model.y_unit >= len(agg.pools)
+    unit_cls = model.units["cls"].to_numpy()[model.y_unit[coarse]]
+    reach_muni = model.y_muni[coarse]
+    for k, m in enumerate(at.to_numpy(dtype=int)):
+        reach = reach_muni[unit_cls == cls[k]]
+        out[reach[((agg.services_left[reach] < use[k]) & over[m]).any(axis=1)]] = True
+    return out & ~model.fine
 
 
 def _levels_of_plan(
