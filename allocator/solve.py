@@ -45,6 +45,10 @@ FIRST_LEVEL_SHARE = 0.6
 #: Terms a level may hold for the search that moves the cases of the plan above (housing fit
 #: and spread only: moving cases changes nothing else), and the share of the level's time it gets.
 REHOUSE_TERMS, REHOUSE_SHARE = {"housing_fit", "spread"}, 0.6
+#: Below the first level, a plan broken at a service capacity is mended by a search over the
+#: broken municipalities and at most this many others, for this share of the time left (and
+#: at most these seconds).
+MEND_MUNICIPALITIES, MEND_SHARE, MEND_SECONDS = 40, 0.2, 5.0
 
 
 def solve(
@@ -215,6 +219,14 @@ def solve(
             # Taking cases out may cost a level above: then the repaired plan is no answer here.
             keeps_locks = all(weighted[j] @ repaired_values >= v - 1e-6 for j, v in enumerate(lock_values))
             moved_wins = False
+            if not keeps_locks and k > 0 and time.perf_counter() < deadline - 1.0:
+                mended = _mend_around(backend, model, priorities[: k + 1], weighted, lock_values, k,
+                                      repaired_plan, found.index.difference(repaired.index), broken, settings,
+                                      min((deadline - time.perf_counter()) * MEND_SHARE, MEND_SECONDS))
+                if mended is not None:
+                    repaired, repaired_values, repaired_value = mended
+                    repaired_plan = _plan_frame(agg, repaired)
+                    keeps_locks = True
             if outcome.plan is not None:
                 # The level's search moved concrete cases (every rule kept): a plan that keeps
                 # every lock, and the start of the re-solve if it is the better one.
@@ -295,6 +307,61 @@ def near_capacity(agg: Aggregation, assignment: pd.Series, share: float) -> np.n
     """Municipalities where the plan uses at least ``share`` of a service capacity."""
     used = services_used(agg, assignment)
     return ((used > 0) & (used >= share * agg.services_left)).any(axis=1)
+
+
+def _mend_around(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    levels: list[list[str]],
+    weighted: list[np.ndarray],
+    lock_values: list[float],
+    k: int,
+    plan: pd.DataFrame,
+    taken_out: pd.Index,
+    broken: np.ndarray,
+    settings: Settings,
+    time_limit: float,
+) -> tuple[pd.Series, np.ndarray, float] | None:
+    """Below the first level, taking cases out for a service capacity costs a level above its
+    lock, so that plan cannot start the re-solve. Mend it with a search in the finer model that
+    may change only the broken municipalities and those with the most persons' room where the
+    cases taken out could go; the rest of the plan stays. Returns (assignment, values, level
+    objective) of a concrete plan that keeps every capacity and lock, or None."""
+    agg = model.agg
+    program, columns = model.program([t for level in levels for t in level])
+    start = complete_hint(model, _hint_from_plan(model, plan))
+    y = model.blocks["y"]
+    pools = agg.free_cases.loc[taken_out, "pool"].to_numpy()
+    unit_cls = model.units["cls"].to_numpy()[model.y_unit]
+    takes = np.isin(model.y_unit, pools) | ((model.y_unit >= len(agg.pools)) & np.isin(
+        unit_cls, agg.pools["cls"].to_numpy()[pools]))
+    persons = np.bincount(model.y_muni, weights=start[y] * model.units["size"].to_numpy()[model.y_unit],
+                          minlength=agg.n_municipalities)
+    room = agg.persons_left - persons
+    near = np.unique(model.y_muni[takes])
+    near = near[np.argsort(-room[near], kind="stable")][:MEND_MUNICIPALITIES]
+    free = np.zeros(agg.n_municipalities, dtype=bool)
+    free[broken] = free[near] = True
+    y_in = np.searchsorted(columns, np.arange(y.start, y.stop))
+    fixed = ~free[model.y_muni]
+    lower, upper = program.lower.copy(), program.upper.copy()
+    lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(start[y][fixed])
+    out = backend.solve(program, weighted[k][columns], locks=[(weighted[j][columns], v) for j, v in enumerate(lock_values)],
+                        time_limit=time_limit, relative_gap=settings.solver.relative_gap, lower=lower, upper=upper,
+                        seed=settings.solver.seed, threads=settings.solver.threads)
+    log.info("  mended around %d broken municipalities (%d free): %s %s in %.2fs", len(broken), int(free.sum()),
+             out.status, out.objective, out.seconds)
+    if out.values is None:
+        return None
+    counts = np.zeros(model.n_vars)
+    counts[columns] = out.values
+    found, still = choose_cases(model, counts)
+    if len(still):
+        return None
+    values = _values_of(model, found)
+    if not all(weighted[j] @ values >= v - 1e-6 for j, v in enumerate(lock_values)):
+        return None
+    return found, values, float(weighted[k] @ values)
 
 
 def too_small_for_a_case(model: PlacementModel, assignment: pd.Series, broken: np.ndarray) -> np.ndarray:

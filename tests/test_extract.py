@@ -11,9 +11,9 @@ from conftest import cases_and_persons, family, muni, settings, single, tiny_tab
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
-from allocator.extract import _distribute_unsafe, _lighter_swap, choose_cases, services_used
+from allocator.extract import _distribute_unsafe, _lighter_swap, choose_cases
 from allocator.model import build_model
-from allocator.solve import _hint_from_plan, complete_hint, too_small_for_a_case
+from allocator.solve import _hint_from_plan, complete_hint
 
 # Two profiles of one class: q0 uses a school place, q1 does not.
 USE = np.array([[1.0], [0.0]])
@@ -123,19 +123,3 @@ def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
         assert {k: v for k, v in filled.items() if v} == {(int(c), int(m)): int(n)
                                                           for c, m, n in zip(slot_cls, slot_m, slot_n)}, seed
 
-
-def test_a_case_too_heavy_for_small_municipalities_makes_them_all_modelled_at_once():
-    # Three toddlers break A's one kindergarten place; B (2 places) could not take the family
-    # either, so it is modelled at once; C and D (5 places) could. The other family (three at
-    # school) shares A but breaks no school capacity there, so D's one school place is no reason.
-    heavy = family("H", [30, 2, 3, 4], days=100)
-    light = family("L", [30, 10, 11, 12], days=50)  # the same class: only service use differs
-    agg, model = coarse_model([heavy, light], [muni("A", 10, capacity_kindergarten=1, capacity_school=5),
-                                               muni("B", 10, capacity_kindergarten=2, capacity_school=5),
-                                               muni("C", 10, capacity_kindergarten=5, capacity_school=5),
-                                               muni("D", 10, capacity_kindergarten=5, capacity_school=1)])
-    assert agg.pools["cls"].nunique() == 1
-    at = pd.Series({"H": 0, "L": 0})
-    broken = np.flatnonzero((services_used(agg, at) > agg.services_left).any(axis=1))
-    assert broken.tolist() == [0]
-    assert too_small_for_a_case(model, at, broken).tolist() == [True, True, False, False]

@@ -1,0 +1,65 @@
+"""Refining where class counts broke a service capacity: which municipalities get service
+rows, and mending the plan below the first level, where taking cases out would cost a lock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
+
+from allocator import build_problem
+from allocator.aggregate import aggregate
+from allocator.backend import MathOptBackend
+from allocator.extract import over_capacity, services_used
+from allocator.model import build_model
+from allocator.solve import _mend_around, _plan_frame, _values_of, too_small_for_a_case
+
+
+def coarse_model(made, munis, fine=()):
+    cases, persons = cases_and_persons(*made)
+    agg = aggregate(build_problem(tiny_tables(munis, cases, persons), settings()))
+    is_fine = np.zeros(agg.n_municipalities, dtype=bool)
+    is_fine[list(fine)] = True
+    return agg, build_model(agg, is_fine)
+
+
+def test_a_case_too_heavy_for_small_municipalities_makes_them_all_modelled_at_once():
+    # Three toddlers break A's one kindergarten place; B (2 places) could not take the family
+    # either, so it is modelled at once; C and D (5 places) could. The other family (three at
+    # school) shares A but breaks no school capacity there, so D's one school place is no reason.
+    heavy = family("H", [30, 2, 3, 4], days=100)
+    light = family("L", [30, 10, 11, 12], days=50)  # the same class: only service use differs
+    agg, model = coarse_model([heavy, light], [muni("A", 10, capacity_kindergarten=1, capacity_school=5),
+                                               muni("B", 10, capacity_kindergarten=2, capacity_school=5),
+                                               muni("C", 10, capacity_kindergarten=5, capacity_school=5),
+                                               muni("D", 10, capacity_kindergarten=5, capacity_school=1)])
+    assert agg.pools["cls"].nunique() == 1
+    at = pd.Series({"H": 0, "L": 0})
+    broken = np.flatnonzero((services_used(agg, at) > agg.services_left).any(axis=1))
+    assert broken.tolist() == [0]
+    assert too_small_for_a_case(model, at, broken).tolist() == [True, True, False, False]
+
+
+def test_a_plan_broken_below_the_first_level_is_mended_where_it_broke():
+    # The urgency level placed the family with three toddlers at A, which has one kindergarten
+    # place: taking it out costs urgency. With A modelled, the mend moves it to C (5 places)
+    # and keeps urgency and B's tie.
+    made = [family("H", [30, 2, 3, 4], days=300), single("S", 100, tie_municipality_id="B"),
+            single("T", 50)]
+    munis = [muni("A", 4, capacity_kindergarten=1), muni("B", 4, capacity_kindergarten=5),
+             muni("C", 4, capacity_kindergarten=5)]
+    agg, model = coarse_model(made, munis, fine=[0])
+    broken_plan = pd.Series({"H": 0, "S": 1, "T": 1})
+    assert over_capacity(agg, broken_plan).tolist() == [0]
+    terms = model.objective_terms()
+    weighted = [terms["urgency"], terms["ties"]]
+    lock = float(weighted[0] @ _values_of(model, broken_plan))
+    kept = broken_plan.drop("H")
+    assert weighted[0] @ _values_of(model, kept) < lock - 1  # the plan without H misses the lock
+    mended = _mend_around(MathOptBackend(), model, [["urgency"], ["ties"]], weighted, [lock - 1e-6], 1,
+                          _plan_frame(agg, kept), pd.Index(["H"]), np.array([0]), settings(), 10.0)
+    assert mended is not None
+    found, values, value = mended
+    assert found["H"] == 2 and found["S"] == 1
+    assert not len(over_capacity(agg, found))
+    assert weighted[0] @ values >= lock - 1e-6 and value == 1.0
