@@ -48,7 +48,7 @@ REHOUSE_TERMS, REHOUSE_SHARE = {"housing_fit", "spread"}, 0.6
 #: Below the first level, a plan broken at a service capacity is mended by a search over the
 #: broken municipalities and at most this many others, for this share of the time left (and
 #: at most these seconds).
-MEND_MUNICIPALITIES, MEND_SHARE, MEND_SECONDS = 40, 0.2, 5.0
+MEND_MUNICIPALITIES, MEND_SHARE, MEND_SECONDS = 40, 0.1, 2.0
 
 
 def solve(
