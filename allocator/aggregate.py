@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .problem import Problem
+from .problem import Problem, positions
 
 #: Columns that make two cases interchangeable for the constraints (plus service use).
 CLASS_COLUMNS = ["size", "minors", "bedrooms", "needs_step_free", "single_adult"]
@@ -132,15 +132,12 @@ def _score_rows(problem: Problem, case_ids: pd.Index, munis: pd.Index) -> tuple[
     row_of_case = np.full(len(case_ids), -1)
     if not problem.has_scores:
         return np.zeros((0, len(munis))), row_of_case
-    scores = problem.scores
-    ci = case_ids.get_indexer(scores["case_id"])
-    keep = ci >= 0  # pinned cases are not in case_ids
-    mi = munis.get_indexer(scores["municipality_id"][keep])
+    at = problem.cases.index.get_indexer(case_ids)
+    has = np.zeros(len(problem.cases), dtype=bool)
+    has[positions(problem.cases.index, problem.scores["case_id"])] = True
     # Sorted positions of the cases with scores (np.unique without sorting every score row).
-    scored = np.flatnonzero(np.bincount(ci[keep], minlength=len(case_ids)))
-    dense = np.zeros((len(case_ids), len(munis)))
-    dense[ci[keep], mi] = scores["score"].to_numpy()[keep]
-    rows, inverse = unique_rows(dense[scored])
+    scored = np.flatnonzero(has[at])
+    rows, inverse = unique_rows(problem.score_matrix[at[scored]])
     row_of_case[scored] = inverse
     return rows, row_of_case
 
@@ -214,8 +211,12 @@ def _dwelling_types(problem: Problem, munis: pd.Index) -> tuple[pd.DataFrame, pd
     return types, type_of.set_index("dwelling_id")["index"]
 
 
-def aggregate(problem: Problem) -> Aggregation:
-    """Group the round's cases into pools and its dwellings into types."""
+def aggregate(problem: Problem, scores: bool = True) -> Aggregation:
+    """Group the round's cases into pools and its dwellings into types.
+
+    ``scores=False`` ignores supplied scores: cases that differ only in their scores share a
+    pool, which is exact for any objective without the scores term (fewer, larger pools).
+    """
     munis = problem.municipalities.index
     cases = problem.cases
     services = list(problem.services)
@@ -238,7 +239,10 @@ def aggregate(problem: Problem) -> Aggregation:
         )
 
     free = cases.drop(index=problem.pins["case_id"])
-    score_rows, score_row = _score_rows(problem, free.index, munis)
+    if scores:
+        score_rows, score_row = _score_rows(problem, free.index, munis)
+    else:
+        score_rows, score_row = np.zeros((0, m_count)), np.full(len(free), -1)
     exclusion_sets, exclusion_set = _exclusion_sets(problem, free.index, munis)
 
     requirement_keys = pd.concat([free, pinned])[REQUIREMENT_COLUMNS].drop_duplicates()

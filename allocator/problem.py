@@ -34,6 +34,14 @@ REQUIRED_FILES = ("municipalities.csv", "cases.csv", "persons.csv")
 CAPACITY_PREFIX = "capacity_"
 
 
+def positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
+    """Position in ``index`` of each of ``ids`` (-1 where absent); for categorical ids, one
+    lookup per distinct id."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        return index.get_indexer(ids.cat.categories)[ids.cat.codes.to_numpy()]
+    return index.get_indexer(ids)
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     """One validated placement round. Treat every table as read-only.
@@ -79,6 +87,16 @@ class Problem:
     @property
     def has_scores(self) -> bool:
         return not self.scores.empty
+
+    @cached_property
+    def score_matrix(self) -> np.ndarray:
+        """Supplied scores as a cases x municipalities array (rows in the order of ``cases``,
+        columns in that of ``municipalities``; 0 where no score is given)."""
+        out = np.zeros((len(self.cases), len(self.municipalities)))
+        if self.has_scores:
+            out[positions(self.cases.index, self.scores["case_id"]),
+                positions(self.municipalities.index, self.scores["municipality_id"])] = self.scores["score"].to_numpy()
+        return out
 
     @cached_property
     def free_dwellings(self) -> pd.DataFrame | None:
@@ -372,6 +390,11 @@ class _Checker:
         dup = pd.Series(key).duplicated().to_numpy() & (case_uniques != "")[case_codes]
         for row, case in zip(r.rows[dup], case_uniques[case_codes[dup]]):
             r.add(int(row), "case_id", "duplicate-id", f"{what} for '{case}' appears more than once")
+        if name == "scores.csv" and not self.issues:
+            # Ids as categories of the codes read already: finding the case and municipality of
+            # millions of pairs then looks up each distinct id once (see ``positions``).
+            out["case_id"] = pd.Categorical.from_codes(case_codes, case_uniques)
+            out["municipality_id"] = pd.Categorical.from_codes(muni_codes, muni_uniques)
         return out
 
     # -- rules across files -----------------------------------------------------------------

@@ -20,9 +20,8 @@ def case_terms(problem: Problem, case_id: str, municipality_id: str, dwelling_id
     case = problem.cases.loc[case_id]
     score = 0.0
     if problem.has_scores:
-        s = problem.scores
-        hit = s[(s["case_id"] == case_id) & (s["municipality_id"] == municipality_id)]
-        score = float(hit["score"].iloc[0]) if len(hit) else 0.0
+        score = float(problem.score_matrix[problem.cases.index.get_loc(case_id),
+                                           problem.municipalities.index.get_loc(municipality_id)])
     waste = 0.0
     if problem.housing_modelled and dwelling_id:
         d = problem.dwellings.loc[dwelling_id]
@@ -47,8 +46,8 @@ def plan_terms(problem: Problem, plan: pd.DataFrame) -> dict[str, float]:
              "ties": float((cases["tie_municipality_id"].to_numpy() == munis).sum()),
              "scores": 0.0, "housing_fit": 0.0}
     if problem.has_scores and len(plan):
-        merged = plan[["case_id", "municipality_id"]].merge(problem.scores, on=["case_id", "municipality_id"])
-        terms["scores"] = float(merged["score"].sum())
+        terms["scores"] = float(problem.score_matrix[problem.cases.index.get_indexer(plan["case_id"]),
+                                                     problem.municipalities.index.get_indexer(munis)].sum())
     if problem.housing_modelled and len(plan):
         dwelling = plan["dwelling_id"].to_numpy()
         housed = dwelling != ""

@@ -83,7 +83,14 @@ def solve(
     settings = settings or problem.settings
     started = time.perf_counter()
     deadline = started + settings.solver.time_limit
-    agg = aggregate(problem)
+    priorities = settings.objective.priorities
+    # Scores split pools by score vector. Levels without the scores term are the same over the
+    # coarser pools of the round without scores: the first level is solved there, and the model
+    # splits them only for the first level that prices scores (national-30k-scores: 137k
+    # variables with them, 60k without).
+    scored = [problem.has_scores and "scores" in level for level in priorities]
+    split_later = any(scored) and not scored[0]
+    agg = aggregate(problem, scores=scored[0])
     backend = MathOptBackend(settings.solver.backend)
     fine = likely_binding_services(agg)
     model = build_model(agg, fine)
@@ -98,7 +105,6 @@ def solve(
     log.info("model built in %.2fs (services modelled in %d of %d municipalities): %s", build_seconds,
              int(fine.sum()), len(fine), model.sizes())
 
-    priorities = settings.objective.priorities
     levels: list[LevelResult] = []
     lock_values: list[float] = []
     values = np.zeros(model.n_vars)  # the empty plan is always feasible
@@ -119,6 +125,14 @@ def solve(
             levels.append(LevelResult(names, "out_of_time", None, None, 0.0, 0))
             k += 1
             continue
+        if split_later and scored[k]:
+            rebuilt = time.perf_counter()
+            agg = aggregate(problem)
+            model = build_model(agg, fine)
+            build_seconds += time.perf_counter() - rebuilt
+            values = _values_of(model, assignment)
+            split_later = False
+            log.info("pools split by scores for level %d: %s", k + 1, model.sizes())
         terms = model.objective_terms()
         weighted = [sum(settings.objective.weight(t) * terms[t] for t in level) for level in priorities]
         hint = _hint_from_plan(model, plan_hint) if plan_hint is not None else None

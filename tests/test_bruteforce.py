@@ -68,13 +68,21 @@ def rounds(draw):
         pinned_to = munis[-1]["municipality_id"]
         dwelling = draw(st.sampled_from([""] + [d["dwelling_id"] for d in dwellings if d["municipality_id"] == pinned_to]))
         pins = [{"case_id": cases[-1]["case_id"], "municipality_id": pinned_to, "dwelling_id": dwelling}]
-    return munis, cases, persons, dwellings, exclusions, pins
+    # Supplied scores for some pairs (none at all in about half the rounds): level 1 is solved
+    # over pools that ignore them and the model splits them for level 2.
+    scores = []
+    if draw(st.booleans()):
+        scores = [{"case_id": c["case_id"], "municipality_id": m["municipality_id"],
+                   "score": draw(st.sampled_from([0.0, 0.5, 1.0, 2.5]))}
+                  for c in cases for m in munis if draw(st.booleans())]
+    return munis, cases, persons, dwellings, exclusions, pins, scores
 
 
-def brute_force(munis, cases, persons, dwellings, exclusions, pins) -> tuple[float, float, float]:
+def brute_force(munis, cases, persons, dwellings, exclusions, pins, scores) -> tuple[float, float, float]:
     by_muni = {m["municipality_id"]: m for m in munis}
     pinned = {p["case_id"]: p for p in pins}
     excluded = {(e["case_id"], e["municipality_id"]) for e in exclusions}
+    score_of = {(x["case_id"], x["municipality_id"]): x["score"] for x in scores}
     best = None
     options = [[None] + [d["dwelling_id"] for d in dwellings] for _ in cases]
     dw = {d["dwelling_id"]: d for d in dwellings}
@@ -116,7 +124,7 @@ def brute_force(munis, cases, persons, dwellings, exclusions, pins) -> tuple[flo
             minors_in[m] += len(ages) if case["category"] == "unaccompanied_minor" else 0
             school_in[m] += sum(6 <= a <= 15 for a in ages)
             u += urgency(ages, case["_days"], case["category"] == "unaccompanied_minor")
-            ties += case["tie_municipality_id"] == m
+            ties += (case["tie_municipality_id"] == m) + score_of.get((case["case_id"], m), 0.0)
         if not ok:
             continue
         if any(len(who) > (dw[d]["max_occupants"] if dw[d]["shared"] else 1) for d, who in use.items()):
@@ -133,7 +141,7 @@ def brute_force(munis, cases, persons, dwellings, exclusions, pins) -> tuple[flo
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(rounds())
 def test_solver_matches_brute_force(data):
-    munis, cases, persons, dwellings, exclusions, pins = data
+    munis, cases, persons, dwellings, exclusions, pins, scores = data
     tables = {
         "municipalities.csv": pd.DataFrame(munis).astype(str),
         "cases.csv": pd.DataFrame(cases).drop(columns=["_ages", "_days"]).astype(str),
@@ -141,18 +149,19 @@ def test_solver_matches_brute_force(data):
         "dwellings.csv": pd.DataFrame(dwellings).astype(str),
         "exclusions.csv": pd.DataFrame(exclusions, columns=["case_id", "municipality_id", "reason"]).astype(str),
         "pins.csv": pd.DataFrame(pins, columns=["case_id", "municipality_id", "dwelling_id"]).astype(str),
+        "scores.csv": pd.DataFrame(scores, columns=["case_id", "municipality_id", "score"]).astype(str),
     }
     try:
         problem = build_problem(tables, settings(solver__relative_gap=0.0))
     except ProblemValidationError:
         reject()
-    if brute_force(munis, cases, persons, dwellings, exclusions, pins) is None:
+    if brute_force(munis, cases, persons, dwellings, exclusions, pins, scores) is None:
         reject()
     try:
         result = solve(problem)
     except ProblemValidationError:
         reject()  # a pin that fits no free dwelling in its municipality is refused as input
-    expected = brute_force(munis, cases, persons, dwellings, exclusions, pins)
+    expected = brute_force(munis, cases, persons, dwellings, exclusions, pins, scores)
     if expected is None:
         reject()  # the pins cannot be kept: no plan exists
     with tempfile.TemporaryDirectory() as folder:

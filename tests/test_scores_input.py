@@ -96,3 +96,19 @@ def test_unique_rows_is_numpy_unique(distinct: int):
         got, at = unique_rows(empty)
         want, want_at = np.unique(empty, axis=0, return_inverse=True)
         assert got.shape == want.shape and np.array_equal(at, want_at.reshape(-1))
+
+
+def test_scores_decide_where_interchangeable_cases_go_after_the_urgency_level(solve_verified):
+    # Four single adults who differ only in their scores share one pool while urgency is
+    # solved; the scores level must still send each to the one municipality it scores at.
+    made = [single(f"C{i}", 100) for i in range(4)]
+    cases, persons = cases_and_persons(*made)
+    munis = [muni(f"M{j}", 1) for j in range(4)]
+    scores = [{"case_id": f"C{i}", "municipality_id": f"M{j}", "score": "1" if j == (i + 1) % 4 else "0"}
+              for i in range(4) for j in range(4)]
+    problem = build_problem(tiny_tables(munis, cases, persons, scores=scores), settings())
+    assert len(aggregate(problem, scores=False).pools) == 1 < len(aggregate(problem).pools)
+    result = solve_verified(tiny_tables(munis, cases, persons, scores=scores))
+    placed = dict(zip(result.plan["case_id"], result.plan["municipality_id"]))
+    assert placed == {f"C{i}": f"M{(i + 1) % 4}" for i in range(4)}
+    assert result.levels[1].objective == 4.0
