@@ -438,19 +438,27 @@ def choose_dwellings(model: PlacementModel, placed: pd.DataFrame) -> pd.Series:
     waste = types["bedrooms"].to_numpy()[None, :] - agg.requirements["bedrooms"].to_numpy()[:, None]
     waste = np.where(types["shared"].to_numpy()[None, :], 0, waste)
 
+    # Nodes: demands (m, r), then types, then source and sink; arcs added in bulk.
+    d_muni = demand.index.get_level_values("m").to_numpy()
+    d_req = demand.index.get_level_values("r").to_numpy()
+    n_demand, n_types = len(demand), len(types)
+    pairs = pd.DataFrame({"d": np.arange(n_demand), "m": d_muni}).merge(
+        pd.DataFrame({"t": np.arange(n_types), "m": t_muni}), on="m")
+    d_of, t_of = pairs["d"].to_numpy(), pairs["t"].to_numpy()
+    keep = compatible[d_req[d_of], t_of]
+    d_of, t_of = d_of[keep], t_of[keep]
+    source, sink = n_demand + n_types, n_demand + n_types + 1
+    need = demand.to_numpy().astype(np.int64)
+    supply = types["supply"].to_numpy().astype(np.int64)
     flow = min_cost_flow.SimpleMinCostFlow()
-    n_demand = len(demand)
-    source, sink = 0, 1
-    demand_node = {key: 2 + i for i, key in enumerate(demand.index)}
-    type_node0 = 2 + n_demand
-    total = int(demand.sum())
-    for (m, r), n in demand.items():
-        flow.add_arc_with_capacity_and_unit_cost(source, demand_node[(m, r)], int(n), 0)
-        for t in np.flatnonzero(compatible[r] & (t_muni == m)):
-            flow.add_arc_with_capacity_and_unit_cost(demand_node[(m, r)], type_node0 + int(t), int(n), int(waste[r, t]))
-    for t, supply in enumerate(types["supply"].to_numpy()):
-        if supply > 0:
-            flow.add_arc_with_capacity_and_unit_cost(type_node0 + t, sink, int(supply), 0)
+    arcs = flow.add_arcs_with_capacity_and_unit_cost(d_of, n_demand + t_of, need[d_of],
+                                                     waste[d_req[d_of], t_of].astype(np.int64))
+    flow.add_arcs_with_capacity_and_unit_cost(np.full(n_demand, source), np.arange(n_demand), need,
+                                              np.zeros(n_demand, dtype=np.int64))
+    has = np.flatnonzero(supply > 0)
+    flow.add_arcs_with_capacity_and_unit_cost(n_demand + has, np.full(len(has), sink), supply[has],
+                                              np.zeros(len(has), dtype=np.int64))
+    total = int(need.sum())
     flow.set_node_supply(source, total)
     flow.set_node_supply(sink, -total)
     status = flow.solve()
@@ -458,12 +466,10 @@ def choose_dwellings(model: PlacementModel, placed: pd.DataFrame) -> pd.Series:
         raise RuntimeError(f"no housing for the chosen cases (min-cost flow status {status})")
 
     # Units of each (m, r) going to each type.
+    used = flow.flows(arcs)
     routed: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-    node_key = {v: k for k, v in demand_node.items()}
-    for arc in range(flow.num_arcs()):
-        tail, head, used = flow.tail(arc), flow.head(arc), flow.flow(arc)
-        if used > 0 and tail in node_key and head >= type_node0:
-            routed[node_key[tail]].append((head - type_node0, used))
+    for d, t, n in zip(d_of[used > 0], t_of[used > 0], used[used > 0]):
+        routed[(int(d_muni[d]), int(d_req[d]))].append((int(t), int(n)))
 
     # Concrete dwellings (or shared places) of each type, pinned ones excluded.
     type_of = dwelling_type_of(problem).sort_index()
