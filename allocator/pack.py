@@ -98,7 +98,14 @@ def pack_with_ties(
     if complete and fill:
         packer.fill()
     values = packer.values()
-    # Ties honoured: per (unit, municipality), the chosen cases tied there, up to those placed.
+    values[model.blocks["a"]] = ties_counted(model, values, column_at)
+    return Packing(values, complete, packer.neighbourhood())
+
+
+def ties_counted(model: PlacementModel, values: np.ndarray, column_at: np.ndarray | None = None) -> np.ndarray:
+    """The ``a`` block for counts ``values`` (y, w, s): per (unit, municipality), the chosen
+    cases tied there, up to the cases the unit places there."""
+    column_at = _column_at(model) if column_at is None else column_at
     chosen = chosen_cases(model, values)
     tied = chosen[chosen["tie"] >= 0]
     tie_muni = tied["tie"].to_numpy()
@@ -107,8 +114,7 @@ def pack_with_ties(
     where = column_at[unit, tie_muni]
     np.add.at(at_tie, where[where >= 0], 1.0)
     a_columns = column_at[model.a_unit, model.a_muni]
-    values[model.blocks["a"]] = np.minimum(values[model.blocks["y"]][a_columns], at_tie[a_columns])
-    return Packing(values, complete, packer.neighbourhood())
+    return np.minimum(values[model.blocks["y"]][a_columns], at_tie[a_columns])
 
 
 def _column_at(model: PlacementModel) -> np.ndarray:

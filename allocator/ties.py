@@ -1,21 +1,29 @@
-"""A local search that honours more ties without touching anything above them.
+"""Local searches that honour more ties without costing anything above them.
 
 Moving a case between municipalities never changes urgency (the same cases stay chosen). So a
 tied case can be moved to its tie municipality if that keeps every capacity there, or swapped
-with a case of another unit that fits where the tied case was. Each move adds one honoured tie;
-the counts stay a plan of the model, so the solver can start from them.
+with a case of another unit that fits where the tied case was (:func:`honour_more_ties`). And
+where a unit has a place at a municipality that no chosen case tied there takes, a chosen case
+of the same pool can give way to a tied case not chosen: the counts stay, only which cases they
+choose changes, at the cost of the difference in urgency, which the locks above must allow
+(:func:`prefer_tied_cases`). Each step adds one honoured tie; the counts stay a plan of the
+model, so the solver can start from them.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
 from collections import defaultdict
 
 import numpy as np
 import pandas as pd
 
 from .model import PlacementModel
-from .pack import lp_pool_totals
+from .pack import _column_at, lp_pool_totals, ties_counted
 from .room import Room
+
+log = logging.getLogger(__name__)
 
 
 def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int = 100000) -> np.ndarray:
@@ -103,6 +111,121 @@ def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int =
     out = values.copy()
     out[model.blocks["y"]] = y
     out[model.blocks["a"]] = a
+    return out
+
+
+def prefer_tied_cases(
+    model: PlacementModel, values: np.ndarray, locks: list[tuple[np.ndarray, float]]
+) -> np.ndarray:
+    """Counts ``values`` (a full vector with whole y, w and s) choosing other cases of the same
+    pools: a tied case not chosen replaces a chosen case of its pool that honours no tie, where
+    the tied case's unit has a place at its tie municipality that no chosen case tied there
+    takes. The cheapest trades first (by the first lock), as long as every lock (``locks``:
+    full-length vectors c with ``c @ values >= b``) holds.
+
+    The y block is untouched (the pools place as many cases where they did); the w, s and a
+    blocks change. Class ties are still split among pools and checked against the services of
+    the municipalities without service rows when the counts become cases, so the concrete plan
+    may honour a little less than the ``a`` block counts.
+    """
+    agg = model.agg
+    free = agg.free_cases
+    n_pools = len(agg.pools)
+    out = values.copy()
+    if not len(model.a_unit) or not len(model.s_case):
+        return out
+    sb, wb = model.blocks["s"], model.blocks["w"]
+    s = np.rint(out[sb])
+    w = np.rint(out[wb])
+    y = np.rint(out[model.blocks["y"]])
+    coef_s = np.array([c[sb] for c, _ in locks]).reshape(len(locks), len(s))
+    coef_w = np.array([c[wb] for c, _ in locks]).reshape(len(locks), len(w))
+    slack = np.array([float(c @ out) - b for c, b in locks])
+    # Per tied case: its pool, the (unit, tie municipality) pair it can honour (-1: none).
+    t_pool = free["pool"].to_numpy()[model.s_case]
+    t_tie = free["tie"].to_numpy()[model.s_case]
+    pool_cls = agg.pools["cls"].to_numpy()
+    t_unit = np.where(model.fine[t_tie], t_pool, n_pools + pool_cls[t_pool])
+    pairs = pd.MultiIndex.from_arrays([model.a_unit, model.a_muni])
+    t_pair = pairs.get_indexer(pd.MultiIndex.from_arrays([t_unit, t_tie]))
+    used, at = np.unique(t_pool, return_inverse=True)
+    reachable = agg.pair_bounds(agg.pools.iloc[used])[at, t_tie] > 0  # the case itself could go there
+    t_pair[~reachable] = -1
+    places = y[_column_at(model)[model.a_unit, model.a_muni]]
+    tied_at = np.bincount(t_pair[(s > 0.5) & (t_pair >= 0)], minlength=len(pairs)).astype(float)
+    # Ascending cost of a case leaving (first lock), descending for one coming in.
+    key_s = coef_s[0] if len(locks) else np.zeros(len(s))
+    key_w = coef_w[0] if len(locks) else np.zeros(len(w))
+    ins: dict[int, list[int]] = defaultdict(list)
+    for i in np.argsort(-key_s, kind="stable"):
+        if s[i] < 0.5 and t_pair[i] >= 0:
+            ins[int(t_pool[i])].append(int(i))
+    outs_tied: dict[int, list[int]] = defaultdict(list)
+    for i in np.argsort(key_s, kind="stable"):
+        if s[i] > 0.5:
+            outs_tied[int(t_pool[i])].append(int(i))
+    outs_untied: dict[int, list[int]] = defaultdict(list)
+    for l in np.argsort(key_w, kind="stable"):
+        if w[l] > 0.5:
+            outs_untied[int(model.w_pool[l])].append(int(l))
+
+    def surplus(i: int) -> bool:
+        """A chosen tied case that honours no tie (its pair has more chosen cases than places)."""
+        k = t_pair[i]
+        return s[i] > 0.5 and (k < 0 or tied_at[k] > places[k])
+
+    def best(p: int) -> tuple[float, int, tuple[str, int]] | None:
+        """The cheapest trade in pool p: (gain on the first lock, case in, case out)."""
+        queue = ins.get(p, [])
+        while queue and not (s[queue[0]] < 0.5 and tied_at[t_pair[queue[0]]] < places[t_pair[queue[0]]]):
+            queue.pop(0)  # places are only taken, never freed: a case without one never gets one
+        if not queue:
+            return None
+        untied = outs_untied.get(p, [])
+        while untied and w[untied[0]] < 0.5:
+            untied.pop(0)
+        tied = outs_tied.get(p, [])
+        while tied and not surplus(tied[0]):
+            tied.pop(0)  # a tied case stops being surplus only as others leave: never again
+        options = ([(key_w[untied[0]], ("w", untied[0]))] if untied else []) + \
+            ([(key_s[tied[0]], ("s", tied[0]))] if tied else [])
+        if not options:
+            return None
+        cost, leaving = min(options)
+        return float(key_s[queue[0]] - cost), queue[0], leaving
+
+    heap = []
+    for p in ins:
+        trade = best(p)
+        if trade is not None:
+            heapq.heappush(heap, (-trade[0], p))
+    traded = 0
+    while heap:
+        _, p = heapq.heappop(heap)
+        trade = best(p)
+        if trade is None:
+            continue
+        if heap and -trade[0] > heap[0][0] + 1e-12:
+            heapq.heappush(heap, (-trade[0], p))  # dearer than when queued: let a cheaper go first
+            continue
+        gain, i, (block, j) = trade
+        delta = coef_s[:, i] - (coef_w[:, j] if block == "w" else coef_s[:, j])
+        if (slack + delta < 1e-9).any():
+            continue  # beyond what the locks allow: this pool trades no more
+        slack += delta
+        s[i] = 1.0
+        tied_at[t_pair[i]] += 1
+        if block == "w":
+            w[j] -= 1
+        else:
+            s[j] = 0.0
+            if t_pair[j] >= 0:
+                tied_at[t_pair[j]] -= 1
+        traded += 1
+        heapq.heappush(heap, (-gain, p))
+    out[sb], out[wb] = s, w
+    out[model.blocks["a"]] = ties_counted(model, out)
+    log.debug("  %d tied cases chosen instead of others of their pools", traded)
     return out
 
 

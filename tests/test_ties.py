@@ -1,0 +1,92 @@
+"""The ties level's searches: tied cases chosen in place of others of their pool within the
+locks, and the cases a service capacity took out packed back with every tie kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
+
+from allocator import build_problem
+from allocator.aggregate import aggregate
+from allocator.extract import choose_cases
+from allocator.model import build_model
+from allocator.pack import ties_counted
+from allocator.solve import _hint_from_plan, _most_urgent, _refill_ties, complete_hint
+from allocator.ties import prefer_tied_cases
+
+
+def singles_at_a():
+    """S (untied, 101 days) and T (tied to A, 100 days): one pool; A has one place, B none.
+    The plan places the pool's most urgent case, S, at A."""
+    cases, persons = cases_and_persons(single("S", 101), single("T", 100, tie_municipality_id="A"))
+    agg = aggregate(build_problem(tiny_tables([muni("A", 1), muni("B", 1)], cases, persons), settings()))
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    plan = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["S"], "municipality_id": ["A"]})))
+    return model, plan
+
+
+def test_a_tied_case_replaces_a_more_urgent_one_where_the_lock_allows():
+    model, plan = singles_at_a()
+    urgency, ties = (model.objective_terms()[t] for t in ("urgency", "ties"))
+    assert float(ties @ plan) == 0
+    cost = float(urgency @ plan - urgency @ _hint_from_plan(
+        model, pd.DataFrame({"case_id": ["T"], "municipality_id": ["A"]})))
+    assert cost > 0  # T waited one day less
+
+    loose = prefer_tied_cases(model, plan, [(urgency, float(urgency @ plan) - 2 * cost)])
+    assert float(ties @ loose) == 1
+    assert float(urgency @ loose) == pytest.approx(float(urgency @ plan) - cost)
+    assert np.array_equal(loose[model.blocks["y"]], plan[model.blocks["y"]])  # counts stay
+    found, broken = choose_cases(model, complete_hint(model, loose))
+    assert not len(broken) and found.to_dict() == {"T": 0}  # T at A (municipality 0)
+
+    # A lock with less room than the difference keeps S.
+    strict = prefer_tied_cases(model, plan, [(urgency, float(urgency @ plan) - cost / 2)])
+    assert float(ties @ strict) == 0
+    assert np.array_equal(strict, plan)
+
+
+def test_ties_counted_are_the_chosen_tied_cases_up_to_the_places():
+    model, plan = singles_at_a()
+    s = model.blocks["s"]
+    both = plan.copy()
+    both[s] = 1.0  # T chosen too, but the pool has one place at A and S takes the count
+    assert ties_counted(model, both).sum() == 1
+    assert ties_counted(model, plan).sum() == 0
+
+
+def test_most_urgent_scores_the_top_cases_of_each_pool():
+    model, plan = singles_at_a()
+    urgency = model.objective_terms()["urgency"]
+    totals = np.zeros(len(model.agg.pools))
+    totals[int(model.agg.free_cases["pool"]["S"])] = 1
+    assert float(urgency @ _most_urgent(model, totals)) == pytest.approx(float(urgency @ plan))
+    totals[:] = 2
+    both = float(model.agg.free_cases["urgency"].sum())
+    assert float(urgency @ _most_urgent(model, totals)) == pytest.approx(both)
+
+
+def test_cases_taken_out_for_a_service_are_packed_back_with_the_ties_kept():
+    # Each municipality has one school place. F1 (tied to A) is honoured at A; F2 was taken out
+    # of A for the school capacity. Packed back, F2 goes to B and F1's tie stays.
+    cases, persons = cases_and_persons(family("F1", [40, 9], days=100, tie_municipality_id="A"),
+                                       family("F2", [40, 8], days=300))
+    problem = build_problem(tiny_tables([muni("A", 10, capacity_school=1), muni("B", 10, capacity_school=1)],
+                                        cases, persons), settings())
+    agg = aggregate(problem)
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    kept = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["F1"], "municipality_id": ["A"]})))
+    terms = model.objective_terms()
+    weighted = [terms["urgency"], terms["ties"]]
+    totals = np.bincount(agg.free_cases["pool"].to_numpy(), minlength=len(agg.pools)).astype(float)
+    both = float(agg.free_cases["urgency"].sum())
+    assert float(terms["urgency"] @ kept) < both - 1  # taking F2 out broke the urgency lock
+
+    found, plan, value = _refill_ties(model, kept, totals, weighted, [both - 1e-6], 1, seed=0)
+    assert dict(zip(found.index, agg.municipality_ids[found.to_numpy()])) == {"F1": "A", "F2": "B"}
+    assert value == 1 and float(terms["urgency"] @ plan) == pytest.approx(both)
+
+    # Nothing keeps a lock the cases cannot reach: no plan comes back.
+    assert _refill_ties(model, kept, totals, weighted, [both + 1], 1, seed=0) is None
