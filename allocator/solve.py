@@ -36,8 +36,10 @@ NEAR_CAPACITY = 0.95
 #: Share of a level's budget, and most seconds, for packing the LP's totals; share of the rest
 #: for the search that finishes a stalled packing.
 PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
-#: The ties packing retries with new seeds for up to this long (the MIP after it is far slower).
-TIES_PACK_SECONDS = 6.0
+#: The ties packing retries with new seeds for up to this share of the level's time left and
+#: this long (the MIP after it is far slower; one try takes 2.5-5.5 s on national-30k, by load,
+#: and without a complete try the level keeps the plan above's cases: 1,229 ties, not 1,947).
+TIES_PACK_SHARE, TIES_PACK_SECONDS = 0.4, 6.0
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
@@ -683,7 +685,7 @@ def solve_level(
                 hint = repair.values
     if ties and hint is not None:
         tied, breaks = _pack_ties(model, columns, lp.values, hint, locks,
-                                  time.perf_counter() + min(left() * PACK_SHARE, TIES_PACK_SECONDS),
+                                  time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
                                   settings.solver.seed)
         if tied is not None:
             value = float(objective @ tied)
