@@ -40,6 +40,8 @@ PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: this long (the MIP after it is far slower; one try takes 2.5-5.5 s on national-30k, by load,
 #: and without a complete try the level keeps the plan above's cases: 1,229 ties, not 1,947).
 TIES_PACK_SHARE, TIES_PACK_SECONDS = 0.4, 6.0
+#: Tries the ties packing makes after one that reaches the bound but breaks a service capacity.
+BREAKING_RETRIES = 2
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
@@ -686,7 +688,7 @@ def solve_level(
     if ties and hint is not None:
         tied, breaks = _pack_ties(model, columns, lp.values, hint, locks,
                                   time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
-                                  settings.solver.seed)
+                                  settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9))
         if tied is not None:
             value = float(objective @ tied)
             log.info("  cases of the level above packed with the LP's ties: %.0f -> %.0f%s",
@@ -821,13 +823,18 @@ def _pack_ties(
     locks: list[tuple[np.ndarray, float]],
     deadline: float,
     seed: int,
+    objective: np.ndarray,
+    enough: float,
 ) -> tuple[np.ndarray | None, bool]:
     """The cases of the plan above (so every lock holds), packed again from the LP's counts
     with the tied cases the LP honours kept at their tie municipality; as a concrete plan's
-    full vector over ``columns`` (or the packing's counts, if no concrete plan of them keeps
-    the service capacities), or None if no packing finished by ``deadline`` or each broke a
-    lock; and whether the counts break a service capacity. The packing is a randomised search:
-    each failed try starts anew with the next seed."""
+    full vector over ``columns`` (or the best packing's counts by ``objective``, if no concrete
+    plan of them keeps the service capacities), or None if no packing finished by ``deadline``
+    or each broke a lock; and whether the counts break a service capacity. The packing is a
+    randomised search: each failed try starts anew with the next seed; after counts that
+    break a service capacity but reach ``enough``, only ``BREAKING_RETRIES`` more tries (the
+    caller models the capacity and packs the cases it takes out back in; national-1k: 6 s of
+    tries, all breaking, before; national-2k: the third try keeps every capacity)."""
     lp_full, above = np.zeros(model.n_vars), np.zeros(model.n_vars)
     lp_full[columns], above[columns] = lp_values, hint
     # The cases of the plan above; where the LP chose other cases (this level's LP may trade
@@ -843,7 +850,8 @@ def _pack_ties(
     own_first = differ and all(c @ _most_urgent(model, totals_lp) >= v - 1e-9 for c, v in full_locks)
     attempt = 0
     breaking = None
-    while attempt == 0 or time.perf_counter() < deadline:
+    last_try: int | None = None
+    while (attempt == 0 or time.perf_counter() < deadline) and (last_try is None or attempt < last_try):
         own = differ and attempt % 2 == (0 if own_first else 1)
         packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]],
                                  totals_lp if own else totals_above, deadline, seed + attempt, fill=own)
@@ -860,8 +868,11 @@ def _pack_ties(
             # As counts it is still a plan of this model: if no other try does better, it is
             # the level's answer, and the caller models those municipalities and solves again.
             counts = complete_hint(model, values)[columns]
-            if breaking is None and all(c @ counts >= v - 1e-9 for c, v in locks):
+            if all(c @ counts >= v - 1e-9 for c, v in locks) and (
+                    breaking is None or objective @ counts > objective @ breaking):
                 breaking = counts
+                if objective @ counts >= enough and last_try is None:
+                    last_try = attempt + BREAKING_RETRIES
             continue
         plan = _values_of(model, found)[columns]
         if all(c @ plan >= v - 1e-9 for c, v in locks):
