@@ -3,6 +3,9 @@ locks, and the cases a service capacity took out packed back with every tie kept
 
 from __future__ import annotations
 
+import importlib
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,9 +13,10 @@ from conftest import cases_and_persons, family, muni, settings, single, tiny_tab
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
+from allocator.backend import MathOptBackend
 from allocator.extract import choose_cases
 from allocator.model import build_model
-from allocator.pack import ties_counted
+from allocator.pack import pack_with_ties, ties_counted
 from allocator.solve import _hint_from_plan, _most_urgent, _refill_ties, complete_hint
 from allocator.ties import prefer_tied_cases
 
@@ -90,3 +94,35 @@ def test_cases_taken_out_for_a_service_are_packed_back_with_the_ties_kept():
 
     # Nothing keeps a lock the cases cannot reach: no plan comes back.
     assert _refill_ties(model, kept, totals, weighted, [both + 1], 1, seed=0) is None
+
+
+def test_ties_packing_stops_soon_after_counts_at_the_bound_that_break_a_service(monkeypatch):
+    # A (4 persons, one kindergarten place) is not modelled: the family with three toddlers fits
+    # its class slot there by persons only, and B keeps room only for S, tied to B. Every
+    # packing honours S's tie (the bound) and breaks A's kindergarten: after the first, two
+    # more tries, not 30 s of them.
+    solve_module = importlib.import_module("allocator.solve")
+    cases, persons = cases_and_persons(family("H", [30, 2, 3, 4], days=300), single("S", 100, tie_municipality_id="B"))
+    problem = build_problem(tiny_tables([muni("A", 4, capacity_kindergarten=1), muni("B", 4, capacity_kindergarten=5)],
+                                        cases, persons), settings())
+    agg = aggregate(problem)
+    model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
+    program, columns = model.program(["urgency", "ties"])
+    terms = model.objective_terms()
+    above = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["H", "S"],
+                                                                     "municipality_id": ["A", "B"]})))
+    locks = [(terms["urgency"][columns], float(terms["urgency"] @ above) - 1e-6)]
+    objective = terms["ties"][columns]
+    lp = MathOptBackend().solve(program, objective, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
+    assert lp.status == "optimal" and lp.objective == pytest.approx(1.0)
+    tries = []
+
+    def counted(*args, **kwargs):
+        tries.append(1)
+        return pack_with_ties(*args, **kwargs)
+
+    monkeypatch.setattr(solve_module, "pack_with_ties", counted)
+    tied, breaks = solve_module._pack_ties(model, columns, lp.values, above[columns], locks,
+                                           time.perf_counter() + 30, 0, objective, 1.0)
+    assert breaks and tied is not None and float(objective @ tied) == 1.0
+    assert len(tries) == 1 + solve_module.BREAKING_RETRIES
