@@ -40,8 +40,10 @@ PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: this long (the MIP after it is far slower; one try takes 2.5-5.5 s on national-30k, by load,
 #: and without a complete try the level keeps the plan above's cases: 1,229 ties, not 1,947).
 TIES_PACK_SHARE, TIES_PACK_SECONDS = 0.4, 6.0
-#: Tries the ties packing makes after one that reaches the bound but breaks a service capacity.
-BREAKING_RETRIES = 2
+#: Tries the ties packing makes after one that reaches the bound but breaks a service capacity,
+#: and at most in all (a packing that completes did so by the 5th try on national-2k and -5k;
+#: a 150-case round made 73 fruitless tries in 3.6 s, where the full model then took 0.6 s).
+BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
@@ -831,7 +833,8 @@ def _pack_ties(
     full vector over ``columns`` (or the best packing's counts by ``objective``, if no concrete
     plan of them keeps the service capacities), or None if no packing finished by ``deadline``
     or each broke a lock; and whether the counts break a service capacity. The packing is a
-    randomised search: each failed try starts anew with the next seed; after counts that
+    randomised search: each failed try starts anew with the next seed (``TIES_PACK_TRIES`` at
+    most); after counts that
     break a service capacity but reach ``enough``, only ``BREAKING_RETRIES`` more tries (the
     caller models the capacity and packs the cases it takes out back in; national-1k: 6 s of
     tries, all breaking, before; national-2k: the third try keeps every capacity)."""
@@ -851,7 +854,7 @@ def _pack_ties(
     attempt = 0
     breaking = None
     last_try: int | None = None
-    while (attempt == 0 or time.perf_counter() < deadline) and (last_try is None or attempt < last_try):
+    while (attempt == 0 or time.perf_counter() < deadline) and attempt < (last_try or TIES_PACK_TRIES):
         own = differ and attempt % 2 == (0 if own_first else 1)
         packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]],
                                  totals_lp if own else totals_above, deadline, seed + attempt, fill=own)
@@ -876,7 +879,9 @@ def _pack_ties(
             continue
         plan = _values_of(model, found)[columns]
         if all(c @ plan >= v - 1e-9 for c, v in locks):
+            log.info("  ties packing: a plan on try %d", attempt)
             return plan, False
+    log.info("  ties packing: %d tries, %s", attempt, "counts that break a service" if breaking is not None else "none complete")
     return breaking, breaking is not None
 
 
