@@ -8,12 +8,19 @@ box nor the full model improves it, while the LP wastes 253.
 
 This search moves cases only, so every lock above holds: the chosen cases stay chosen
 (urgency unchanged) and a tied case placed at its tie municipality never moves (ties never
-drop). Each step takes a few municipalities and re-assigns all their movable cases among them
+drop). Each step takes a few municipalities and re-assigns their movable cases among them
 by an exact small MIP over case profiles (requirement, unaccompanied minors, service use,
 exclusions): persons, minors and every service capacity (modelled in the main model or not),
 a housing flow over the municipalities' dwelling types, and the spread segments. A step never
 makes the plan worse, and every plan it returns keeps every hard rule for concrete cases.
-Municipalities that waste more bedrooms than the LP's are picked more often.
+
+Which municipalities go together decides what a step can find. Municipalities whose plan
+costs more than the LP's there start a neighbourhood more often; most neighbourhoods then add
+municipalities whose surplus and shortage of each housing requirement against the LP's counts
+offset the group's (cases it has too many of can go where they are short). Every municipality
+with room is a candidate, also one holding no case (spread is won there). Steps start with
+three municipalities (the step's MIP grows fast with more) and grow by one after a run of
+fruitless steps; a large municipality lends only a sample of its cases to one step.
 """
 
 from __future__ import annotations
