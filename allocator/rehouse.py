@@ -41,7 +41,7 @@ GROUP = 3
 #: ... and at most: after this many steps without a gain, one more.
 MAX_GROUP, STALL_STEPS = 6, 50
 #: The search stops after this many steps without a gain with the largest neighbourhoods.
-STOP_STEPS = 200
+STOP_STEPS = 100
 #: Seconds at most for one step's MIP.
 STEP_SECONDS = 0.5
 #: Movable cases at most per municipality in one step (the others are held in place).
