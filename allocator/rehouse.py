@@ -102,12 +102,16 @@ class Rehouser:
         # Waste of requirement r in type t: bedrooms left empty (none in a shared place).
         self.waste_of = np.where(shared[None, :], 0, types["bedrooms"].to_numpy()[None, :] - self.need[:, None])
         self.compatible = agg.compatible
+        # Without dwellings.csv housing is no rule: no flow, and no bedrooms to waste.
+        self.housing = agg.problem.housing_modelled
         self._cache: dict[tuple[int, bytes], float] = {}
         self.backend = MathOptBackend("highs")
 
     # -- evaluation -----------------------------------------------------------------------
     def waste(self, m: int) -> float:
         """Fewest bedrooms left empty housing municipality m's cases (min-cost flow, cached)."""
+        if not self.housing:
+            return 0.0
         counts = self.count[m]
         key = (m, counts.tobytes())
         hit = self._cache.get(key)
@@ -236,9 +240,10 @@ class Rehouser:
         lower = np.zeros(n_vars)
         upper = np.full(n_vars, np.inf)
         upper_n = np.repeat(n_cases[:, None], n_k, axis=1).astype(float)
-        has_type = np.zeros((self.n_req, n_k), dtype=bool)
-        has_type[flow_r, flow_k] = True
-        upper_n[~has_type[q_req]] = 0
+        if self.housing:
+            has_type = np.zeros((self.n_req, n_k), dtype=bool)
+            has_type[flow_r, flow_k] = True
+            upper_n[~has_type[q_req]] = 0
         for q in range(n_q):
             e = self.excl[first[q]]
             if e >= 0:
@@ -279,22 +284,23 @@ class Rehouser:
         # Spread: the segments hold the persons placed (pins sit in the first ones already).
         block(np.r_[z_k, kk], np.r_[n_n + n_f + np.arange(n_z), np.arange(n_n)], np.r_[np.ones(n_z), -q_size[qq]],
               n_k, f_persons, f_persons)
-        # Housing: each (municipality, requirement) demand flows to compatible types.
-        dem = pd.MultiIndex.from_arrays([flow_k, flow_r]).unique()
-        d_row = dem.get_indexer(pd.MultiIndex.from_arrays([flow_k, flow_r]))
-        q_row = dem.get_indexer(pd.MultiIndex.from_arrays([kk, q_req[qq]]))
-        ok = q_row >= 0
-        d_k, d_r = dem.get_level_values(0).to_numpy(), dem.get_level_values(1).to_numpy()
-        fixed_demand = f_count[d_k, d_r]
-        block(np.r_[d_row, q_row[ok]], np.r_[n_n + np.arange(n_f), np.arange(n_n)[ok]],
-              np.r_[np.ones(n_f), -np.ones(ok.sum())], len(dem), fixed_demand, fixed_demand)
+        if self.housing:
+            # Housing: each (municipality, requirement) demand flows to compatible types.
+            dem = pd.MultiIndex.from_arrays([flow_k, flow_r]).unique()
+            d_row = dem.get_indexer(pd.MultiIndex.from_arrays([flow_k, flow_r]))
+            q_row = dem.get_indexer(pd.MultiIndex.from_arrays([kk, q_req[qq]]))
+            ok = q_row >= 0
+            d_k, d_r = dem.get_level_values(0).to_numpy(), dem.get_level_values(1).to_numpy()
+            fixed_demand = f_count[d_k, d_r]
+            block(np.r_[d_row, q_row[ok]], np.r_[n_n + np.arange(n_f), np.arange(n_n)[ok]],
+                  np.r_[np.ones(n_f), -np.ones(ok.sum())], len(dem), fixed_demand, fixed_demand)
+            used_types, t_row = np.unique(flow_t, return_inverse=True)
+            block(t_row, n_n + np.arange(n_f), 1.0, len(used_types), -np.inf, self.supply[used_types])
         if self.has_scores:
             q_rows = self.score_row[first]
             score = np.where(q_rows[:, None] >= 0, agg.score_rows[np.maximum(q_rows, 0)][:, group], 0.0)
             now = self._score(movable)
             block(np.zeros(n_n, dtype=int), np.arange(n_n), score[qq, kk], 1, now - 1e-9 * max(1.0, abs(now)), np.inf)
-        used_types, t_row = np.unique(flow_t, return_inverse=True)
-        block(t_row, n_n + np.arange(n_f), 1.0, len(used_types), -np.inf, self.supply[used_types])
         matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(count[0], n_vars))
         before = self.cost(group)

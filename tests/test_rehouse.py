@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cases_and_persons, muni, settings, single, tiny_tables
 
 from allocator import Settings, build_problem, solve, verify_plan, write_problem
 from allocator.aggregate import aggregate
@@ -123,3 +124,18 @@ def test_cases_move_to_municipalities_that_held_none():
     moved, waste, spread = rehouse(model, start, 1.0, 1.0, time.perf_counter() + 2.0, seed=0)
     assert waste + spread < cost_before
     assert np.isin(moved.to_numpy(), empty).any()
+
+
+def test_without_dwellings_the_search_spreads_the_cases():
+    # No dwellings.csv: housing is no rule and wastes nothing, so only spread counts. Four
+    # single adults at one municipality fill its resolution (penalty 1.5); two and two cost 0.5.
+    cases, persons = cases_and_persons(*[single(f"S{i}", 100) for i in range(4)])
+    problem = build_problem(tiny_tables([muni("A", 4), muni("B", 4)], cases, persons), settings())
+    model = build_model(aggregate(problem))
+    start = pd.Series(0, index=[f"S{i}" for i in range(4)], dtype=int)
+    assert sum(Rehouser(model, start, 1.0, 1.0).totals()) == 1.5
+
+    moved, waste, spread = rehouse(model, start, 1.0, 1.0, time.perf_counter() + 5.0, seed=0)
+
+    assert waste == 0.0 and spread == 0.5
+    assert sorted(np.bincount(moved.to_numpy(), minlength=2)) == [2, 2]
