@@ -32,3 +32,16 @@ def test_all_levels_keep_every_rule_and_every_lock(seed, solve_verified):
         assert level.objective >= level.locked - 1e-6 * max(1.0, abs(level.locked)), level.terms
         assert level.bound is None or level.bound >= level.objective - 1e-6 * max(1.0, abs(level.objective))
     assert all(level.objective is None for level in result.levels[len(ran):])
+
+
+def test_a_round_without_dwellings_is_solved_at_every_level(solve_verified):
+    # Without dwellings.csv housing is no rule: the housing-fit level is spread alone (its
+    # search once crashed on the infinite waste of municipalities without dwelling types).
+    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=1))
+    del tables["dwellings.csv"]
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
+    result = solve_verified(tables, settings)
+    assert [level.status != "out_of_time" for level in result.levels] == [True, True, True]
+    spread = result.levels[2]
+    assert spread.objective is not None and spread.objective >= spread.locked - 1e-6 * max(1.0, abs(spread.locked))
+    assert not result.plan["dwelling_id"].astype(bool).any()
