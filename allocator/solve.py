@@ -173,8 +173,7 @@ def solve(
         objective_value, bound, status = outcome.objective, outcome.bound, outcome.status
         candidate = None
         if outcome.values is not None:
-            candidate = np.zeros(model.n_vars)
-            candidate[columns] = outcome.values
+            candidate = _expand(outcome.values, columns, model.n_vars)
         if incumbent is not None:
             # A re-solve after a refinement: keep the better of its plan and the repaired plan of
             # the solve before; both bounds hold for the problem, so the lower one stands.
@@ -380,8 +379,7 @@ def _mend_around(
              out.status, out.objective, out.seconds)
     if out.values is None:
         return None
-    counts = np.zeros(model.n_vars)
-    counts[columns] = out.values
+    counts = _expand(out.values, columns, model.n_vars)
     found, still = choose_cases(model, counts)
     if len(still):
         return None
@@ -472,8 +470,7 @@ def services_the_lp_fills(
     probed = np.zeros(agg.n_municipalities, dtype=bool)
     if lp.values is None:
         return probed
-    values = np.zeros(model.n_vars)
-    values[columns] = lp.values
+    values = _expand(lp.values, columns, model.n_vars)
     chosen = chosen_cases(model, values)
     if chosen.empty:
         return probed
@@ -653,8 +650,7 @@ def solve_level(
                            "rounded LP plan within the gap of the LP bound")
         if hint is None or float(objective @ hint) < value:
             hint = filled
-        lp_full = np.zeros(model.n_vars)
-        lp_full[columns] = lp.values
+        lp_full = _expand(lp.values, columns, model.n_vars)
         totals = lp_pool_totals(model, lp_full)
         if totals.any():
             # Placing the cases the LP chose reaches the LP bound (less what it chose in part).
@@ -808,8 +804,7 @@ def _rehouse(
     (:func:`.rehouse.rehouse`): the concrete plan and its full vector over ``columns``, or None
     if it is no better or (never expected: cases only move) breaks a lock."""
     weight = settings.objective.weight
-    full = np.zeros(model.n_vars)
-    full[columns] = lp_values
+    full = _expand(lp_values, columns, model.n_vars)
     n_muni = model.agg.n_municipalities
     terms = model.objective_terms()
     x, y, z = model.blocks["x"], model.blocks["y"], model.blocks["z"]
@@ -856,8 +851,7 @@ def _pack_ties(
     break a service capacity but reach ``enough``, only ``BREAKING_RETRIES`` more tries (the
     caller models the capacity and packs the cases it takes out back in; national-1k: 6 s of
     tries, all breaking, before; national-2k: the third try keeps every capacity)."""
-    lp_full, above = np.zeros(model.n_vars), np.zeros(model.n_vars)
-    lp_full[columns], above[columns] = lp_values, hint
+    lp_full, above = _expand(lp_values, columns, model.n_vars), _expand(hint, columns, model.n_vars)
     # The cases of the plan above; where the LP chose other cases (this level's LP may trade
     # cases within the lock), every second try packs the LP's own cases (rounded down, the room
     # left filled) instead.
@@ -911,14 +905,21 @@ def _most_urgent(model: PlacementModel, totals: np.ndarray) -> np.ndarray:
     pool = order["pool"].to_numpy()
     chosen = order[order.groupby("pool").cumcount().to_numpy() < np.rint(totals)[pool]]
     values = np.zeros(model.n_vars)
+    _add_chosen(model, values, chosen)
+    return values
+
+
+def _add_chosen(model: PlacementModel, values: np.ndarray, chosen: pd.DataFrame) -> None:
+    """Add chosen free cases (rows of ``free_cases``: pool, urgency, tie) to ``values``: tied
+    ones in the s block, the others counted at their pool's urgency level in the w block."""
+    free = model.agg.free_cases
     tied = chosen["tie"].to_numpy() >= 0
     s_pos = pd.Index(free.index[model.s_case]).get_indexer(chosen.index[tied])
-    values[model.blocks["s"].start + s_pos] = 1.0
+    values[model.blocks["s"].start + s_pos[s_pos >= 0]] = 1.0
     untied = chosen[~tied]
     w_pos = pd.MultiIndex.from_arrays([model.w_pool, model.w_urgency]).get_indexer(
-        pd.MultiIndex.from_arrays([untied["pool"].to_numpy(), untied["urgency"].round(9).to_numpy()]))
-    np.add.at(values, model.blocks["w"].start + w_pos, 1.0)
-    return values
+        pd.MultiIndex.from_arrays([untied["pool"].to_numpy(), untied["urgency"].to_numpy().round(9)]))
+    np.add.at(values, model.blocks["w"].start + w_pos[w_pos >= 0], 1.0)
 
 
 def _expand(values: np.ndarray, columns: np.ndarray, n: int) -> np.ndarray:
@@ -998,12 +999,8 @@ def _hint_from_plan(model: PlacementModel, plan: pd.DataFrame) -> np.ndarray | N
         np.add.at(hint, model.blocks[block].start + pos[ok], counts.to_numpy()[ok])
 
     add("y", pd.MultiIndex.from_arrays([unit, muni]), pd.MultiIndex.from_arrays([model.y_unit, model.y_muni]))
+    _add_chosen(model, hint, placed)
     tied = placed["tie"].to_numpy() >= 0
-    untied = ~tied
-    add("w", pd.MultiIndex.from_arrays([pool[untied], placed["urgency"].to_numpy()[untied].round(9)]),
-        pd.MultiIndex.from_arrays([model.w_pool, model.w_urgency]))
-    s_pos = pd.Index(free.index[model.s_case]).get_indexer(placed.index[tied])
-    hint[model.blocks["s"].start + s_pos[s_pos >= 0]] = 1
     at_tie = tied & (placed["tie"].to_numpy() == muni)
     add("a", pd.MultiIndex.from_arrays([unit[at_tie], muni[at_tie]]),
         pd.MultiIndex.from_arrays([model.a_unit, model.a_muni]))
