@@ -26,6 +26,8 @@ fruitless steps; a large municipality lends only a sample of its cases to one st
 from __future__ import annotations
 
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,18 @@ MAX_MOVABLE = 25
 GUIDED_SHARE = 0.7
 #: Weight of a municipality that does not match the group, against the best match.
 MATCH_FLOOR = 0.02
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step's MIP: the group's movable cases, their profile (row of ``n[q, k]``), and the
+    program whose first columns are ``n[q, k]`` (profile q to the group's k-th municipality)."""
+
+    group: np.ndarray
+    movable: np.ndarray
+    inverse: np.ndarray
+    program: LinearProgram
+    cost: np.ndarray  # minimised
 
 
 class Rehouser:
@@ -190,6 +204,19 @@ class Rehouser:
         """Re-assign the movable cases of ``group`` among its municipalities optimally; returns
         the gain (0 if none or the MIP found nothing better). Cases marked in ``hold`` stay
         where they are this step."""
+        step = self.prepare(group, hold)
+        if step is None:
+            return 0.0
+        return self.apply(step, self.solve_step(step, time_limit))
+
+    def solve_step(self, step: Step, time_limit: float) -> np.ndarray | None:
+        """The step's MIP solved (reads no search state, so steps on disjoint groups may be
+        solved in parallel threads: HiGHS releases the GIL)."""
+        out = self.backend.solve(step.program, -step.cost, time_limit=time_limit, relative_gap=1e-6)
+        return out.values
+
+    def prepare(self, group: np.ndarray, hold: np.ndarray | None = None) -> Step | None:
+        """The MIP of one step on ``group`` (None if fewer than two cases may move)."""
         agg = self.agg
         group = np.unique(np.asarray(group, dtype=int))
         k_of = {int(m): k for k, m in enumerate(group)}
@@ -198,7 +225,7 @@ class Rehouser:
         held = self.frozen if hold is None else self.frozen | hold
         movable = np.flatnonzero(inside & ~held)
         if len(movable) < 2:
-            return 0.0
+            return None
         profiles, inverse = np.unique(self.profile[movable], return_inverse=True)
         n_q = len(profiles)
         first = np.zeros(n_q, dtype=int)
@@ -303,14 +330,20 @@ class Rehouser:
             block(np.zeros(n_n, dtype=int), np.arange(n_n), score[qq, kk], 1, now - 1e-9 * max(1.0, abs(now)), np.inf)
         matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(count[0], n_vars))
+        program = LinearProgram(lower, upper, integer.astype(bool), matrix, np.concatenate(lo), np.concatenate(hi))
+        return Step(group, movable, inverse, program, cost)
+
+    def apply(self, step: Step, values: np.ndarray | None) -> float:
+        """Move the step's cases as its MIP solution ``values`` says, if that keeps every rule
+        and lowers the cost; returns the gain (0 and nothing moved otherwise)."""
+        if values is None:
+            return 0.0
+        group, movable, inverse = step.group, step.movable, step.inverse
+        k_of = {int(m): k for k, m in enumerate(group)}
+        n_q, n_k = int(inverse.max()) + 1, len(group)
         before = self.cost(group)
         score_before = self._score(movable) if self.has_scores else 0.0
-        program = LinearProgram(lower, upper, integer.astype(bool), matrix, np.concatenate(lo), np.concatenate(hi))
-        out = self.backend.solve(program, -cost, time_limit=time_limit, relative_gap=1e-6)
-        if out.values is None:
-            return 0.0
-        out_x = out.values
-        n = np.rint(out_x[:n_n]).astype(int).reshape(n_q, n_k)
+        n = np.rint(values[:n_q * n_k]).astype(int).reshape(n_q, n_k)
         old = self.at.copy()
         for q in range(n_q):
             cases = movable[inverse == q]
@@ -343,6 +376,7 @@ def rehouse(
     seed: int = 0,
     enough_gain: float | None = None,
     target: np.ndarray | None = None,
+    threads: int = 1,
 ) -> tuple[pd.Series, float, float]:
     """Improve a concrete plan (free case_id -> municipality number) for ``weight_fit`` times the
     housing fit plus ``weight_spread`` times the spread, moving cases only.
@@ -369,6 +403,8 @@ def rehouse(
         LP's counts). Most neighbourhoods then join a municipality to those whose surplus or
         shortage against it matches its own: cases of the requirements one has too many of can
         go where they are short.
+    threads
+        Steps solved at once, on disjoint groups of municipalities.
 
     Returns
     -------
@@ -393,31 +429,58 @@ def rehouse(
     # Each municipality's cost, kept current: a step changes only its group's.
     costs = np.array([search.cost([m]) for m in active])
     where = {int(m): i for i, m in enumerate(active)}
-    while time.perf_counter() < deadline and (enough_gain is None or gained < enough_gain):
-        if fruitless >= STALL_STEPS and size < min(MAX_GROUP, len(active)):
-            # Small neighbourhoods found nothing for a while: larger ones (slower steps) can
-            # make the exchanges of three or more municipalities that small ones cannot.
-            size += 1
-            fruitless = 0
-        elif fruitless >= STOP_STEPS:
-            # Stuck even with the largest neighbourhoods: the time left is the full model's
-            # (on the 200-case demo round it proves the optimum in 4 s from here).
-            break
-        excess = costs - baseline[active]
-        weight = np.clip(excess, 0, None) + 0.5
-        if target is not None and rng.random() < GUIDED_SHARE:
-            group = _matched_group(search, active, weight, target, size, rng)
-        else:
-            group = rng.choice(active, size=size, replace=False, p=weight / weight.sum())
-        hold = _hold_most(search, group, target, rng)
-        gain = search.improve(group, min(STEP_SECONDS, max(deadline - time.perf_counter(), 0.01)), hold)
-        gained += gain
-        if gain > 0:
-            for m in group:
-                costs[where[int(m)]] = search.cost([m])
-        fruitless = 0 if gain > 0 else fruitless + 1
+    # Steps on disjoint groups touch disjoint state, so ``threads`` of them are in flight at once:
+    # when one's MIP is solved it is applied and the next is drawn, away from the groups still
+    # being solved (step times vary tenfold; waiting for a whole batch wasted the second core).
+    busy = np.zeros(len(active), dtype=bool)
+    in_flight: dict[Future, Step] = {}
+    with ThreadPoolExecutor(max(threads, 1)) as pool:
+        while True:
+            while len(in_flight) < threads and time.perf_counter() < deadline \
+                    and (enough_gain is None or gained < enough_gain) and fruitless < STOP_STEPS:
+                if fruitless >= STALL_STEPS and size < min(MAX_GROUP, len(active)):
+                    # Small neighbourhoods found nothing for a while: larger ones (slower steps)
+                    # can make the exchanges of three or more municipalities that small ones cannot.
+                    size += 1
+                    fruitless = 0
+                if (~busy).sum() < size:
+                    break
+                weight = np.clip(costs - baseline[active], 0, None) + 0.5
+                group = _draw_group(search, active, weight, busy, target, size, rng)
+                step = search.prepare(group, _hold_most(search, group, target, rng))
+                if step is None:
+                    fruitless += 1
+                    continue
+                busy[np.searchsorted(active, step.group)] = True
+                limit = min(STEP_SECONDS, max(deadline - time.perf_counter(), 0.01))
+                in_flight[pool.submit(search.solve_step, step, limit)] = step
+            if not in_flight:
+                # Out of time, gained enough, or stuck even with the largest neighbourhoods (the
+                # time left is the full model's: on the 200-case demo round it proves the
+                # optimum in 4 s from here).
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                step = in_flight.pop(future)
+                busy[np.searchsorted(active, step.group)] = False
+                gain = search.apply(step, future.result())
+                gained += gain
+                if gain > 0:
+                    for m in step.group:
+                        costs[where[int(m)]] = search.cost([m])
+                fruitless = 0 if gain > 0 else fruitless + 1
     waste, spread = search.totals()
     return search.assignment(), waste, spread
+
+
+def _draw_group(search: Rehouser, active: np.ndarray, weight: np.ndarray, taken: np.ndarray,
+                target: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A neighbourhood of ``size`` of the ``active`` municipalities, none ``taken``: matched by
+    ``target`` (:func:`_matched_group`) mostly, else drawn by ``weight``."""
+    weight = np.where(taken, 0.0, weight)
+    if target is not None and rng.random() < GUIDED_SHARE:
+        return _matched_group(search, active, weight, target, size, rng)
+    return rng.choice(active, size=size, replace=False, p=weight / weight.sum())
 
 
 def _hold_most(search: Rehouser, group: np.ndarray, target: np.ndarray | None,
@@ -459,6 +522,7 @@ def _matched_group(search: Rehouser, active: np.ndarray, weight: np.ndarray, tar
         # A little weight everywhere keeps every municipality reachable.
         p = match + MATCH_FLOOR * max(match.max(), 1.0) * weight / weight.max()
         p[chosen] = 0
+        p[weight == 0] = 0  # taken by another step of the batch
         nxt = rng.choice(len(active), p=p / p.sum())
         chosen.append(nxt)
         net += diff[nxt]

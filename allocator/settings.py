@@ -91,7 +91,11 @@ class SolverSettings(_Frozen):
     time_limit: float = Field(60.0, gt=0, description="seconds of wall time for the whole solve")
     relative_gap: float = Field(1e-4, ge=0, le=1)
     seed: int = Field(0, ge=0)
-    threads: int = Field(2, ge=1, description="SCIP's threads; HiGHS keeps one pool per process, its own size")
+    threads: int = Field(
+        2, ge=1,
+        description="SCIP's threads, and steps of the housing search solved at once; HiGHS keeps one pool per "
+                    "process, its own size",
+    )
 
 
 def _default_services() -> dict[str, tuple[int, int]]:

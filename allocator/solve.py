@@ -821,7 +821,8 @@ def _rehouse(
     # Stop once within the gap of the bound: the cost must fall by this much.
     enough = bound - gap * max(abs(bound), 1e-9) - start
     moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
-                                   settings.solver.seed, enough_gain=enough, target=target)
+                                   settings.solver.seed, enough_gain=enough, target=target,
+                                   threads=settings.solver.threads)
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
     log.info("  cases moved for housing fit and spread: %.4f -> %.4f (%.0f bedrooms empty)", start, value, waste)

@@ -4,6 +4,7 @@ independent verifier)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -139,3 +140,38 @@ def test_without_dwellings_the_search_spreads_the_cases():
 
     assert waste == 0.0 and spread == 0.5
     assert sorted(np.bincount(moved.to_numpy(), minlength=2)) == [2, 2]
+
+
+def test_steps_in_flight_at_once_are_on_disjoint_groups(round_1k, monkeypatch):
+    # With two threads, two steps' MIPs are solved at once; each must be on municipalities no
+    # other step in flight holds (their moves are applied without re-reading the state).
+    _, _, problem, result = round_1k
+    agg = aggregate(problem)
+    model = build_model(agg)
+    start = _start(result, agg)
+    in_flight: list[set[int]] = []
+    overlaps, most = [], [0]
+    lock = threading.Lock()
+    solve_step = Rehouser.solve_step
+
+    def recording(self, step, time_limit):
+        mine = set(step.group.tolist())
+        with lock:
+            overlaps.extend(mine & other for other in in_flight if mine & other)
+            in_flight.append(mine)
+            most[0] = max(most[0], len(in_flight))
+        try:
+            time.sleep(0.002)  # hold the step in flight long enough for the other to start
+            return solve_step(self, step, time_limit)
+        finally:
+            with lock:
+                in_flight.remove(mine)
+
+    monkeypatch.setattr(Rehouser, "solve_step", recording)
+    cost_before = sum(Rehouser(model, start, 1.0, 1.0).totals())
+    moved, waste, spread = rehouse(model, start, 1.0, 1.0, time.perf_counter() + 3.0, seed=0, threads=2)
+
+    assert most[0] == 2 and overlaps == []
+    assert set(moved.index) == set(start.index)
+    assert waste + spread < cost_before
+    assert Rehouser(model, moved, 1.0, 1.0)._keeps_rules(np.arange(agg.n_municipalities))
