@@ -45,3 +45,20 @@ def test_a_round_without_dwellings_is_solved_at_every_level(solve_verified):
     spread = result.levels[2]
     assert spread.objective is not None and spread.objective >= spread.locked - 1e-6 * max(1.0, abs(spread.locked))
     assert not result.plan["dwelling_id"].astype(bool).any()
+
+
+def test_the_first_level_is_polished_when_levels_follow(solve_verified):
+    # With a 1% gap, national-1k's rounded LP plan (0.4% below the bound) proves level 1 alone.
+    # The levels below are locked to level 1's plan, so with them to follow it goes on towards
+    # the bound (here: to it), and the lower levels keep that urgency.
+    tables = generate_tables(NAMED["national-1k"])
+    settings = Settings.model_validate(demo_settings()).with_overrides(
+        solver__time_limit=20.0, solver__relative_gap=0.01)
+    alone = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"]]))
+    followed = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"], ["ties"]]))
+
+    first, polished = alone.levels[0], followed.levels[0]
+    assert first.status == polished.status == "optimal"
+    assert first.objective < first.bound * (1 - 0.01 / 4)  # proven within 1%, not within 0.25%
+    assert polished.objective >= polished.bound * (1 - 0.01 / 4)
+    assert polished.objective > first.objective  # the final plan's urgency, ties level included
