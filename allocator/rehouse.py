@@ -68,12 +68,19 @@ class Step:
 
 class Rehouser:
     """The state of the search: where each free case of the plan is, and each municipality's
-    load (persons, minors, services, housing demand per requirement)."""
+    load (persons, minors, services, housing demand per requirement, scores and ties).
 
-    def __init__(self, model: PlacementModel, assignment: pd.Series, weight_fit: float, weight_spread: float):
+    The cost it lowers is ``weight_fit`` times the bedrooms left empty plus ``weight_spread``
+    times the spread penalty, less ``weight_scores`` times the supplied scores and
+    ``weight_ties`` times the ties honoured. Scores not priced here (weight 0) are locked by a
+    level above when supplied: no step lowers their sum."""
+
+    def __init__(self, model: PlacementModel, assignment: pd.Series, weight_fit: float, weight_spread: float,
+                 weight_scores: float = 0.0, weight_ties: float = 0.0):
         agg = model.agg
         self.agg = agg
         self.weights = (weight_fit, weight_spread)
+        self.weight_scores, self.weight_ties = weight_scores, weight_ties
         free = agg.free_cases
         pools = agg.pools
         self.ids = assignment.index.to_numpy()
@@ -84,15 +91,18 @@ class Rehouser:
         self.use = self.use.reshape(len(pool), len(agg.problem.services))
         self.excl = pools["exclusion_set"].to_numpy()[pool]
         self.excluded = [set(map(int, s)) for s in agg.exclusion_sets]
-        tie = free.loc[self.ids, "tie"].to_numpy()
+        self.tie = free.loc[self.ids, "tie"].to_numpy()
         self.at = assignment.to_numpy(dtype=int).copy()
         # A tied case at its tie stays there: the ties honoured never drop.
-        self.frozen = (tie >= 0) & (tie == self.at)
-        # Supplied scores move with the case: each step keeps the scores of the cases it moves
-        # from falling in sum, so a lock on a level with scores holds too.
+        self.frozen = (self.tie >= 0) & (self.tie == self.at)
+        # Supplied scores move with the case: where they are not priced, each step keeps the
+        # scores of the cases it moves from falling in sum, so a lock on a level with scores holds.
         self.score_row = pools["score_row"].to_numpy()[pool]
         self.has_scores = len(agg.score_rows) > 0 and (self.score_row >= 0).any()
-        key = pd.MultiIndex.from_arrays([self.req, self.minors, self.excl, self.score_row]
+        self.keep_scores = self.has_scores and weight_scores == 0
+        # Where ties are priced, a tied case away from its tie differs from its pool's others.
+        tie_key = np.where(self.frozen, -1, self.tie) if weight_ties else np.full(len(pool), -1)
+        key = pd.MultiIndex.from_arrays([self.req, self.minors, self.excl, self.score_row, tie_key]
                                         + [self.use[:, s] for s in range(self.use.shape[1])])
         self.profile = pd.factorize(key)[0]
 
@@ -108,6 +118,9 @@ class Rehouser:
         for (m, r), n in agg.pinned_demand.items():
             self.pinned[m, r] += n
         self.persons = np.bincount(self.at, weights=self.size[self.req], minlength=n_muni)
+        self.scores_at = np.bincount(self.at, weights=self._scores_of(np.arange(len(self.at)), self.at),
+                                     minlength=n_muni)
+        self.ties_at = np.bincount(self.at, weights=self.tie == self.at, minlength=n_muni)
         types = agg.dwelling_types
         owner = types["municipality"].to_numpy()
         self.types_of = [np.flatnonzero((owner == m) & (types["supply"].to_numpy() > 0)) for m in range(n_muni)]
@@ -160,9 +173,10 @@ class Rehouser:
         return float(spread_cost(self.resolution[m], self.pinned_persons[m] + self.persons[m]))
 
     def cost(self, munis) -> float:
-        """Weighted waste plus spread penalty of some municipalities (minimised)."""
+        """The weighted cost of some municipalities (minimised; see the class)."""
         wf, ws = self.weights
-        return sum(wf * self.waste(int(m)) + ws * self.spread(int(m)) for m in munis)
+        return sum(wf * self.waste(int(m)) + ws * self.spread(int(m)) - self.weight_scores * self.scores_at[m]
+                   - self.weight_ties * self.ties_at[m] for m in munis)
 
     def totals(self) -> tuple[float, float]:
         """Bedrooms left empty and spread penalty of the whole plan (free cases and pins)."""
@@ -178,12 +192,21 @@ class Rehouser:
         self.count[m, r] += 1
         self.persons[a] -= self.size[r]
         self.persons[m] += self.size[r]
+        self.scores_at[a] -= self._scores_of(i, a)
+        self.scores_at[m] += self._scores_of(i, m)
+        self.ties_at[a] -= self.tie[i] == a
+        self.ties_at[m] += self.tie[i] == m
         self.at[i] = m
 
-    def _score(self, cases: np.ndarray) -> float:
+    def _scores_of(self, cases, munis):
+        """Supplied score of ``cases`` at ``munis`` (0 without one)."""
+        if not self.has_scores:
+            return np.zeros(np.shape(cases)) if np.ndim(cases) else 0.0
         rows = self.score_row[cases]
-        has = rows >= 0
-        return float(self.agg.score_rows[rows[has], self.at[cases][has]].sum())
+        return np.where(rows >= 0, self.agg.score_rows[np.maximum(rows, 0), munis], 0.0)
+
+    def _score(self, cases: np.ndarray) -> float:
+        return float(self._scores_of(cases, self.at[cases]).sum())
 
     def _keeps_rules(self, group: np.ndarray) -> bool:
         agg = self.agg
@@ -324,10 +347,14 @@ class Rehouser:
             used_types, t_row = np.unique(flow_t, return_inverse=True)
             block(t_row, n_n + np.arange(n_f), 1.0, len(used_types), -np.inf, self.supply[used_types])
         if self.has_scores:
-            q_rows = self.score_row[first]
-            score = np.where(q_rows[:, None] >= 0, agg.score_rows[np.maximum(q_rows, 0)][:, group], 0.0)
-            now = self._score(movable)
-            block(np.zeros(n_n, dtype=int), np.arange(n_n), score[qq, kk], 1, now - 1e-9 * max(1.0, abs(now)), np.inf)
+            score = self._scores_of(first[:, None], group[None, :])  # profile q at the group's k-th
+            if self.keep_scores:
+                now = self._score(movable)
+                block(np.zeros(n_n, dtype=int), np.arange(n_n), score[qq, kk], 1, now - 1e-9 * max(1.0, abs(now)),
+                      np.inf)
+            cost[:n_n] -= self.weight_scores * score.reshape(-1)
+        if self.weight_ties:
+            cost[:n_n] -= self.weight_ties * (self.tie[first][:, None] == group[None, :]).reshape(-1)
         matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(count[0], n_vars))
         program = LinearProgram(lower, upper, integer.astype(bool), matrix, np.concatenate(lo), np.concatenate(hi))
@@ -342,7 +369,7 @@ class Rehouser:
         k_of = {int(m): k for k, m in enumerate(group)}
         n_q, n_k = int(inverse.max()) + 1, len(group)
         before = self.cost(group)
-        score_before = self._score(movable) if self.has_scores else 0.0
+        score_before = self._score(movable) if self.keep_scores else 0.0
         n = np.rint(values[:n_q * n_k]).astype(int).reshape(n_q, n_k)
         old = self.at.copy()
         for q in range(n_q):
@@ -358,7 +385,7 @@ class Rehouser:
             for i, k in zip(leaving, np.repeat(np.arange(n_k), np.maximum(want, 0))):
                 self._move(i, int(group[k]))
         after = self.cost(group)
-        scores_kept = not self.has_scores or self._score(movable) >= score_before - 1e-9 * max(1.0, abs(score_before))
+        scores_kept = not self.keep_scores or self._score(movable) >= score_before - 1e-9 * max(1.0, abs(score_before))
         if after > before - 1e-9 or not scores_kept or not self._keeps_rules(group):
             for i in np.flatnonzero(self.at != old):
                 self._move(i, int(old[i]))
@@ -377,9 +404,12 @@ def rehouse(
     enough_gain: float | None = None,
     target: np.ndarray | None = None,
     threads: int = 1,
+    weight_scores: float = 0.0,
+    weight_ties: float = 0.0,
 ) -> tuple[pd.Series, float, float]:
     """Improve a concrete plan (free case_id -> municipality number) for ``weight_fit`` times the
-    housing fit plus ``weight_spread`` times the spread, moving cases only.
+    housing fit plus ``weight_spread`` times the spread (less ``weight_scores`` times the
+    supplied scores and ``weight_ties`` times the ties honoured), moving cases only.
 
     Parameters
     ----------
@@ -405,13 +435,16 @@ def rehouse(
         go where they are short.
     threads
         Steps solved at once, on disjoint groups of municipalities.
+    weight_scores, weight_ties
+        Weights of the supplied scores and of the ties honoured (both maximised). Scores with
+        weight 0 never fall in sum; a tied case at its tie never moves.
 
     Returns
     -------
     tuple[pd.Series, float, float]
         The plan, its bedrooms left empty and its spread penalty.
     """
-    search = Rehouser(model, assignment, weight_fit, weight_spread)
+    search = Rehouser(model, assignment, weight_fit, weight_spread, weight_scores, weight_ties)
     rng = np.random.default_rng(seed)
     # Every municipality that could take a case, not only those holding some: on a round with
     # fewer cases than places, spread is won by moving cases to empty municipalities.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -46,15 +46,18 @@ BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
-#: Terms a level may hold for the search that moves the cases of the plan above (housing fit
-#: and spread only: moving cases changes nothing else), and the share of the level's time it gets.
-REHOUSE_TERMS, REHOUSE_SHARE = {"housing_fit", "spread"}, 0.6
+#: Terms a level may hold for the search that moves the cases of the plan above (moving cases
+#: changes nothing else; ties alone are left to the ties moves and the full model, whose bound
+#: they need), and the share of the level's time it gets.
+REHOUSE_TERMS, REHOUSE_SHARE = {"housing_fit", "spread", "scores", "ties"}, 0.6
 #: Below the first level, a plan broken at a service capacity is mended by a search over the
 #: broken municipalities and at most this many others, for this share of the time left (and
 #: at most these seconds).
 MEND_MUNICIPALITIES, MEND_SHARE, MEND_SECONDS = 40, 0.1, 2.0
 #: After that search, the full model gets at most this many times the LP's time (its root).
 FULL_MODEL_ROOT_LP_TIMES = 12
+#: Share of a scores level's time for the rounding box before the search that moves cases.
+SCORES_BOX_SHARE = 0.25
 #: With levels to follow, the first level's plan is polished to within this share of the gap.
 POLISH_GAP = 0.25
 
@@ -159,6 +162,7 @@ def solve(
             budget=max(remaining * share, 0.05), settings=settings,
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
             stop=stop, on_log=report if on_progress is not None else None,
+            terms=names,
             fill=names == ["urgency"] and k == 0,
             # The levels below are locked to this plan's urgency: with them to follow, the first
             # level goes on from a plan within the gap towards the bound (national-30k: 122,535.5
@@ -169,8 +173,12 @@ def solve(
             # Not on a re-solve after a refinement: its start is the moved plan already, and the
             # MIPs make better use of what time is left (national-1k: -849.7 with the search
             # again, the optimum -774.9 without).
+            # A ties level's first solve stops before the search when its packing breaks a
+            # service capacity, so its re-solve does search.
             plan=_assignment_of(agg, plan_hint)
-            if k > 0 and plan_hint is not None and incumbent is None and set(names) <= REHOUSE_TERMS else None,
+            if k > 0 and plan_hint is not None and _moves_cases(names, problem.has_scores)
+            and (incumbent is None or "ties" in names)
+            else None,
         )
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
@@ -603,6 +611,7 @@ def solve_level(
     ties: bool = False,
     plan: pd.Series | None = None,
     polish: bool = False,
+    terms: Sequence[str] = (),
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -621,9 +630,10 @@ def solve_level(
     within a quarter of the gap, or failing that the best within the gap, is.
 
     ``plan`` (the concrete plan of the level above, case_id -> municipality number) is given on
-    a level of housing fit and spread only: before the MIPs, a search moves its cases between
-    municipalities (:mod:`.rehouse`), which keeps every lock; if it wins, the returned
-    ``Outcome.plan`` is that concrete plan.
+    a level whose ``terms`` (housing fit, spread, scores, ties) only depend on where the chosen
+    cases go: before the MIPs, a search moves its cases between municipalities
+    (:mod:`.rehouse`), which keeps every lock; if it wins, the returned ``Outcome.plan`` is that
+    concrete plan.
     """
     started = time.perf_counter()
     gap = settings.solver.relative_gap
@@ -724,10 +734,37 @@ def solve_level(
         if _proven(value, bound, gap):
             return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
                            "ties moved into place: a plan at the LP bound")
+    def rounding_box(share: float) -> Outcome:
+        lower, upper = program.lower.copy(), program.upper.copy()
+        keep = np.rint(hint[y_in]) if hint is not None else None
+        lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
+        local = backend.solve(program, objective, time_limit=left() * share, relative_gap=gap / 4, hint=hint,
+                              lower=lower, upper=upper, absolute_gap=gap * abs(bound), on_log=on_log, **common)
+        log.info("  rounding box: %s %s in %.2fs (%d free pairs)", local.status, local.objective, local.seconds,
+                 int((upper[y_in] > lower[y_in]).sum()))
+        return local
+
     rehoused = None
-    if plan is not None and hint is not None and not (stop is not None and stop.stopped):
+    box = None
+    searching = plan is not None and hint is not None and not (stop is not None and stop.stopped)
+    if searching and "scores" in terms:
+        # Scores priced: the rounding box first, for a share of the time (on small rounds it is
+        # within a tenth of a percent in a second, which the search is not; on national-2k-scores
+        # it took 14 s for a gain of 0.5 where the search gains 22), then the search moves the
+        # cases of the better plan.
+        box = rounding_box(SCORES_BOX_SHARE)
+        if box.values is not None and _proven(box.objective, bound, gap):
+            return Outcome("optimal", box.values, box.objective, bound, time.perf_counter() - started, box.nodes,
+                           "rounding box within the gap of the LP bound")
+        if box.values is not None and box.objective > float(objective @ hint):
+            hint = box.values
+            plan = _concrete(model, columns, hint)
+    if ties and plan is not None and hint is not None:
+        # The search moves the cases of the plan the ties moves reached.
+        plan = _concrete(model, columns, hint)
+    if searching and plan is not None:
         rehoused = _rehouse(model, columns, objective, lp.values, plan, hint, locks, bound, gap, settings,
-                            time.perf_counter() + _rehouse_seconds(left(), lp.seconds))
+                            time.perf_counter() + _rehouse_seconds(left(), lp.seconds), list(terms))
         if rehoused is not None:
             hint = rehoused[1]
             value = float(objective @ hint)
@@ -735,28 +772,25 @@ def solve_level(
                 return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
                                "cases moved between municipalities: a plan within the gap of the LP bound",
                                plan=rehoused[0])
-    if ties and hint is not None and _integral_objective(program, objective):
+    box_nodes = box.nodes if box is not None else 0
+    if rehoused is not None:
+        # The moved plan starts the full model; the rounding box around the LP did not improve
+        # on it on the benchmark rounds (national-2k: 20 s for nothing), the full model did.
+        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "cases moved", plan=rehoused[0])
+    elif box is not None:
+        best = box if box.values is not None and box.objective >= float(objective @ hint) else \
+            Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed")
+    elif ties and hint is not None and _integral_objective(program, objective):
         # Ties alone: the rounding box never improved on the packing and moves above
         # (national-5k, -10k, -30k: 10-16 s for nothing); the full model gets the time and may
         # tighten the bound (national-10k: 635 -> 609, 607 ties reached).
-        best, box_nodes = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed"), 0
-    elif rehoused is None:
-        lower, upper = program.lower.copy(), program.upper.copy()
-        keep = np.rint(hint[y_in]) if hint is not None else None
-        lower[y_in], upper[y_in] = model.rounding_box(lp.values[y_in], keep)
-        local = backend.solve(program, objective, time_limit=left() * 0.6, relative_gap=gap / 4, hint=hint,
-                              lower=lower, upper=upper, absolute_gap=gap * abs(bound), on_log=on_log, **common)
+        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed")
+    else:
+        local = rounding_box(0.6)
         best, box_nodes = (local if local.values is not None else None), local.nodes
-        log.info("  rounding box: %s %s in %.2fs (%d free pairs)", local.status, local.objective, local.seconds,
-                 int((upper[y_in] > lower[y_in]).sum()))
         if best is not None and _proven(best.objective, bound, gap):
             return Outcome("optimal", best.values, best.objective, bound, time.perf_counter() - started,
                            local.nodes, "rounding box within the gap of the LP bound")
-    else:
-        # The moved plan starts the full model; the rounding box around the LP did not improve
-        # on it on the benchmark rounds (national-2k: 20 s for nothing), the full model did.
-        best, box_nodes = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "cases moved",
-                                  plan=rehoused[0]), 0
     if stop is not None and stop.stopped and best is not None:
         return replace(best, seconds=time.perf_counter() - started, detail="stopped")
     if best is not None and left() < FULL_MODEL_LP_TIMES * lp.seconds:
@@ -815,36 +849,61 @@ def _rehouse(
     gap: float,
     settings: Settings,
     deadline: float,
+    terms: list[str],
 ) -> tuple[pd.Series, np.ndarray] | None:
-    """The plan of the level above with its cases moved for housing fit and spread
-    (:func:`.rehouse.rehouse`): the concrete plan and its full vector over ``columns``, or None
-    if it is no better or (never expected: cases only move) breaks a lock."""
-    weight = settings.objective.weight
+    """The concrete ``plan`` with its cases moved for this level's ``terms``
+    (:func:`.rehouse.rehouse`): the plan and its full vector over ``columns``, or None if it is
+    no better than ``hint`` or (never expected: cases only move) breaks a lock."""
+    def weight(term: str) -> float:
+        return settings.objective.weight(term) if term in terms else 0.0
+
     full = _expand(lp_values, columns, model.n_vars)
     n_muni = model.agg.n_municipalities
-    terms = model.objective_terms()
-    x, y, z = model.blocks["x"], model.blocks["y"], model.blocks["z"]
-    # The LP's weighted cost per municipality: where a plan costs more, moving helps.
-    guide = -weight("spread") * np.bincount(model.z_muni, weights=terms["spread"][z] * full[z], minlength=n_muni)
-    if len(model.x_type):
-        fit = terms["housing_fit"]
-        guide -= weight("housing_fit") * (np.bincount(model.x_muni, weights=fit[x] * full[x], minlength=n_muni)
-                                          + np.bincount(model.y_muni, weights=fit[y] * full[y], minlength=n_muni))
+    # The LP's cost per municipality (its objective there, negated): where a plan costs more,
+    # moving helps.
+    at = _column_municipality(model)[columns]
+    gains = objective * lp_values
+    guide = -np.bincount(at[at >= 0], weights=gains[at >= 0], minlength=n_muni)
     # The LP's cases per municipality and housing requirement: the counts the search steers to.
+    y = model.blocks["y"]
     target = np.zeros((n_muni, len(model.agg.requirements)))
     np.add.at(target, (model.y_muni, model.units["requirement"].to_numpy()[model.y_unit]), full[y])
-    start = float(objective @ hint)
+    start = float(objective @ _values_of(model, plan)[columns])
     # Stop once within the gap of the bound: the cost must fall by this much.
     enough = bound - gap * max(abs(bound), 1e-9) - start
     moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
                                    settings.solver.seed, enough_gain=enough, target=target,
-                                   threads=settings.solver.threads)
+                                   threads=settings.solver.threads, weight_scores=weight("scores"),
+                                   weight_ties=weight("ties"))
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
-    log.info("  cases moved for housing fit and spread: %.4f -> %.4f (%.0f bedrooms empty)", start, value, waste)
+    log.info("  cases moved for %s: %.4f -> %.4f (%.0f bedrooms empty)", " and ".join(terms), start, value, waste)
+    start = max(start, float(objective @ hint))
     if value <= start + 1e-9 or not all(c @ values >= v - 1e-9 for c, v in locks):
         return None
     return moved, values
+
+
+def _concrete(model: PlacementModel, columns: np.ndarray, values: np.ndarray) -> pd.Series | None:
+    """The concrete plan (free case_id -> municipality number) of counts ``values`` over
+    ``columns``, or None where its class slots break a service capacity."""
+    found, broken = choose_cases(model, complete_hint(model, _expand(values, columns, model.n_vars)))
+    return None if len(broken) else found
+
+
+def _moves_cases(terms: list[str], has_scores: bool) -> bool:
+    """Is the search that moves the cases of a plan (:mod:`.rehouse`) one for a level of these
+    terms (scores count only where supplied)?"""
+    priced = {t for t in terms if t != "scores" or has_scores}
+    return set(terms) <= REHOUSE_TERMS and bool(priced - {"ties"})
+
+
+def _column_municipality(model: PlacementModel) -> np.ndarray:
+    """The municipality of each column of the model (-1 for those of no one municipality)."""
+    at = np.full(model.n_vars, -1, dtype=int)
+    for block, munis in (("y", model.y_muni), ("a", model.a_muni), ("x", model.x_muni), ("z", model.z_muni)):
+        at[model.blocks[block]] = munis
+    return at
 
 
 def _pack_ties(

@@ -175,3 +175,45 @@ def test_steps_in_flight_at_once_are_on_disjoint_groups(round_1k, monkeypatch):
     assert set(moved.index) == set(start.index)
     assert waste + spread < cost_before
     assert Rehouser(model, moved, 1.0, 1.0)._keeps_rules(np.arange(agg.n_municipalities))
+
+
+def _two_municipalities(tables):
+    problem = build_problem(tables, settings())
+    agg = aggregate(problem)
+    return agg, build_model(agg)
+
+
+def test_priced_scores_move_cases_where_they_score_more():
+    # Three single adults, each scoring 5 at one municipality and 1 elsewhere, start one place
+    # round from where they score most (sum 3). One step's exact MIP with scores priced
+    # puts each where it scores 5; with scores only locked, moving for spread never lowers it.
+    cases, persons = cases_and_persons(single("S1", 100), single("S2", 100), single("S3", 100))
+    best = {"S1": "A", "S2": "B", "S3": "C"}
+    scores = [{"case_id": c, "municipality_id": m, "score": "5" if best[c] == m else "1"}
+              for c in best for m in "ABC"]
+    agg, model = _two_municipalities(tiny_tables([muni(m, 1) for m in "ABC"], cases, persons, scores=scores))
+    start = pd.Series([1, 2, 0], index=["S1", "S2", "S3"], dtype=int)
+    search = Rehouser(model, start, 0.0, 0.0, weight_scores=1.0)
+    before = search.cost([0, 1, 2])
+
+    gain = search.improve(np.arange(3))
+
+    assert search.assignment().to_dict() == {"S1": 0, "S2": 1, "S3": 2}
+    assert before == -3.0 and gain == 12.0
+    locked = Rehouser(model, search.assignment(), 0.0, 1.0)
+    assert locked.improve(np.arange(3)) == 0.0 and locked._score(np.arange(3)) == 15.0
+
+
+def test_priced_ties_move_a_tied_case_to_its_tie():
+    # T1, T2, T3 are tied one municipality round from where they are; V is at its tie A. One
+    # step with ties priced moves each T to its tie; V, honoured already, never moves.
+    cases, persons = cases_and_persons(*(single(c, 100, tie_municipality_id=t)
+                                         for c, t in (("T1", "B"), ("T2", "C"), ("T3", "A"), ("V", "A"))))
+    agg, model = _two_municipalities(tiny_tables([muni("A", 2), muni("B", 1), muni("C", 1)], cases, persons))
+    start = pd.Series([0, 1, 2, 0], index=["T1", "T2", "T3", "V"], dtype=int)
+    search = Rehouser(model, start, 0.0, 0.0, weight_ties=1.0)
+
+    assert search.improve(np.arange(3)) == 3.0
+
+    assert search.assignment().to_dict() == {"T1": 1, "T2": 2, "T3": 0, "V": 0}
+    assert search.cost([0, 1, 2]) == -4.0
