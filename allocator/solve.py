@@ -652,6 +652,14 @@ def solve_level(
             # No LP in time: the most urgent cases, greedily, are still a plan.
             y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
             hint = complete_hint(model, round_and_fill(model, np.zeros(len(y_in))))[columns]
+        if plan is not None and hint is not None and not (stop is not None and stop.stopped):
+            # The search that moves cases needs no LP, and the full model would not get through
+            # its root either (national-30k-scores, level 2: 166k columns, no LP in 18 s).
+            rehoused = _rehouse(model, columns, objective, None, plan, hint, locks, None, gap, settings,
+                                time.perf_counter() + left(), list(terms))
+            if rehoused is not None:
+                return Outcome("feasible", rehoused[1], float(objective @ rehoused[1]), None,
+                               time.perf_counter() - started, 0, "cases moved; no LP in time", plan=rehoused[0])
         full = backend.solve(program, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
         if full.values is None and hint is not None:
             return Outcome("feasible", hint, float(objective @ hint), full.bound, time.perf_counter() - started,
@@ -841,11 +849,11 @@ def _rehouse(
     model: PlacementModel,
     columns: np.ndarray,
     objective: np.ndarray,
-    lp_values: np.ndarray,
+    lp_values: np.ndarray | None,
     plan: pd.Series,
     hint: np.ndarray,
     locks: list[tuple[np.ndarray, float]],
-    bound: float,
+    bound: float | None,
     gap: float,
     settings: Settings,
     deadline: float,
@@ -857,20 +865,23 @@ def _rehouse(
     def weight(term: str) -> float:
         return settings.objective.weight(term) if term in terms else 0.0
 
-    full = _expand(lp_values, columns, model.n_vars)
-    n_muni = model.agg.n_municipalities
-    # The LP's cost per municipality (its objective there, negated): where a plan costs more,
-    # moving helps.
-    at = _column_municipality(model)[columns]
-    gains = objective * lp_values
-    guide = -np.bincount(at[at >= 0], weights=gains[at >= 0], minlength=n_muni)
-    # The LP's cases per municipality and housing requirement: the counts the search steers to.
-    y = model.blocks["y"]
-    target = np.zeros((n_muni, len(model.agg.requirements)))
-    np.add.at(target, (model.y_muni, model.units["requirement"].to_numpy()[model.y_unit]), full[y])
+    guide = target = enough = None
     start = float(objective @ _values_of(model, plan)[columns])
-    # Stop once within the gap of the bound: the cost must fall by this much.
-    enough = bound - gap * max(abs(bound), 1e-9) - start
+    if lp_values is not None:
+        full = _expand(lp_values, columns, model.n_vars)
+        n_muni = model.agg.n_municipalities
+        # The LP's cost per municipality (its objective there, negated): where a plan costs more,
+        # moving helps.
+        at = _column_municipality(model)[columns]
+        gains = objective * lp_values
+        guide = -np.bincount(at[at >= 0], weights=gains[at >= 0], minlength=n_muni)
+        # The LP's cases per municipality and housing requirement: the counts the search steers to.
+        y = model.blocks["y"]
+        target = np.zeros((n_muni, len(model.agg.requirements)))
+        np.add.at(target, (model.y_muni, model.units["requirement"].to_numpy()[model.y_unit]), full[y])
+    if bound is not None:
+        # Stop once within the gap of the bound: the cost must fall by this much.
+        enough = bound - gap * max(abs(bound), 1e-9) - start
     moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
                                    settings.solver.seed, enough_gain=enough, target=target,
                                    threads=settings.solver.threads, weight_scores=weight("scores"),

@@ -8,8 +8,10 @@ import dataclasses
 
 import pytest
 
-from allocator import Settings
+import allocator.backend as backend_module
+from allocator import Settings, build_problem
 from allocator.demo import NAMED, demo_settings, generate_tables
+from allocator.scoring import level_values, plan_terms
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -62,3 +64,29 @@ def test_the_first_level_is_polished_when_levels_follow(solve_verified):
     assert first.objective < first.bound * (1 - 0.01 / 4)  # proven within 1%, not within 0.25%
     assert polished.objective >= polished.bound * (1 - 0.01 / 4)
     assert polished.objective > first.objective  # the final plan's urgency, ties level included
+
+
+def test_without_an_lp_in_time_the_scores_level_still_moves_cases(solve_verified, monkeypatch):
+    # national-30k-scores: the scores level's LP (166k columns) is not solved in its time, and
+    # neither is the full model's root. Here every solve below level 1 (all have locks; the
+    # search's small steps have none) "fails": the level's plan must still come from the
+    # search that moves cases, better than the plan above, with no bound.
+    real = backend_module.MathOptBackend.solve
+
+    def no_lp_below_level_1(self, model, objective, **kw):
+        if kw.get("locks"):
+            return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no LP (test)")
+        return real(self, model, objective, **kw)
+
+    spec = dataclasses.replace(NAMED["small"], cases=150, seed=1, with_scores=True)
+    tables = generate_tables(spec)
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=6.0)
+    above = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"]]))
+    monkeypatch.setattr(backend_module.MathOptBackend, "solve", no_lp_below_level_1)
+    result = solve_verified(tables, settings)
+
+    problem = build_problem(tables, settings)
+    start = level_values(settings, plan_terms(problem, above.plan))[1]  # ties and scores of the plan above
+    scores = result.levels[1]
+    assert scores.terms == ["ties", "scores"] and scores.bound is None
+    assert scores.objective > start + 1.0
