@@ -198,8 +198,8 @@ class Rehouser:
         self.ties_at[m] += self.tie[i] == m
         self.at[i] = m
 
-    def _scores_of(self, cases, munis):
-        """Supplied score of ``cases`` at ``munis`` (0 without one)."""
+    def _scores_of(self, cases: int | np.ndarray, munis: int | np.ndarray) -> float | np.ndarray:
+        """Supplied score of ``cases`` at ``munis`` (broadcast; 0 without one)."""
         if not self.has_scores:
             return np.zeros(np.shape(cases)) if np.ndim(cases) else 0.0
         rows = self.score_row[cases]

@@ -93,8 +93,8 @@ class SolverSettings(_Frozen):
     seed: int = Field(0, ge=0)
     threads: int = Field(
         2, ge=1,
-        description="SCIP's threads, and steps of the housing search solved at once; HiGHS keeps one pool per "
-                    "process, its own size",
+        description="SCIP's threads, and steps of the case-moving search solved at once; HiGHS keeps one "
+                    "pool per process, its own size",
     )
 
 

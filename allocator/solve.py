@@ -166,7 +166,7 @@ def solve(
             fill=names == ["urgency"] and k == 0,
             # The levels below are locked to this plan's urgency: with them to follow, the first
             # level goes on from a plan within the gap towards the bound (national-30k: 122,535.5
-            # -> 122,544.4 of 122,544.9; level 3's gap 3.8% -> 1.4%, as the LP below can no
+            # -> 122,544.4 of 122,544.9; level 3's gap 3.8% -> 1.3%, as the LP below can no
             # longer choose other cases with the urgency left over).
             polish=names == ["urgency"] and k == 0 and len(priorities) > 1,
             ties="ties" in names,
