@@ -800,13 +800,16 @@ def solve_level(
             return Outcome("optimal", best.values, best.objective, bound, time.perf_counter() - started,
                            local.nodes, "rounding box within the gap of the LP bound")
     if stop is not None and stop.stopped and best is not None:
-        return replace(best, seconds=time.perf_counter() - started, detail="stopped")
+        return replace(best, status=_status(best.objective, bound, gap), bound=bound,
+                       seconds=time.perf_counter() - started, detail="stopped")
     if best is not None and left() < FULL_MODEL_LP_TIMES * lp.seconds:
         # HiGHS checks its time limit only between rounds of root cuts, which take several LP
         # solves: with less time than that left, the full model would overrun the limit.
         log.info("  full model skipped: %.1fs left, under %d times the LP's %.1fs", left(), FULL_MODEL_LP_TIMES,
                  lp.seconds)
-        return replace(best, bound=bound, seconds=time.perf_counter() - started, detail="no time for the full model")
+        # The box's own status is "optimal" for the box: the level's is against its bound.
+        return replace(best, status=_status(best.objective, bound, gap), bound=bound,
+                       seconds=time.perf_counter() - started, detail="no time for the full model")
     full = backend.solve(program, objective, time_limit=left(), relative_gap=gap,
                          hint=best.values if best is not None else hint, absolute_gap=gap * abs(bound), on_log=on_log, **common)
     log.info("  full model: %s %s bound %s in %.2fs", full.status, full.objective, full.bound, full.seconds)
@@ -822,7 +825,7 @@ def solve_level(
                        "kept the plan of the level above")
     if best is None:
         return Outcome("no_solution", None, None, bound, seconds, full.nodes, full.detail)
-    status = "optimal" if _proven(best.objective, bound, gap) else "feasible"
+    status = _status(best.objective, bound, gap)
     # The moved plan rides along even when the MIP beat it: if the MIP's counts break a service
     # where classes are counted, it is the plan that keeps every rule (see ``solve``).
     return Outcome(status, best.values, best.objective, bound, seconds, box_nodes + full.nodes, full.detail,
@@ -893,6 +896,11 @@ def _rehouse(
     if value <= start + 1e-9 or not all(c @ values >= v - 1e-9 for c, v in locks):
         return None
     return moved, values
+
+
+def _status(value: float, bound: float | None, gap: float) -> str:
+    """A level's status: optimal when ``value`` is proven within ``gap`` of ``bound``."""
+    return "optimal" if bound is not None and _proven(value, bound, gap) else "feasible"
 
 
 def _concrete(model: PlacementModel, columns: np.ndarray, values: np.ndarray) -> pd.Series | None:

@@ -5,6 +5,7 @@ that level reached when it ended (its lock)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import pytest
 
@@ -12,6 +13,10 @@ import allocator.backend as backend_module
 from allocator import Settings, build_problem
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.scoring import level_values, plan_terms
+from conftest import cases_and_persons, family, muni, tiny_tables
+from conftest import settings as conftest_settings
+
+solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -33,6 +38,9 @@ def test_all_levels_keep_every_rule_and_every_lock(seed, solve_verified):
         assert level.objective is not None and level.locked is not None
         assert level.objective >= level.locked - 1e-6 * max(1.0, abs(level.locked)), level.terms
         assert level.bound is None or level.bound >= level.objective - 1e-6 * max(1.0, abs(level.objective))
+        if level.status == "optimal":  # proven: within the relative gap of the level's bound
+            assert level.bound - level.objective <= settings.solver.relative_gap * max(
+                abs(level.bound), abs(level.objective)) + 1e-9, level
     assert all(level.objective is None for level in result.levels[len(ran):])
 
 
@@ -90,3 +98,16 @@ def test_without_an_lp_in_time_the_scores_level_still_moves_cases(solve_verified
     scores = result.levels[1]
     assert scores.terms == ["ties", "scores"] and scores.bound is None
     assert scores.objective > start + 1.0
+
+
+def test_a_level_is_optimal_only_within_the_gap_of_its_bound(solve_verified, monkeypatch):
+    # Three places at A, two families of two: the LP takes one and half the other, a plan one
+    # (about 30% below the bound). With the full model skipped, the searches' own "optimal"
+    # (for their neighbourhood and box) must not make the level optimal in the result.
+    cases, persons = cases_and_persons(family("F1", [40, 10], 100), family("F2", [40, 30], 100))
+    monkeypatch.setattr(solve_module, "FULL_MODEL_LP_TIMES", 10**9)
+    result = solve_verified(tiny_tables([muni("A", 3)], cases, persons), conftest_settings(
+        objective__priorities=[["urgency"]]))
+    level = result.levels[0]
+    assert len(result.plan) == 1
+    assert level.bound > level.objective * 1.3 and level.status == "feasible"
