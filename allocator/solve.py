@@ -754,6 +754,7 @@ def solve_level(
 
     rehoused = None
     box = None
+    box_start = hint
     searching = plan is not None and hint is not None and not (stop is not None and stop.stopped)
     if searching and "scores" in terms:
         # Scores priced: the rounding box first, for a share of the time (on small rounds it is
@@ -766,9 +767,8 @@ def solve_level(
                            "rounding box within the gap of the LP bound")
         if box.values is not None and box.objective > float(objective @ hint):
             hint = box.values
-            plan = _concrete(model, columns, hint)
-    if ties and plan is not None and hint is not None:
-        # The search moves the cases of the plan the ties moves reached.
+    if searching and (ties or hint is not box_start):
+        # The search moves the cases of the best plan so far: the ties moves' or the box's.
         plan = _concrete(model, columns, hint)
     if searching and plan is not None:
         rehoused = _rehouse(model, columns, objective, lp.values, plan, hint, locks, bound, gap, settings,
@@ -869,7 +869,7 @@ def _rehouse(
         return settings.objective.weight(term) if term in terms else 0.0
 
     guide = target = enough = None
-    start = float(objective @ _values_of(model, plan)[columns])
+    start = float(objective @ hint)  # the plan's counts (a concrete plan may honour a tie fewer)
     if lp_values is not None:
         full = _expand(lp_values, columns, model.n_vars)
         n_muni = model.agg.n_municipalities
@@ -892,7 +892,6 @@ def _rehouse(
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
     log.info("  cases moved for %s: %.4f -> %.4f (%.0f bedrooms empty)", " and ".join(terms), start, value, waste)
-    start = max(start, float(objective @ hint))
     if value <= start + 1e-9 or not all(c @ values >= v - 1e-9 for c, v in locks):
         return None
     return moved, values
