@@ -1,0 +1,81 @@
+"""The probe's LP carried into the refined model: a vertex of the refined LP that reaches the
+probe's optimum, which bounds the level; a carry that falls short is refused."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from test_pack import keeps_every_row
+
+from allocator import Settings, build_problem, solve, verify_plan, write_problem
+from allocator.aggregate import aggregate
+from allocator.backend import MathOptBackend
+from allocator.carry import carry_lp
+from allocator.demo import NAMED, demo_settings, generate_tables
+from allocator.model import build_model
+from allocator.solve import likely_binding_services, probe_services
+
+URGENCY_ONLY = {"objective": {"priorities": [["urgency"]]}}
+
+
+@pytest.fixture(scope="module")
+def national_1k():
+    # Seed 12: the probe models 13 more municipalities and its LP carries (seed 11's does not).
+    tables = generate_tables(replace(NAMED["national-1k"], seed=12))
+    settings = Settings.model_validate(demo_settings()).with_overrides(**URGENCY_ONLY)
+    return tables, build_problem(tables, settings)
+
+
+@pytest.fixture(scope="module")
+def probed(national_1k):
+    """The probe's model and LP, the refined model, its urgency program and objective."""
+    _, problem = national_1k
+    agg = aggregate(problem)
+    backend = MathOptBackend("highs")
+    coarse = build_model(agg, likely_binding_services(agg))
+    probe = probe_services(coarse, backend, ["urgency"], problem.settings)
+    assert probe.lp is not None and probe.more.any()  # the round needs the carry
+    fine = build_model(agg, coarse.fine | probe.more)
+    program, columns = fine.program(["urgency"])
+    objective = fine.objective_terms()["urgency"][columns]
+    return backend, coarse, probe.lp, fine, program, columns, objective
+
+
+def test_the_carried_lp_is_a_point_of_the_refined_lp_at_the_probes_optimum(probed):
+    backend, coarse, lp, fine, program, columns, objective = probed
+    carried = carry_lp(backend, coarse, lp, fine, program, columns, objective, 10.0, 1e-4)
+    assert carried is not None
+    assert carried.objective == lp.objective  # the bound is the probe's
+    assert keeps_every_row(program, carried.values)  # every row of the refined model, services too
+    assert float(objective @ carried.values) >= lp.objective * (1 - 1e-5)
+    # Outside the municipalities modelled anew, no count is below the probe's.
+    y_in = np.searchsorted(columns, np.arange(fine.blocks["y"].start, fine.blocks["y"].stop))
+    old = dict(zip(zip(coarse.y_unit.tolist(), coarse.y_muni.tolist()), lp.values[coarse.blocks["y"]]))
+    kept = ~(fine.fine & ~coarse.fine)[fine.y_muni]
+    got = carried.values[y_in][kept]
+    want = [old[(u, m)] for u, m in zip(fine.y_unit[kept].tolist(), fine.y_muni[kept].tolist())]
+    assert (got >= np.minimum(want, fine.upper[fine.blocks["y"]][kept]) - 1e-9).all()
+
+
+def test_a_carry_short_of_the_probes_optimum_is_refused(probed):
+    backend, coarse, lp, fine, program, columns, objective = probed
+    # A probe claiming one point more than any carried point reaches: the whole LP is needed.
+    higher = replace(lp, objective=lp.objective + 1.0)
+    assert carry_lp(backend, coarse, higher, fine, program, columns, objective, 10.0, 1e-4) is None
+
+
+def test_the_first_level_uses_the_carried_lp_and_its_plan_verifies(national_1k, tmp_path, caplog):
+    tables, problem = national_1k
+    with caplog.at_level(logging.INFO, logger="allocator"):
+        result = solve(problem)
+    assert any("(the probe's LP, carried into the model)" in r.getMessage() for r in caplog.records)
+    level = result.levels[0]
+    assert level.status == "optimal"
+    assert level.objective <= level.bound * (1 + 1e-9)
+    assert (level.bound - level.objective) <= 1e-4 * level.bound
+    problem_dir = write_problem(tables, tmp_path / "problem", demo_settings())
+    result.write(tmp_path / "out")
+    assert verify_plan(problem_dir, tmp_path / "out" / "plan.csv") == []
