@@ -565,38 +565,39 @@ def _housing_classes(
     """Group, per municipality, the requirements that fit the same dwelling types.
 
     Returns ``class_of`` (requirement x municipality -> class number or -1) and, per ``x``
-    column, its class, dwelling type and municipality.
+    column, its class, dwelling type and municipality. Classes are numbered by municipality,
+    then by the set of types they fit; ``x`` columns run class by class, types in order.
     """
-    n_req = len(agg.requirements)
     types = agg.dwelling_types
+    class_of = np.full((len(agg.requirements), agg.n_municipalities), -1)
+    empty = (class_of, *(np.zeros(0, dtype=int),) * 3)
     owner = types["municipality"].to_numpy()
-    has_supply = types["supply"].to_numpy() > 0
-    class_of = np.full((n_req, agg.n_municipalities), -1)
-    x_class: list[np.ndarray] = []
-    x_type: list[np.ndarray] = []
-    n_class = 0
-    order = np.argsort(owner, kind="stable")
-    starts = np.searchsorted(owner[order], np.arange(agg.n_municipalities + 1))
-    for m in range(agg.n_municipalities):
-        local = order[starts[m]:starts[m + 1]]
-        local = local[has_supply[local]]
-        reqs = np.flatnonzero(demand_possible[:, m])
-        if not len(local) or not len(reqs):
-            continue
-        fits = agg.compatible[np.ix_(reqs, local)]
-        keep = fits.any(axis=1)
-        reqs, fits = reqs[keep], fits[keep]
-        patterns, inverse = np.unique(fits, axis=0, return_inverse=True)
-        class_of[reqs, m] = n_class + inverse.reshape(-1)
-        for k, pattern in enumerate(patterns):
-            cols = local[pattern]
-            x_class.append(np.full(len(cols), n_class + k))
-            x_type.append(cols)
-        n_class += len(patterns)
-    if not x_class:
-        return class_of, *(np.zeros(0, dtype=int),) * 3
-    xt = np.concatenate(x_type)
-    return class_of, np.concatenate(x_class), xt, owner[xt]
+    supplied = np.flatnonzero(types["supply"].to_numpy() > 0)
+    supplied = supplied[np.argsort(owner[supplied], kind="stable")]  # by municipality, then type
+    first = np.searchsorted(owner[supplied], np.arange(agg.n_municipalities + 1))
+    count = np.diff(first)
+    reqs, munis = np.nonzero(demand_possible & (count > 0)[None, :])
+    if not len(reqs):
+        return empty
+    # Per (requirement, municipality): which of the municipality's supplied types it fits, as a
+    # row of bits over their order there; equal rows at one municipality are one class.
+    local = np.arange(count.max())
+    inside = local[None, :] < count[munis][:, None]
+    type_at = supplied[np.minimum(first[munis][:, None] + local[None, :], len(supplied) - 1)]
+    fits = inside & agg.compatible[reqs[:, None], type_at]
+    keep = fits.any(axis=1)
+    reqs, munis, fits = reqs[keep], munis[keep], fits[keep]
+    if not len(reqs):
+        return empty
+    # Municipality first (two bytes, big-endian), then the packed bits: rows sort as (m, pattern).
+    key = np.hstack([(munis[:, None] >> np.array([8, 0]) & 0xFF).astype(np.uint8), np.packbits(fits, axis=1)])
+    unique, inverse = np.unique(key, axis=0, return_inverse=True)
+    class_of[reqs, munis] = inverse.reshape(-1)
+    class_muni = unique[:, 0].astype(int) << 8 | unique[:, 1].astype(int)
+    pattern = np.unpackbits(unique[:, 2:], axis=1, count=len(local)).astype(bool)
+    x_class, position = np.nonzero(pattern)
+    x_type = supplied[first[class_muni[x_class]] + position]
+    return class_of, x_class, x_type, owner[x_type]
 
 
 def _hall_rows(agg: Aggregation, x_class: np.ndarray, x_type: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
