@@ -465,13 +465,17 @@ def choose_dwellings(model: PlacementModel, placed: pd.DataFrame) -> pd.Series:
     if status != flow.OPTIMAL:
         raise RuntimeError(f"no housing for the chosen cases (min-cost flow status {status})")
 
-    # Units of each (m, r) going to each type.
+    # The cases of each demand node, by id, take the types its flow goes to, in arc order.
     used = flow.flows(arcs)
-    routed: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-    for d, t, n in zip(d_of[used > 0], t_of[used > 0], used[used > 0]):
-        routed[(int(d_muni[d]), int(d_req[d]))].append((int(t), int(n)))
+    routed_node = np.repeat(d_of[used > 0], used[used > 0])
+    routed = np.repeat(t_of[used > 0], used[used > 0])[np.argsort(routed_node, kind="stable")]
+    node = pd.Series(np.arange(n_demand), index=demand.index)
+    todo_node = node.reindex(pd.MultiIndex.from_arrays([todo["municipality"].to_numpy(), req])).to_numpy()
+    case_type = np.empty(len(todo), dtype=int)
+    case_type[np.lexsort((todo.index.to_numpy(), todo_node))] = routed
 
-    # Concrete dwellings (or shared places) of each type, pinned ones excluded.
+    # Concrete dwellings (or shared places) of each type, pinned ones excluded: a type's cases,
+    # in the order of (municipality, requirement, case id), take its places in id order.
     type_of = dwelling_type_of(problem).sort_index()
     free = problem.free_dwellings.loc[type_of.index]
     pinned_use = problem.pins.loc[problem.pins["dwelling_id"] != "", "dwelling_id"].value_counts()
@@ -480,14 +484,9 @@ def choose_dwellings(model: PlacementModel, placed: pd.DataFrame) -> pd.Series:
     ids = np.repeat(type_of.index.to_numpy(), n_places)
     types_rep = np.repeat(type_of.to_numpy(), n_places)
     # Group the places by type in one sort (a mask per type is quadratic at national scale).
-    order = np.argsort(types_rep, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(types_rep[order])) + 1)
-    places: dict[int, list[str]] = {int(types_rep[g[0]]): list(ids[g][::-1]) for g in groups if len(g)}
-
-    todo_key = pd.DataFrame({"m": todo["municipality"].to_numpy(), "r": req}, index=todo.index)
-    assigned = {}
-    for (m, r), group in todo_key.groupby(["m", "r"], sort=True):
-        queue = [t for t, used in routed[(int(m), int(r))] for _ in range(used)]
-        for case_id, t in zip(sorted(group.index), queue):
-            assigned[case_id] = places[t].pop()
-    return pd.concat([result, pd.Series(assigned, dtype=object)])
+    by_type = np.argsort(types_rep, kind="stable")
+    first_place = np.searchsorted(types_rep[by_type], np.arange(n_types))
+    order = np.lexsort((todo.index.to_numpy(), req, todo["municipality"].to_numpy()))
+    rank = pd.Series(case_type[order]).groupby(case_type[order]).cumcount().to_numpy()
+    dwellings = ids[by_type[first_place[case_type[order]] + rank]]
+    return pd.concat([result, pd.Series(dwellings, index=todo.index[order], dtype=object)])
