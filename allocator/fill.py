@@ -46,6 +46,9 @@ class Filler:
         self.y = np.floor(y_lp + 1e-9)
         self.ub = model.upper[model.blocks["y"]]
         self.room = Room(model, self.y)
+        # Per column, as plain Python ints (read once per move, where numpy scalars are slow).
+        self.col_unit: list[int] = model.y_unit.tolist()
+        self.col_cls: list[int] = self.unit_cls[model.y_unit].tolist()
         # Columns of each unit, the ones the LP used most first; columns of each municipality.
         self.by_unit: dict[int, np.ndarray] = {}
         order = np.lexsort((-(y_lp - self.y), -y_lp, model.y_unit))
@@ -72,6 +75,7 @@ class Filler:
         fine = model.y_unit < self.n_pools
         self.fine_count = np.bincount(model.y_unit[fine], weights=self.y[fine], minlength=self.n_pools)
         self.class_total = np.bincount(self.unit_cls[model.y_unit], weights=self.y, minlength=len(agg.classes))
+        self._columns_of: dict[int, np.ndarray] = {}  # by_unit never changes: one array per pool
 
     # -- which cases the counts choose ---------------------------------------------------------
 
@@ -91,17 +95,21 @@ class Filler:
         """One case more (+1) or fewer (-1) in column j."""
         self.y[j] += sign
         self.room.change(j, sign)
-        unit = int(self.model.y_unit[j])
+        unit = self.col_unit[j]
         if unit < self.n_pools:
             self.fine_count[unit] += sign
-        self.class_total[self.unit_cls[unit]] += sign
+        self.class_total[self.col_cls[j]] += sign
 
     def columns_of(self, pool: int) -> np.ndarray:
         """Columns a case of ``pool`` can take: the pool's own (fine municipalities), then its
-        class's."""
-        parts = [self.by_unit.get(u) for u in (pool, self.n_pools + int(self.pool_cls[pool]))]
-        parts = [p for p in parts if p is not None]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
+        class's. The same array on every call: callers must not change it."""
+        columns = self._columns_of.get(pool)
+        if columns is None:
+            parts = [self.by_unit.get(u) for u in (pool, self.n_pools + int(self.pool_cls[pool]))]
+            parts = [p for p in parts if p is not None]
+            columns = np.concatenate(parts) if parts else np.zeros(0, dtype=int)
+            self._columns_of[pool] = columns
+        return columns
 
     def open_columns(self, columns: np.ndarray) -> np.ndarray:
         """Those of ``columns`` with room for one more case."""

@@ -136,6 +136,7 @@ class Packer(Filler):
         self.y_lp = y_lp
         self.rng = rng
         self.size = model.units["size"].to_numpy()
+        self.column_size = self.size[model.y_unit]  # persons of one case, per column (ints)
         # Class slots (at municipalities without service rows) are anonymous: book them to
         # member pools that still need cases, so each pool knows how many of its cases are in.
         self.in_slots = np.zeros(self.n_pools, dtype=int)
@@ -156,7 +157,9 @@ class Packer(Filler):
             for _ in range(int(totals[p] - self.fine_count[p] - self.in_slots[p])):
                 self._push(p)
         self.column_at = _column_at(model)
-        self.tabu: dict[int, int] = {}  # column -> last iteration it may not lose a case
+        # Per column, the last iteration it may not lose a case (-1: none); an array, so that
+        # :meth:`_make_way` reads it for all the columns of a municipality at once.
+        self.tabu = np.full(len(self.y), -1, dtype=np.int64)
         self.iteration = 0
 
     def _push(self, pool: int) -> None:
@@ -204,7 +207,7 @@ class Packer(Filler):
 
     def _add(self, pool: int, j: int) -> None:
         self.change(j, +1)
-        if self.model.y_unit[j] >= self.n_pools:
+        if self.col_unit[j] >= self.n_pools:
             self.in_slots[pool] += 1
         self.tabu[j] = self.iteration + TABU
 
@@ -229,13 +232,13 @@ class Packer(Filler):
         open_at: dict[int, set[int]] = {}  # unit -> municipalities with room for one more now
         order = np.concatenate([columns[:CANDIDATES // 2],
                                 self.rng.permutation(columns[CANDIDATES // 2:])[:CANDIDATES // 2]])
-        for k in order:
-            plan = self._make_way(int(k), pool)
+        for k in order.tolist():
+            plan = self._make_way(k, pool)
             if plan is None:
                 continue
             cost = self._cost(plan, open_at) + 0.5 * float(self.rng.random())
             if best is None or cost < best[0]:
-                best = (cost, int(k), plan)
+                best = (cost, k, plan)
         if best is None:
             return False
         _, k, plan = best
@@ -250,42 +253,50 @@ class Packer(Filler):
         case X there with a smaller case Y at a municipality A that has persons to spare (X
         takes Y's place at A, Y takes X's at B). The persons moved free room at B without
         sending anyone back to the queue."""
-        model, room, y = self.model, self.room, self.y
-        unit, muni, size = model.y_unit, model.y_muni, self.size
-        placed = np.flatnonzero(y > self.locked)
+        model, room, y, locked = self.model, self.room, self.y, self.locked
+        unit, muni, col_size, column_at = model.y_unit, model.y_muni, self.column_size, self.column_at
+        placed = np.flatnonzero(y > locked)
         at_spare = placed[room.persons[muni[placed]] >= 1]  # the Y candidates
         if not len(at_spare):
             return False
-        need = size[pool]
+        # The Y candidates and, per municipality B tried (a row each), their columns at B:
+        # gathered once for all the B.
+        spare_muni, spare_unit, spare_size = muni[at_spare], unit[at_spare], col_size[at_spare]
+        ks = self._short_of_persons(columns)[:SWAP_MUNICIPALITIES]
+        bs = muni[ks]
+        ky_at = column_at[spare_unit, bs[:, None]]
+        usable = (ky_at >= 0) & (spare_muni != bs[:, None])
+        need = self.size[pool]
         tries = 0
-        for k in self._short_of_persons(columns)[:SWAP_MUNICIPALITIES]:
-            k = int(k)
-            b = int(muni[k])
+        for i, (k, b) in enumerate(zip(ks.tolist(), bs.tolist())):
             short = need - room.persons[b]
-            ys = at_spare[muni[at_spare] != b]
-            ky = self.column_at[unit[ys], b]
-            ys, ky = ys[ky >= 0], ky[ky >= 0]
-            a, sy = muni[ys], size[unit[ys]]
+            sel = usable[i]
+            ys, ky = at_spare[sel], ky_at[i, sel]
+            a, sy = spare_muni[sel], spare_size[sel]
             spare_a = room.persons[a]
             here = self.at_muni[b]
-            for jx in here[y[here] > self.locked[here]]:
-                jx = int(jx)
-                moved = size[unit[jx]] - sy
-                kx = self.column_at[unit[jx], a]
-                ok = (moved >= short) & (moved <= spare_a) & (kx >= 0)
-                for jy, kx_, ky_ in zip(ys[ok], kx[ok], ky[ok]):
-                    tries += 1
-                    if tries > SWAP_TRIES:
-                        return False
-                    if self._try_swap(jx, int(jy), int(kx_), int(ky_), k):
-                        self._add(pool, k)
-                        return True
+            xs = here[y[here] > locked[here]]
+            if not len(xs) or not len(ys):
+                continue
+            # All (X, Y) pairs at once, X by row: their row-major order is the order of trying.
+            moved = col_size[xs][:, None] - sy
+            kx = column_at[unit[xs][:, None], a]
+            ok = (moved >= short) & (moved <= spare_a) & (kx >= 0)
+            ix, iy = np.nonzero(ok)
+            for jx, jy, kx_, ky_ in zip(xs[ix].tolist(), ys[iy].tolist(), kx[ix, iy].tolist(), ky[iy].tolist()):
+                tries += 1
+                if tries > SWAP_TRIES:
+                    return False
+                if self._try_swap(jx, jy, kx_, ky_, k):
+                    self._add(pool, k)
+                    return True
         return False
 
     def _try_swap(self, jx: int, jy: int, kx: int, ky: int, k: int) -> bool:
         """Move a case from column jx to kx and one from jy to ky; keep it if every capacity
         still holds and column k then has room, else undo."""
-        if kx == jy or ky == jx or self.y[kx] >= self.ub[kx] or self.y[ky] >= self.ub[ky]:
+        y, ub = self.y, self.ub
+        if kx == jy or ky == jx or y[kx] >= ub[kx] or y[ky] >= ub[ky]:
             return False
         if not self._swap_keeps(jx, jy, kx, ky):
             return False  # known without making the moves (most tries on national-30k end here)
@@ -293,7 +304,7 @@ class Packer(Filler):
         for j, sign in moves:
             self.change(j, sign)
         room = self.room
-        if room.holds() and room.fits(k) and self.y[k] < self.ub[k]:
+        if room.holds() and room.fits(k) and y[k] < ub[k]:
             for j in (kx, ky):
                 self.tabu[j] = self.iteration + TABU
             return True
@@ -305,89 +316,95 @@ class Packer(Filler):
         """Would the swap of :meth:`_try_swap` keep the minors, services and Hall rows of both
         municipalities (X leaves B for A, Y leaves A for B)? The same test as making the moves
         and asking :meth:`.Room.holds` there, without the moves."""
-        model, room = self.model, self.room
-        unit, y_class = model.y_unit, model.y_class
-        ux, uy = unit[jx], unit[jy]
-        a, b = model.y_muni[kx], model.y_muni[ky]
+        room = self.room
+        a, b = room.col_muni[kx], room.col_muni[ky]
         tol = -1e-9
-        if room.minors_left[a] - room.minors[ux] + room.minors[uy] < tol or \
-                room.minors_left[b] + room.minors[ux] - room.minors[uy] < tol:
+        minors = room.minors_left
+        mx, my = room.col_minors[jx], room.col_minors[jy]
+        if minors[a] - mx + my < tol or minors[b] + mx - my < tol:
             return False
-        if len(room.use[ux]) and ((room.services[a] - room.use[ux] + room.use[uy] < tol).any()
-                                  or (room.services[b] + room.use[ux] - room.use[uy] < tol).any()):
-            return False
+        services = room.services
+        use_x, use_y = room.col_use[jx], room.col_use[jy]
+        for s in range(len(use_x)):
+            if services[a, s] - use_x[s] + use_y[s] < tol or services[b, s] + use_x[s] - use_y[s] < tol:
+                return False
         # Hall rows: the class coming in takes one from each of its rows, the class leaving gives
         # one back to each of its rows.
+        y_class, hall = room.col_class, room.hall
         for coming, leaving in ((y_class[kx], y_class[jy]), (y_class[ky], y_class[jx])):
             if coming < 0 or coming == leaving:
                 continue
-            rows = room.rows_of[int(coming)]
-            left = room.hall[rows] - 1
-            if leaving >= 0:
-                left = left + np.isin(rows, room.rows_of[int(leaving)])
-            if (left < tol).any():
-                return False
+            back = room.row_set(leaving) if leaving >= 0 else ()
+            for r in room.class_rows.get(coming, ()):
+                left = hall[r] - 1
+                if r in back:
+                    left = left + 1
+                if left < tol:
+                    return False
         return True
 
     def _cost(self, plan: list[int], open_at: dict[int, set[int]]) -> float:
         """Persons pushed out, dearer for cases just placed and for cases with no room elsewhere."""
         cost = 0.0
+        col_unit, col_muni, col_size, tabu = self.col_unit, self.room.col_muni, self.room.col_size, self.tabu
         for j in plan:
-            unit = int(self.model.y_unit[j])
-            size = float(self.size[unit])
+            unit = col_unit[j]
+            size = col_size[j]
             cost += size
-            if self.tabu.get(j, -1) >= self.iteration:
+            if tabu[j] >= self.iteration:
                 cost += TABU_COST * size
             if unit not in open_at:
                 columns = self.open_columns(self.by_unit.get(unit, np.zeros(0, dtype=int)))
                 open_at[unit] = set(self.model.y_muni[columns].tolist())
-            if not open_at[unit] - {int(self.model.y_muni[j])}:
+            if not open_at[unit] - {col_muni[j]}:
                 cost += STUCK_COST * size
         return cost
 
     def _make_way(self, k: int, pool: int) -> list[int] | None:
         """Columns to take one case out of (smallest cases first, none of ``pool`` itself) so
         that column k fits, or ``None``; leaves the counts as they were."""
-        model = self.model
-        m = int(model.y_muni[k])
-        here = self.at_muni[m]
-        here = here[(self.y[here] > self.locked[here]) & (here != k) & (model.y_unit[here] != pool)]
-        fresh = np.array([self.tabu.get(int(j), -1) >= self.iteration for j in here], dtype=bool)
-        here = here[np.lexsort((self.rng.random(len(here)), self.size[model.y_unit[here]], fresh))]
+        room, y, locked = self.room, self.y, self.locked
+        here = self.at_muni[room.col_muni[k]]
+        here = here[(y[here] > locked[here]) & (here != k) & (self.model.y_unit[here] != pool)]
+        fresh = self.tabu[here] >= self.iteration
+        here = here[np.lexsort((self.rng.random(len(here)), self.column_size[here], fresh))]
+        fits, change, relieves = room.fits, room.change, self._relieves
         taken: list[int] = []
-        for j in here:
-            j = int(j)
-            while self.y[j] > self.locked[j] and not self.room.fits(k) and self._relieves(j, k):
-                self.room.change(j, -1)
-                self.y[j] -= 1
+        for j in here.tolist():
+            while y[j] > locked[j] and not fits(k) and relieves(j, k):
+                change(j, -1)
+                y[j] -= 1
                 taken.append(j)
-            if self.room.fits(k):
+            if fits(k):
                 break
-        fits = self.room.fits(k)
+        ok = fits(k)
         for j in taken:
-            self.room.change(j, +1)
-            self.y[j] += 1
-        return taken if fits else None
+            change(j, +1)
+            y[j] += 1
+        return taken if ok else None
 
     def _relieves(self, j: int, k: int) -> bool:
         """Does taking a case of column j out free something column k's case lacks?"""
-        model, room = self.model, self.room
-        uj, uk, m = model.y_unit[j], model.y_unit[k], model.y_muni[k]
-        if room.persons[m] < room.size[uk] and room.size[uj] > 0:
+        room = self.room
+        m = room.col_muni[k]
+        if room.persons[m] < room.col_size[k] and room.col_size[j] > 0:
             return True
-        if room.minors_left[m] < room.minors[uk] and room.minors[uj] > 0:
+        if room.minors_left[m] < room.col_minors[k] and room.col_minors[j] > 0:
             return True
-        if ((room.services[m] < room.use[uk]) & (room.use[uj] > 0)).any():
-            return True
-        ek, ej = model.y_class[k], model.y_class[j]
+        services, use_j = room.services, room.col_use[j]
+        for s, v in enumerate(room.col_use[k]):
+            if services[m, s] < v and use_j[s] > 0:
+                return True
+        ek, ej = room.col_class[k], room.col_class[j]
         if ek >= 0 and ej >= 0:
-            short = room.rows_of[int(ek)][room.hall[room.rows_of[int(ek)]] < 1]
-            return bool(np.isin(short, room.rows_of[int(ej)]).any())
+            # A row of k's class with no room left that j's class gives back to.
+            rows_j, hall = room.row_set(ej), room.hall
+            return any(hall[r] < 1 for r in room.class_rows.get(ek, ()) if r in rows_j)
         return False
 
     def _owner(self, j: int) -> int:
         """The pool whose case leaves column j (class slots: a member booked there)."""
-        unit = int(self.model.y_unit[j])
+        unit = self.col_unit[j]
         if unit < self.n_pools:
             return unit
         members = [p for p in self.members[unit - self.n_pools] if self.in_slots[p] > 0]
