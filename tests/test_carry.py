@@ -79,3 +79,16 @@ def test_the_first_level_uses_the_carried_lp_and_its_plan_verifies(national_1k, 
     problem_dir = write_problem(tables, tmp_path / "problem", demo_settings())
     result.write(tmp_path / "out")
     assert verify_plan(problem_dir, tmp_path / "out" / "plan.csv") == []
+
+
+def test_with_levels_to_follow_the_first_level_solves_the_refined_lp(national_1k, caplog):
+    # The levels below start from level 1's plan: it keeps the refined LP's vertex.
+    _, problem = national_1k
+    settings = problem.settings.with_overrides(objective={"priorities": [["urgency"], ["ties"]]},
+                                               solver={"time_limit": 5.0})
+    with caplog.at_level(logging.INFO, logger="allocator"):
+        result = solve(problem, settings)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("LP relaxation" in m for m in messages)
+    assert not any("the probe's LP" in m for m in messages)
+    assert result.levels[0].status == "optimal"
