@@ -44,11 +44,8 @@ def carry_lp(
     a full vector of ``coarse``), as an outcome whose bound is the probe's; None if that LP falls
     short of the probe's optimum by more than ``GAP_SHARE`` of ``relative_gap``, as then the whole
     LP is needed."""
-    agg = fine.agg
-    column_at = np.full((len(fine.units), agg.n_municipalities), -1, dtype=np.int64)
-    column_at[fine.y_unit, fine.y_muni] = np.arange(len(fine.y_unit))
     old = probe.values[coarse.blocks["y"]]
-    there = column_at[coarse.y_unit, coarse.y_muni]
+    there = fine.column_at()[coarse.y_unit, coarse.y_muni]
     probe_count = np.full(len(fine.y_unit), np.nan)
     probe_count[there[there >= 0]] = old[there >= 0]
     new = (fine.fine & ~coarse.fine)[fine.y_muni]

@@ -137,6 +137,12 @@ class PlacementModel(LinearProgram):
         """Coefficient vector of each objective term (all maximised)."""
         return {name: fn(self) for name, fn in TERMS.items()}
 
+    def column_at(self) -> np.ndarray:
+        """Units x municipalities: the ``y`` column of each pair, -1 where the pair is impossible."""
+        column_at = np.full((len(self.units), self.agg.n_municipalities), -1, dtype=int)
+        column_at[self.y_unit, self.y_muni] = np.arange(len(self.y_unit))
+        return column_at
+
     def class_demand(self, y: np.ndarray) -> np.ndarray:
         """Demand of each housing class for counts ``y`` (plus the pinned cases)."""
         n_class = self.blocks["d"].stop - self.blocks["d"].start

@@ -91,7 +91,7 @@ def pack_with_ties(
     urgent of the other cases where room is left. The plan's ``a`` block counts the ties it
     honours."""
     locked = np.zeros(len(model.y_unit))
-    column_at = _column_at(model)
+    column_at = model.column_at()
     np.add.at(locked, column_at[model.a_unit, model.a_muni], np.floor(a_lp + 1e-6))
     packer = Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed), locked)
     complete = packer.run(deadline)
@@ -105,7 +105,7 @@ def pack_with_ties(
 def ties_counted(model: PlacementModel, values: np.ndarray, column_at: np.ndarray | None = None) -> np.ndarray:
     """The ``a`` block for counts ``values`` (y, w, s): per (unit, municipality), the chosen
     cases tied there, up to the cases the unit places there."""
-    column_at = _column_at(model) if column_at is None else column_at
+    column_at = model.column_at() if column_at is None else column_at
     chosen = chosen_cases(model, values)
     tied = chosen[chosen["tie"] >= 0]
     tie_muni = tied["tie"].to_numpy()
@@ -115,13 +115,6 @@ def ties_counted(model: PlacementModel, values: np.ndarray, column_at: np.ndarra
     np.add.at(at_tie, where[where >= 0], 1.0)
     a_columns = column_at[model.a_unit, model.a_muni]
     return np.minimum(values[model.blocks["y"]][a_columns], at_tie[a_columns])
-
-
-def _column_at(model: PlacementModel) -> np.ndarray:
-    """Column of each (unit, municipality) pair, -1 where the pair is impossible."""
-    column_at = np.full((len(model.units), model.agg.n_municipalities), -1, dtype=int)
-    column_at[model.y_unit, model.y_muni] = np.arange(len(model.y_unit))
-    return column_at
 
 
 class Packer(Filler):
@@ -156,7 +149,7 @@ class Packer(Filler):
         for p in range(self.n_pools):
             for _ in range(int(totals[p] - self.fine_count[p] - self.in_slots[p])):
                 self._push(p)
-        self.column_at = _column_at(model)
+        self.column_at = model.column_at()
         # Per column, the last iteration it may not lose a case (-1: none); an array, so that
         # :meth:`_make_way` reads it for all the columns of a municipality at once.
         self.tabu = np.full(len(self.y), -1, dtype=np.int64)

@@ -106,8 +106,7 @@ def solve(
     backend = MathOptBackend(settings.solver.backend)
     fine = likely_binding_services(agg)
     model = build_model(agg, fine)
-    first_lp = None  # the urgency level's LP, when the probe solved it already
-    carry = None  # or the probe's model and LP, to carry that LP into the refined model
+    probed = None  # the probe's model and its LP: the urgency level's LP, solved already
     if problem.services and not fine.all():
         probe = probe_services(model, backend, priorities[0], settings)
         if priorities == [["urgency"]] and probe.lp is not None:
@@ -115,13 +114,11 @@ def solve(
             # carried LP's vertex leads to other plans of the same urgency, from which the ties
             # level did worse (national-5k: 222 of at most 323 ties instead of 321; seed 6: 54
             # instead of 221; better on seed 8, 217 instead of 211).
-            first_lp = probe.lp
+            probed = (model, probe.lp)
         if probe.more.any():
             fine = fine | probe.more
             log.info("the LP would come near service capacities in %d more municipalities; modelling them",
                      int(probe.more.sum()))
-            carry = (model, first_lp) if first_lp is not None else None
-            first_lp = None
             model = build_model(agg, fine)
     build_seconds = time.perf_counter() - started
     log.info("model built in %.2fs (services modelled in %d of %d municipalities): %s", build_seconds,
@@ -174,7 +171,7 @@ def solve(
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
             stop=stop, on_log=report if on_progress is not None else None,
             terms=names,
-            lp=_first_lp(backend, first_lp, carry, model, program, columns, weighted[k][columns], settings),
+            lp=_first_lp(backend, probed, model, program, columns, weighted[k][columns], settings),
             fill=names == ["urgency"] and k == 0,
             # The levels below are locked to this plan's urgency: with them to follow, the first
             # level goes on from a plan within the gap towards the bound (national-30k: 122,535.5
@@ -192,7 +189,7 @@ def solve(
             and (incumbent is None or "ties" in names)
             else None,
         )
-        first_lp = carry = None  # a re-solve (after a refinement) solves its own LP
+        probed = None  # a re-solve (after a refinement) solves its own LP
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
                  program.matrix.shape[0])
@@ -485,8 +482,7 @@ def _plan_frame(agg: Aggregation, assignment: pd.Series) -> pd.DataFrame:
 
 def _first_lp(
     backend: MathOptBackend,
-    solved: Outcome | None,
-    carry: tuple[PlacementModel, Outcome] | None,
+    probed: tuple[PlacementModel, Outcome] | None,
     model: PlacementModel,
     program: LinearProgram,
     columns: np.ndarray,
@@ -496,13 +492,13 @@ def _first_lp(
     """The first level's LP as the probe left it (urgency alone): solved on this model already,
     or carried into it from the probe's model (national-2k: 0.2-0.3 s saved, 2 s on
     national-30k); None if the level must solve its own."""
-    if solved is not None:
-        return replace(solved, values=solved.values[columns], detail="the probe's LP, on this model")
-    if carry is not None:
-        coarse, probe = carry
-        return carry_lp(backend, coarse, probe, model, program, columns, objective,
-                        max(settings.solver.time_limit * 0.1, 1.0), settings.solver.relative_gap)
-    return None
+    if probed is None:
+        return None
+    coarse, lp = probed
+    if coarse is model:
+        return replace(lp, values=lp.values[columns], detail="the probe's LP, on this model")
+    return carry_lp(backend, coarse, lp, model, program, columns, objective,
+                    max(settings.solver.time_limit * 0.1, 1.0), settings.solver.relative_gap)
 
 
 @dataclass(frozen=True)

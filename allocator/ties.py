@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .model import PlacementModel
-from .pack import _column_at, lp_pool_totals, ties_counted
+from .pack import lp_pool_totals, ties_counted
 from .room import Room
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def prefer_tied_cases(
     used, at = np.unique(t_pool, return_inverse=True)
     reachable = agg.pair_bounds(agg.pools.iloc[used])[at, t_tie] > 0  # the case itself could go there
     t_pair[~reachable] = -1
-    places = y[_column_at(model)[model.a_unit, model.a_muni]]
+    places = y[model.column_at()[model.a_unit, model.a_muni]]
     tied_at = np.bincount(t_pair[(s > 0.5) & (t_pair >= 0)], minlength=len(pairs)).astype(float)
     # Ascending cost of a case leaving (first lock), descending for one coming in.
     key_s = coef_s[0] if len(locks) else np.zeros(len(s))
