@@ -136,15 +136,30 @@ class Problem:
         return dict(self.raw)
 
 
-def _canonical_digest(tables: dict[str, pd.DataFrame], settings: Settings) -> str:
+def _canonical_digest(
+    tables: dict[str, pd.DataFrame],
+    settings: Settings,
+    codes: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
+) -> str:
     """SHA-256 of every table (name, columns and a hash of each row's cells, in order) and of
     the settings. The tables are all text; pandas hashes millions of rows in well under a
-    second, where writing them out as CSV took seconds."""
+    second, where writing them out as CSV took seconds.
+
+    ``codes``: each table's factorised columns (as :func:`_as_text` gives them), where known.
+    The cells are then hashed as categoricals of those codes, which is what pandas does with
+    text anyway, without factorising every column again (national-30k-scores: 2.5 -> 0.4 s);
+    the digest is the same.
+    """
+    codes = codes or {}
     sha = hashlib.sha256()
     for name in sorted(tables):
         table = tables[name]
         sha.update(name.encode())
         sha.update(json.dumps([str(c) for c in table.columns]).encode())
+        table_codes = codes.get(name, {})
+        if table_codes and all(c in table_codes for c in table.columns):
+            table = pd.DataFrame({i: pd.Categorical.from_codes(*table_codes[c])
+                                  for i, c in enumerate(table.columns)}, copy=False)
         sha.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
     sha.update(json.dumps(settings.model_dump(mode="json"), sort_keys=True).encode())
     return sha.hexdigest()
@@ -241,7 +256,7 @@ class _Checker:
         self.pin_rules(pins, exclusions, cases, municipalities, dwellings, services)
         if self.issues:
             return None
-        digest = _canonical_digest(self.tables, self.settings)
+        digest = _canonical_digest(self.tables, self.settings, self.codes)
         return Problem(
             settings=self.settings,
             municipalities=municipalities,

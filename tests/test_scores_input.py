@@ -74,6 +74,22 @@ def test_digest_follows_every_cell_and_row_order():
     assert build_problem(scored_tables(rows), settings(solver__seed=5)).digest != digest
 
 
+def test_digest_from_codes_is_the_digest_of_the_text():
+    """The digest hashes the columns as factorised when read; it must be the plain hash of the
+    text tables, missing cells (as ``""``) and padding included."""
+    from allocator.problem import _canonical_digest
+
+    rows = [{"case_id": c, "municipality_id": m, "score": s}
+            for c, m, s in [("A", "0001", "0.5"), (" A", "0002", "2 "), ("B", "0001", "-0")]]
+    tables = scored_tables(rows)
+    tables["cases.csv"]["tie_municipality_id"] = [None, "0002"]
+    problem = build_problem(tables, settings())
+    as_text = {name: table.fillna("").astype(str) for name, table in tables.items()}
+    assert problem.digest == _canonical_digest(as_text, settings())
+    tables["cases.csv"]["tie_municipality_id"] = ["0002", None]
+    assert build_problem(tables, settings()).digest != problem.digest
+
+
 def test_aggregation_of_distinct_score_vectors():
     rows = [{"case_id": c, "municipality_id": m, "score": s}
             for c, m, s in [("A", "0001", "0.5"), ("A", "0002", "1"), ("B", "0001", "-0")]]
