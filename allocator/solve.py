@@ -22,6 +22,7 @@ from .ties import honour_more_ties, prefer_tied_cases, split_class_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
 from .result import LevelResult, Result
+from .same_cases import place_same_cases
 from .scoring import pinned_offsets, plan_terms
 from .settings import Settings
 
@@ -43,6 +44,7 @@ TIES_PACK_SHARE, TIES_PACK_SECONDS = 0.4, 6.0
 #: and at most in all (a packing that completes did so by the 5th try on national-2k and -5k;
 #: a 150-case round made 73 fruitless tries in 3.6 s, where the full model then took 0.6 s).
 BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
+SAME_CASES_SHARE = 0.3
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
@@ -305,14 +307,17 @@ def solve(
                     plan_hint = repaired_plan
                     incumbent = (repaired_plan, bound)
                 continue
-            if good_enough or k == 0 or moved_wins:
+            # Out of time, the plan this level started from (the level above's, or on a re-solve
+            # the valid plan kept from the solve before) keeps every lock; the repaired plan is
+            # the answer where it keeps them too and does better (national-2k seed 3, ties: 110
+            # against the 10 of the plan above).
+            started_from = None if good_enough or k == 0 or moved_wins \
+                else complete_hint(model, _hint_from_plan(model, plan_hint))
+            if started_from is None or (keeps_locks and repaired_value > float(weighted[k] @ started_from)):
                 found, candidate, objective_value = repaired, repaired_values, repaired_value
                 status = "optimal" if good_enough else "feasible"
             else:
-                # Out of time: the plan this level started from (the level above's, or on a
-                # re-solve the valid plan kept from the solve before) keeps every lock.
-                found = _assignment_of(agg, plan_hint)
-                candidate = complete_hint(model, _hint_from_plan(model, plan_hint))
+                found, candidate = _assignment_of(agg, plan_hint), started_from
                 objective_value = float(weighted[k] @ candidate)
                 status = "feasible"
         values, assignment = candidate, found
@@ -761,21 +766,38 @@ def solve_level(
             return Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started, 0,
                            "the best plan within the gap of the LP bound, polished for the levels below")
     if ties and hint is not None:
-        tied, breaks = _pack_ties(model, columns, lp.values, hint, locks,
-                                  time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
-                                  settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9))
-        if tied is not None:
+        # With ties alone, first the cases of the plan above placed for this level: they keep
+        # every lock as they are, and their own LP's counts fit them (national-5k seed 4: 306
+        # ties of at most 306, where the packings from the level's LP failed and the moves after
+        # them reached 229). With scores, their placements broke a service capacity at every
+        # refinement (national-2k-scores: three more LPs, level 2 at 0.97% instead of 0.63%), and
+        # the search that moves cases does better. Then the packing from the level's LP, which
+        # may choose other cases within the locks.
+        placements = [
+            ("cases packed with the LP's ties", lambda: _pack_ties(
+                model, columns, lp.values, hint, locks,
+                time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
+                settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9))),
+        ]
+        if _integral_objective(program, objective):
+            placements.insert(0, ("the cases above placed", lambda: _same_cases(
+                backend, model, program, columns, objective, hint, locks, settings,
+                time.perf_counter() + left() * SAME_CASES_SHARE, stop)))
+        for what, place in placements:
+            tied, breaks = place()
+            if tied is None:
+                continue
             value = float(objective @ tied)
-            log.info("  cases of the level above packed with the LP's ties: %.0f -> %.0f%s",
-                     float(objective @ hint), value, " (breaks a service capacity)" if breaks else "")
+            log.info("  %s: %.0f -> %.0f%s", what, float(objective @ hint), value,
+                     " (breaks a service capacity)" if breaks else "")
             if breaks and value > float(objective @ hint):
                 # Searching on in a model that misses a binding capacity is wasted: the caller
                 # models it and solves the level again.
                 return Outcome("feasible", tied, value, bound, time.perf_counter() - started, 0,
-                               "packed with the LP's ties; a service capacity to model")
+                               f"{what}; a service capacity to model")
             if _proven(value, bound, gap):
                 return Outcome("optimal", tied, value, bound, time.perf_counter() - started, 0,
-                               "packed with the LP's ties: a plan at the LP bound")
+                               f"{what}: a plan at the LP bound")
             if value > float(objective @ hint):
                 hint = tied
         full_locks = [(_expand(c, columns, model.n_vars), v) for c, v in locks]
@@ -837,14 +859,18 @@ def solve_level(
     elif ties and hint is not None and _integral_objective(program, objective):
         # Ties alone: the rounding box never improved on the packing and moves above
         # (national-5k, -10k, -30k: 10-16 s for nothing); the full model gets the time and may
-        # tighten the bound (national-10k: 635 -> 609, 607 ties reached).
-        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed")
+        # tighten the bound (national-10k: 635 -> 609, 607 ties reached). The concrete plan of
+        # the packing rides along, as the moved plan does above, for where the full model's
+        # counts break a service capacity.
+        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed",
+                       plan=_concrete(model, columns, hint))
     else:
         local = rounding_box(0.6)
         best, box_nodes = (local if local.values is not None else None), local.nodes
         if best is not None and _proven(best.objective, bound, gap):
             return Outcome("optimal", best.values, best.objective, bound, time.perf_counter() - started,
                            local.nodes, "rounding box within the gap of the LP bound")
+    start = best
     if stop is not None and stop.stopped and best is not None:
         return replace(best, status=_status(best.objective, bound, gap), bound=bound,
                        seconds=time.perf_counter() - started, detail="stopped")
@@ -872,10 +898,10 @@ def solve_level(
     if best is None:
         return Outcome("no_solution", None, None, bound, seconds, full.nodes, full.detail)
     status = _status(best.objective, bound, gap)
-    # The moved plan rides along even when the MIP beat it: if the MIP's counts break a service
-    # where classes are counted, it is the plan that keeps every rule (see ``solve``).
+    # The moved (or packed) plan rides along even when the MIP beat it: if the MIP's counts
+    # break a service where classes are counted, it is the plan that keeps every rule (``solve``).
     return Outcome(status, best.values, best.objective, bound, seconds, box_nodes + full.nodes, full.detail,
-                   plan=rehoused[0] if rehoused is not None else None)
+                   plan=start.plan if start is not None else None)
 
 
 def _rehouse_seconds(left: float, lp_seconds: float) -> float:
@@ -1013,28 +1039,59 @@ def _pack_ties(
         attempt += 1
         if not packing.complete:
             continue
-        # The packing chooses the most urgent cases of each pool; tied cases for the places
-        # its units keep at their tie municipalities, where the locks allow (national-30k:
-        # 1,835 -> 1,947 ties).
-        values = prefer_tied_cases(model, complete_hint(model, packing.values), full_locks)
-        found, broken = choose_cases(model, values)
-        if len(broken):
-            # Its class slots break a service capacity where the model does not count services.
-            # As counts it is still a plan of this model: if no other try does better, it is
-            # the level's answer, and the caller models those municipalities and solves again.
-            counts = complete_hint(model, values)[columns]
-            if all(c @ counts >= v - 1e-9 for c, v in locks) and (
-                    breaking is None or objective @ counts > objective @ breaking):
-                breaking = counts
-                if objective @ counts >= enough and last_try is None:
-                    last_try = attempt + BREAKING_RETRIES
-            continue
-        plan = _values_of(model, found)[columns]
-        if all(c @ plan >= v - 1e-9 for c, v in locks):
+        plan, counts = _ties_plan(model, columns, packing.values, locks)
+        if counts is not None and (breaking is None or objective @ counts > objective @ breaking):
+            breaking = counts
+            if objective @ counts >= enough and last_try is None:
+                last_try = attempt + BREAKING_RETRIES
+        if plan is not None:
             log.info("  ties packing: a plan on try %d", attempt)
             return plan, False
     log.info("  ties packing: %d tries, %s", attempt, "counts that break a service" if breaking is not None else "none complete")
     return breaking, breaking is not None
+
+
+def _same_cases(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    hint: np.ndarray,
+    locks: list[tuple[np.ndarray, float]],
+    settings: Settings,
+    deadline: float,
+    stop: StopFlag | None,
+) -> tuple[np.ndarray | None, bool]:
+    """The cases of the plan above (``hint``) placed for this level (:mod:`.same_cases`): a
+    plan over ``columns`` (None if none was found) and whether it breaks a service capacity the
+    model does not count (it is then counts, as from :func:`_pack_ties`)."""
+    found = place_same_cases(backend, model, program, columns, objective, hint, deadline=deadline,
+                             relative_gap=settings.solver.relative_gap, seed=settings.solver.seed, locks=locks,
+                             threads=settings.solver.threads, stop=stop)
+    if found is None or found.values is None:
+        return None, False
+    plan, counts = _ties_plan(model, columns, found.values, locks)
+    return (plan, False) if plan is not None else (counts, counts is not None)
+
+
+def _ties_plan(
+    model: PlacementModel, columns: np.ndarray, values: np.ndarray, locks: list[tuple[np.ndarray, float]]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Counts of a placement for the ties level (a full vector: y, w, s at least) as a concrete
+    plan over ``columns`` that keeps every lock, or, where its class slots break a service
+    capacity the model does not count, as counts that keep every lock (the caller models those
+    municipalities and solves again); (None, None) where a lock breaks."""
+    full_locks = [(_expand(c, columns, model.n_vars), v) for c, v in locks]
+    # The most urgent cases of each pool are chosen; tied cases take the places their units
+    # keep at their tie municipalities, where the locks allow (national-30k: 1,835 -> 1,947).
+    values = prefer_tied_cases(model, complete_hint(model, values), full_locks)
+    found, broken = choose_cases(model, values)
+    if len(broken):
+        counts = complete_hint(model, values)[columns]
+        return None, counts if all(c @ counts >= v - 1e-9 for c, v in locks) else None
+    plan = _values_of(model, found)[columns]
+    return (plan, None) if all(c @ plan >= v - 1e-9 for c, v in locks) else (None, None)
 
 
 def _most_urgent(model: PlacementModel, totals: np.ndarray) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""The ties level for the cases the plan above chose: with which cases are chosen fixed, urgency
+(and so every lock on it) is exactly the plan above's, and what is left is only where those
+cases go.
+
+The ties level's own LP may trade cases within the lock (fractions of other, equally urgent
+cases at their tie municipalities). Where its counts do not pack, the plan above's cases are
+placed from the LP of the same level with those cases fixed: its counts do fit these cases, so
+the packing mostly completes, and where it stalls, a MIP over the municipalities around the
+cases still waiting (the rest of the packing kept, the cases still fixed) finishes it, as on
+the first level. national-5k seed 6: the packings from the level's LP failed for 4 s and the
+moves after them reached 221 ties; with the cases fixed, the LP gives 314.6, the packing leaves
+8 single adults, and the MIP over 49 municipalities places them with 312 ties in 0.9 s (313 is
+the best these cases allow).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import MathOptBackend, Outcome, StopFlag
+from .model import LinearProgram, PlacementModel
+from .pack import lp_pool_totals, pack_with_ties
+
+log = logging.getLogger(__name__)
+
+#: Share of the time left to the deadline for the LP (the packing and the MIP need the rest).
+LP_SHARE = 0.4
+
+
+@dataclass(frozen=True)
+class SameCases:
+    """The LP with the cases fixed (its optimum bounds what these cases can reach) and, if
+    found, a placement of all of them: a full vector of the model (y, w, s and, from a search,
+    every other block)."""
+
+    lp: Outcome
+    values: np.ndarray | None
+
+
+def case_bounds(
+    model: PlacementModel, program: LinearProgram, columns: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``program`` (over ``columns``) with the choice of cases fixed at ``values``
+    (over ``columns``): the ``w`` and ``s`` blocks, which alone carry urgency."""
+    lower, upper = program.lower.copy(), program.upper.copy()
+    for block in ("w", "s"):
+        span = np.arange(model.blocks[block].start, model.blocks[block].stop)
+        at = np.searchsorted(columns, span)
+        lower[at] = upper[at] = np.rint(values[at])
+    return lower, upper
+
+
+def place_same_cases(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    above: np.ndarray,
+    *,
+    deadline: float,
+    relative_gap: float,
+    seed: int,
+    locks: list[tuple[np.ndarray, float]],
+    threads: int = 1,
+    stop: StopFlag | None = None,
+) -> SameCases | None:
+    """Place the cases of ``above`` (the plan of the level above, over ``columns``) to maximise
+    ``objective``, keeping which cases are chosen; None if the LP is not solved by ``deadline``.
+    """
+    common = dict(locks=locks, seed=seed, threads=threads, stop=stop)
+    lower, upper = case_bounds(model, program, columns, above)
+    left = deadline - time.perf_counter()
+    lp = backend.solve(program, objective, time_limit=left * LP_SHARE, relative_gap=0.0, relax=True,
+                       lower=lower, upper=upper, **common)
+    if lp.status != "optimal" or lp.values is None:
+        log.info("  the cases above: LP not solved (%s) in %.2fs", lp.status, lp.seconds)
+        return None
+    full = np.zeros(model.n_vars)
+    full[columns] = lp.values
+    totals = lp_pool_totals(model, full)
+    packing = pack_with_ties(model, full[model.blocks["y"]], full[model.blocks["a"]], totals,
+                             deadline - (deadline - time.perf_counter()) / 2, seed)
+    if packing.complete:
+        log.info("  the cases above packed with the ties of their LP (%.1f)", lp.objective)
+        return SameCases(lp, packing.values)
+    # Finish where the packing stalled: the rest of it stays, the cases stay chosen.
+    y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
+    fixed = ~packing.neighbourhood[model.y_muni]
+    lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
+    search = backend.solve(program, objective, time_limit=max(deadline - time.perf_counter(), 0.05),
+                           relative_gap=relative_gap, lower=lower, upper=upper,
+                           absolute_gap=relative_gap * abs(lp.objective), **common)
+    log.info("  the cases above: packing finished by a search in %d municipalities: %s %s in %.2fs (LP %.1f)",
+             int(packing.neighbourhood.sum()), search.status, search.objective, search.seconds, lp.objective)
+    if search.values is None:
+        return SameCases(lp, None)
+    full = np.zeros(model.n_vars)
+    full[columns] = search.values
+    return SameCases(lp, full)

@@ -1,0 +1,93 @@
+"""The ties level for the cases the plan above chose (allocator/same_cases.py): the choice of
+cases (and so urgency) stays exactly as above, and where they go reaches the most ties those
+cases allow, checked against every placement of them; whether the packing completes or a
+search finishes it."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
+
+from allocator import build_problem
+from allocator import same_cases as same_cases_module
+from allocator.aggregate import aggregate
+from allocator.backend import MathOptBackend
+from allocator.extract import choose_cases
+from allocator.model import build_model
+from allocator.pack import Packing
+from allocator.solve import _hint_from_plan, complete_hint
+
+
+def round_with_ties_away():
+    """Four municipalities, nine persons of room for twelve; the plan above places its cases
+    far from their ties (no tie honoured). The least urgent cases (L, G) are left out."""
+    cases, persons = cases_and_persons(
+        single("S1", 300, tie_municipality_id="A"), single("S2", 290, tie_municipality_id="A"),
+        single("S3", 280, tie_municipality_id="B"), single("S4", 270),
+        family("F1", [40, 38, 7], days=260, tie_municipality_id="C"),
+        family("F2", [35, 5], days=250, tie_municipality_id="A"),
+        single("L", 10, tie_municipality_id="D"), family("G", [30, 2], days=5, tie_municipality_id="D"),
+    )
+    problem = build_problem(tiny_tables([muni("A", 3), muni("B", 1), muni("C", 3), muni("D", 3)],
+                                        cases, persons), settings())
+    above = pd.DataFrame({"case_id": ["S1", "S2", "S3", "S4", "F1", "F2"],
+                          "municipality_id": ["D", "C", "A", "B", "A", "C"]})
+    return problem, above
+
+
+def best_ties(problem, chosen: list[str]) -> int:
+    """The most ties any placement of ``chosen`` within the resolutions honours (by trying all)."""
+    cases = problem.cases.loc[chosen]
+    room = problem.municipalities["resolution_persons"].to_dict()
+    best = -1
+    for where in itertools.product(list(room), repeat=len(chosen)):
+        used = pd.Series(cases["size"].to_numpy(), index=list(where)).groupby(level=0).sum()
+        if all(used[m] <= room[m] for m in used.index):
+            best = max(best, int(sum(cases["tie_municipality_id"].to_numpy() == np.array(where))))
+    return best
+
+
+def place(problem, above, monkeypatch=None, stall: bool = False):
+    agg = aggregate(problem)
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    program, columns = model.program(["urgency", "ties"])
+    terms = model.objective_terms()
+    plan = complete_hint(model, _hint_from_plan(model, above))
+    locks = [(terms["urgency"][columns], float(terms["urgency"] @ plan) - 1e-6)]
+    if stall:
+        # The packing stalls at once with nothing placed: the search places every case.
+        monkeypatch.setattr(same_cases_module, "pack_with_ties", lambda m, *a, **k: Packing(
+            np.zeros(m.n_vars), False, np.ones(m.agg.n_municipalities, dtype=bool)))
+    found = same_cases_module.place_same_cases(
+        MathOptBackend(), model, program, columns, terms["ties"][columns], plan[columns],
+        deadline=time.perf_counter() + 20, relative_gap=0.0, seed=0, locks=locks)
+    assert found is not None and found.values is not None
+    placed, broken = choose_cases(model, complete_hint(model, found.values))
+    assert not len(broken)
+    return model, plan, found, dict(zip(placed.index, agg.municipality_ids[placed.to_numpy()]))
+
+
+@pytest.mark.parametrize("stall", [False, True], ids=["packed", "searched"])
+def test_the_cases_above_reach_the_most_ties_they_allow(stall, monkeypatch):
+    problem, above = round_with_ties_away()
+    model, plan, found, placed = place(problem, above, monkeypatch, stall)
+    # The same cases, so the same urgency; each municipality within its resolution.
+    assert sorted(placed) == sorted(above["case_id"])
+    urgency = model.objective_terms()["urgency"]
+    assert float(urgency @ complete_hint(model, found.values)) == pytest.approx(float(urgency @ plan))
+    size = problem.cases["size"]
+    used = pd.Series({c: size[c] for c in placed}).groupby(pd.Series(placed)).sum()
+    assert (used <= problem.municipalities["resolution_persons"].reindex(used.index)).all()
+    # As many ties as the best placement of these cases (none in the plan above), and the LP
+    # with the cases fixed bounds it.
+    ties = sum(problem.cases.at[c, "tie_municipality_id"] == m for c, m in placed.items())
+    best = best_ties(problem, list(above["case_id"]))
+    assert ties == best >= 3
+    assert found.lp.objective >= best - 1e-6
+    assert not any(problem.cases.at[c, "tie_municipality_id"] == m
+                   for c, m in zip(above["case_id"], above["municipality_id"]))
