@@ -1,5 +1,6 @@
 """The first level's LP, solved on the probe's model, carried into the model that models more
-service capacities, so that the level does not solve a second LP of nearly the same model.
+service capacities, so that the level does not solve a second LP of nearly the same model
+(when urgency is the only level: see ``solve``).
 
 The probe's model counts classes where the refined model counts pools, so it is a relaxation of
 the round too: its LP optimum is a valid bound for the level. What the rounding and packing need

@@ -111,7 +111,11 @@ def solve(
     probed = None  # the probe's model and its LP: the urgency level's LP, solved already
     if problem.services and not fine.all():
         probe = probe_services(model, backend, priorities[0], settings)
-        if probe.lp is not None:
+        if priorities == [["urgency"]] and probe.lp is not None:
+            # Only for urgency alone: the levels below start from level 1's plan, and the
+            # carried LP's vertex leads to other plans of the same urgency, from which the ties
+            # level did worse (national-5k: 222 of at most 323 ties instead of 321; seed 6: 54
+            # instead of 221; better on seed 8, 217 instead of 211).
             probed = (model, probe.lp)
         if probe.more.any():
             fine = fine | probe.more
@@ -490,7 +494,7 @@ def _first_lp(
     objective: np.ndarray,
     settings: Settings,
 ) -> Outcome | None:
-    """The first level's LP as the probe left it: solved on this model already,
+    """The first level's LP as the probe left it (urgency alone): solved on this model already,
     or carried into it from the probe's model (national-2k: 0.2-0.3 s saved, 2 s on
     national-30k); None if the level must solve its own."""
     if probed is None:
