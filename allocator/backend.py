@@ -26,10 +26,14 @@ from ortools.math_opt import model_parameters_pb2, model_pb2, result_pb2, soluti
 from ortools.math_opt.core.python import solver as core_solver
 from ortools.math_opt.python import callback, init_arguments, parameters
 from ortools.util.python import solve_interrupter
+from pybind11_abseil.status import StatusCode, StatusNotOk
 
 from .model import LinearProgram
 
 log = logging.getLogger(__name__)
+
+#: Calls made when the solver fails internally, before the call answers "no solution".
+SOLVER_ERROR_ATTEMPTS = 2
 
 SOLVER_TYPES = {"highs": parameters.SolverType.HIGHS, "scip": parameters.SolverType.GSCIP}
 
@@ -270,22 +274,37 @@ class MathOptBackend:
         if stop is not None:
             stop.attach(interrupter)
         started = time.perf_counter()
+        result = None
         try:
-            with _quiet_stdout():
-                result = core_solver.solve(
-                    proto,
-                    SOLVER_TYPES[self.name].value,
-                    init_arguments.StreamableSolverInitArguments().to_proto(),
-                    params.to_proto(),
-                    model_params,
-                    message if on_log is not None or on_line is not None else None,
-                    callback.CallbackRegistration().to_proto(),
-                    None,
-                    interrupter.pybind_interrupter,
-                )
+            for attempt in range(1, SOLVER_ERROR_ATTEMPTS + 1):
+                try:
+                    with _quiet_stdout():
+                        result = core_solver.solve(
+                            proto,
+                            SOLVER_TYPES[self.name].value,
+                            init_arguments.StreamableSolverInitArguments().to_proto(),
+                            params.to_proto(),
+                            model_params,
+                            message if on_log is not None or on_line is not None else None,
+                            callback.CallbackRegistration().to_proto(),
+                            None,
+                            interrupter.pybind_interrupter,
+                        )
+                    break
+                except StatusNotOk as exc:
+                    # HiGHS has failed now and then with "HighsStatus: kError [INTERNAL]" while
+                    # another thread solved at once (the search that moves cases runs two steps
+                    # in parallel; seen once in CI). A solver's internal failure is no reason to
+                    # lose the round: ask again, then answer "no solution" (every caller copes).
+                    if exc.status.code() != StatusCode.INTERNAL:
+                        raise
+                    log.warning("solver error on attempt %d of %d: %s", attempt, SOLVER_ERROR_ATTEMPTS, exc)
+                    error = str(exc)
         finally:
             if stop is not None:
                 stop.detach(interrupter)
+        if result is None:
+            return Outcome("no_solution", None, None, None, time.perf_counter() - started, 0, f"solver error: {error}")
         outcome = _outcome(result, model.n_vars, time.perf_counter() - started)
         if outcome.status == "infeasible" and presolve and (hint is not None or locks):
             # A level with a known plan cannot be infeasible; HiGHS 1.12's MIP presolve has been
