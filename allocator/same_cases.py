@@ -80,8 +80,7 @@ def place_same_cases(
     if lp.status != "optimal" or lp.values is None:
         log.info("  the cases above: LP not solved (%s) in %.2fs", lp.status, lp.seconds)
         return None
-    full = np.zeros(model.n_vars)
-    full[columns] = lp.values
+    full = _full(model, columns, lp.values)
     totals = lp_pool_totals(model, full)
     packing = pack_with_ties(model, full[model.blocks["y"]], full[model.blocks["a"]], totals,
                              deadline - (deadline - time.perf_counter()) / 2, seed)
@@ -97,8 +96,11 @@ def place_same_cases(
                            absolute_gap=relative_gap * abs(lp.objective), **common)
     log.info("  the cases above: packing finished by a search in %d municipalities: %s %s in %.2fs (LP %.1f)",
              int(packing.neighbourhood.sum()), search.status, search.objective, search.seconds, lp.objective)
-    if search.values is None:
-        return SameCases(lp, None)
+    return SameCases(lp, None if search.values is None else _full(model, columns, search.values))
+
+
+def _full(model: PlacementModel, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A vector over ``columns`` as a full vector of the model (zero elsewhere)."""
     full = np.zeros(model.n_vars)
-    full[columns] = search.values
-    return SameCases(lp, full)
+    full[columns] = values
+    return full
