@@ -51,6 +51,9 @@ SAME_CASES_SHARE = 0.3
 FULL_MODEL_LP_TIMES = 6
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
+#: Share of the time limit for the probe's LP: about what the first level's own LP would get
+#: (national-30k: 2.0 s; with 0.1 of a 10 s limit it failed, and the level solved it again).
+PROBE_SHARE = 0.3
 #: Terms a level may hold for the search that moves the cases of the plan above (moving cases
 #: changes nothing else; ties alone are left to the ties moves and the full model, whose bound
 #: they need), and the share of the level's time it gets.
@@ -506,7 +509,7 @@ def _first_lp(
     if coarse is model:
         return replace(lp, values=lp.values[columns], detail="the probe's LP, on this model")
     return carry_lp(backend, coarse, lp, model, program, columns, objective,
-                    max(settings.solver.time_limit * 0.1, 1.0), settings.solver.relative_gap)
+                    max(settings.solver.time_limit * PROBE_SHARE, 1.0), settings.solver.relative_gap)
 
 
 @dataclass(frozen=True)
@@ -527,7 +530,7 @@ def probe_services(
     agg = model.agg
     program, columns = model.program(terms)
     objective = sum(settings.objective.weight(t) * model.objective_terms()[t] for t in terms)[columns]
-    lp = backend.solve(program, objective, time_limit=max(settings.solver.time_limit * 0.1, 1.0),
+    lp = backend.solve(program, objective, time_limit=max(settings.solver.time_limit * PROBE_SHARE, 1.0),
                        relative_gap=0.0, relax=True)
     probed = np.zeros(agg.n_municipalities, dtype=bool)
     if lp.values is None:
@@ -705,9 +708,13 @@ def solve_level(
             # No LP in time: the most urgent cases, greedily, are still a plan.
             y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
             hint = complete_hint(model, round_and_fill(model, np.zeros(len(y_in))))[columns]
+        if ties and hint is not None and not (stop is not None and stop.stopped):
+            # The ties moves need no LP (national-30k in 10 s: level 2 369 -> 1,257 ties).
+            hint = _move_ties(model, columns, objective, hint, locks)
+            plan = _concrete(model, columns, hint) if plan is not None else None
         if plan is not None and hint is not None and not (stop is not None and stop.stopped):
-            # The search that moves cases needs no LP, and the full model would not get through
-            # its root either (national-30k-scores, level 2: 166k columns, no LP in 18 s).
+            # The search that moves cases needs no LP either, and the full model would not get
+            # through its root (national-30k-scores, level 2: 166k columns, no LP in 18 s).
             rehoused = _rehouse(model, columns, objective, None, plan, hint, locks, None, gap, settings,
                                 time.perf_counter() + left(), list(terms))
             if rehoused is not None:
@@ -803,12 +810,7 @@ def solve_level(
                                f"{what}: a plan at the LP bound")
             if value > float(objective @ hint):
                 hint = tied
-        full_locks = [(_expand(c, columns, model.n_vars), v) for c, v in locks]
-        full = prefer_tied_cases(model, _expand(hint, columns, model.n_vars), full_locks)
-        improved = complete_hint(model, honour_more_ties(model, complete_hint(model, full)))[columns]
-        log.info("  ties honoured by moving and swapping cases: %.0f -> %.0f",
-                 float(objective @ hint), float(objective @ improved))
-        hint = improved
+        hint = _move_ties(model, columns, objective, hint, locks)
         value = float(objective @ hint)
         if _proven(value, bound, gap):
             return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
@@ -1052,6 +1054,20 @@ def _pack_ties(
             return plan, False
     log.info("  ties packing: %d tries, %s", attempt, "counts that break a service" if breaking is not None else "none complete")
     return breaking, breaking is not None
+
+
+def _move_ties(
+    model: PlacementModel, columns: np.ndarray, objective: np.ndarray, hint: np.ndarray,
+    locks: list[tuple[np.ndarray, float]],
+) -> np.ndarray:
+    """``hint`` with tied cases preferred to their pool's other cases where the locks allow, then
+    moved to their tie municipality or swapped there (:mod:`.ties`); no LP needed."""
+    full_locks = [(_expand(c, columns, model.n_vars), v) for c, v in locks]
+    full = prefer_tied_cases(model, _expand(hint, columns, model.n_vars), full_locks)
+    improved = complete_hint(model, honour_more_ties(model, complete_hint(model, full)))[columns]
+    log.info("  ties honoured by moving and swapping cases: %.0f -> %.0f",
+             float(objective @ hint), float(objective @ improved))
+    return improved
 
 
 def _same_cases(

@@ -111,3 +111,27 @@ def test_a_level_is_optimal_only_within_the_gap_of_its_bound(solve_verified, mon
     level = result.levels[0]
     assert len(result.plan) == 1
     assert level.bound > level.objective * 1.3 and level.status == "feasible"
+
+
+def test_without_an_lp_in_time_the_ties_level_still_moves_ties(solve_verified, monkeypatch):
+    # national-30k in 10 s: the ties level's LP is not solved in its time; the ties moves need
+    # none (369 -> 1,257 ties there). Every solve with a lock "fails" here, as above.
+    real = backend_module.MathOptBackend.solve
+
+    def no_lp_below_level_1(self, model, objective, **kw):
+        if kw.get("locks"):
+            return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no LP (test)")
+        return real(self, model, objective, **kw)
+
+    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=2))
+    settings = Settings.model_validate(demo_settings()).with_overrides(
+        solver__time_limit=6.0, objective__priorities=[["urgency"], ["ties"]])
+    above = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"]]))
+    monkeypatch.setattr(backend_module.MathOptBackend, "solve", no_lp_below_level_1)
+    result = solve_verified(tables, settings)
+
+    problem = build_problem(tables, settings)
+    start = level_values(settings, plan_terms(problem, above.plan))[1]  # ties of the plan above
+    ties = result.levels[1]
+    assert ties.terms == ["ties"] and ties.bound is None
+    assert ties.objective > start
