@@ -238,14 +238,14 @@ def _distribute_greedy(
     not yet assigned. None if a capacity stays broken."""
     left = cap.copy()
     room = slot_n.astype(int).copy()
-    counts: dict[tuple[int, int], int] = defaultdict(int)
+    counts = np.zeros((len(profiles), len(cap)), dtype=int)  # profile x municipality
     available = profiles["n"].to_numpy(int).copy()
     order = np.argsort(prof_use.sum(axis=1), kind="stable")
     profile_cls = profiles["cls"].to_numpy()
     for q in order:
         slots = np.flatnonzero(slot_cls == profile_cls[q])
         uses = prof_use[q]
-        for _ in range(available[q]):
+        while available[q] > 0:
             open_slots = slots[room[slots] > 0]
             if not len(open_slots):
                 break  # the class's slots are full: its other profiles go to the safe slots
@@ -253,41 +253,47 @@ def _distribute_greedy(
             # roomy ones stay roomy for the heavier cases that come later.
             spare = (left[slot_m[open_slots]] - uses).min(axis=1) if len(uses) else np.zeros(len(open_slots))
             fitting = spare >= -1e-9
-            k = open_slots[int(np.argmin(np.where(fitting, spare, np.inf)))] if fitting.any() \
-                else open_slots[int(np.argmax(spare))]
-            room[k] -= 1
-            left[slot_m[k]] -= uses
-            counts[(int(q), int(slot_m[k]))] += 1
-            available[q] -= 1
+            if fitting.any():
+                k = open_slots[int(np.argmin(np.where(fitting, spare, np.inf)))]
+                # It stays the tightest that fits while it fits: place those cases at once.
+                used = uses > 0
+                fit = np.floor((left[slot_m[k], used] + 1e-9) / uses[used]).min() if used.any() else np.inf
+                n = int(min(room[k], available[q], fit))
+            else:
+                k, n = open_slots[int(np.argmax(spare))], 1
+            room[k] -= n
+            left[slot_m[k]] -= n * uses
+            counts[q, slot_m[k]] += n
+            available[q] -= n
     # Where a capacity broke, swap cases for lighter ones of their class: cases not yet
     # assigned (they go to the safe slots, which take any case) or cases at another
     # municipality that has room for the heavier one.
     for m in np.flatnonzero((left < -1e-9).any(axis=1)):
-        for q in [q for (q, mm), n in list(counts.items()) if mm == m and n > 0]:
-            while counts[(q, m)] > 0 and (left[m] < -1e-9).any():
+        for q in np.flatnonzero(counts[:, m] > 0):
+            while counts[q, m] > 0 and (left[m] < -1e-9).any():
                 swap = _lighter_swap(q, int(m), counts, available, left, prof_use, profile_cls)
                 if swap is None:
                     break
                 q2, m2 = swap
-                counts[(q, m)] -= 1
-                counts[(q2, int(m))] += 1
+                counts[q, m] -= 1
+                counts[q2, m] += 1
                 left[m] += prof_use[q] - prof_use[q2]
                 if m2 is None:
                     available[q] += 1
                     available[q2] -= 1
                 else:
-                    counts[(q2, m2)] -= 1
-                    counts[(q, m2)] += 1
+                    counts[q2, m2] -= 1
+                    counts[q, m2] += 1
                     left[m2] += prof_use[q2] - prof_use[q]
     if (room > 0).any() or (left < -1e-9).any():
         return None
-    return counts
+    return {(int(q), int(m)): int(counts[q, m]) for q, m in zip(*np.nonzero(counts))}
 
 
 def _lighter_swap(
     q: int,
     m: int,
-    counts: dict[tuple[int, int], int],
+    counts: np.ndarray,
     available: np.ndarray,
     left: np.ndarray,
     prof_use: np.ndarray,
@@ -295,11 +301,16 @@ def _lighter_swap(
 ) -> tuple[int, int | None] | None:
     """The case of q's class (profile, and municipality or None for an unassigned one) whose
     swap with a case of profile q at m most reduces m's overflow, keeping the other
-    municipality within its capacities; None if no swap reduces it."""
-    options = [(int(q2), None) for q2 in np.flatnonzero((profile_cls == profile_cls[q]) & (available > 0))]
-    options += [(q2, m2) for (q2, m2), n in counts.items()
-                if n > 0 and m2 != m and profile_cls[q2] == profile_cls[q]
-                and (left[m2] + prof_use[q2] - prof_use[q] >= -1e-9).all()]
+    municipality within its capacities; None if no swap reduces it. ``counts``: cases per
+    profile and municipality."""
+    same = np.flatnonzero(profile_cls == profile_cls[q])
+    # At another municipality, which must keep its capacities with the heavier case instead.
+    placed = counts[same] > 0
+    placed[:, m] = False
+    keeps = (left[None, :, :] + prof_use[same][:, None, :] - prof_use[q] >= -1e-9).all(axis=2)
+    q2s, m2s = np.nonzero(placed & keeps)
+    options = [(int(q2), None) for q2 in same[available[same] > 0]]
+    options += [(int(same[i]), int(m2)) for i, m2 in zip(q2s, m2s)]
     if not options:
         return None
     after = left[m] + prof_use[q] - prof_use[[q2 for q2, _ in options]]

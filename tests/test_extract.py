@@ -20,11 +20,12 @@ USE = np.array([[1.0], [0.0]])
 CLS = np.array([0, 0])
 
 
-def counts(**placed: int) -> defaultdict:
-    out = defaultdict(int)
+def counts(**placed: int) -> np.ndarray:
+    """Cases per profile and municipality (two of each), from ``q0m1=n`` style arguments."""
+    out = np.zeros((2, 2), dtype=int)
     for key, n in placed.items():
         q, m = key[1:].split("m")
-        out[(int(q), int(m))] = n
+        out[int(q), int(m)] = n
     return out
 
 
