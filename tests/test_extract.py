@@ -11,7 +11,9 @@ from conftest import cases_and_persons, family, muni, settings, single, tiny_tab
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
-from allocator.extract import _distribute_unsafe, _lighter_swap, choose_cases
+from allocator.backend import MathOptBackend
+from allocator.extract import (_distribute_unsafe, _distribution_program, _lighter_swap, _mend_distribution,
+                               choose_cases)
 from allocator.model import build_model
 from allocator.solve import _hint_from_plan, complete_hint
 
@@ -115,7 +117,8 @@ def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
         given = np.zeros(len(profiles), dtype=int)
         used = np.zeros_like(cap)
         filled = defaultdict(int)
-        for (q, m), n in counts.items():
+        for q, m in zip(*np.nonzero(counts)):
+            n = counts[q, m]
             given[q] += n
             used[m] += n * prof_use[q]
             filled[(int(profiles["cls"].iat[q]), m)] += n
@@ -124,3 +127,40 @@ def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
         assert {k: v for k, v in filled.items() if v} == {(int(c), int(m)): int(n)
                                                           for c, m, n in zip(slot_cls, slot_m, slot_n)}, seed
 
+
+
+def heaviest_first(profiles, prof_use, cap, slot_cls, slot_m, slot_n) -> np.ndarray:
+    """Cases per profile and municipality filling every slot, heaviest service users first and
+    capacities ignored: a start that breaks them."""
+    counts = np.zeros((len(profiles), len(cap)), dtype=int)
+    available = profiles["n"].to_numpy().copy()
+    for k in range(len(slot_cls)):
+        for q in np.argsort(-prof_use.sum(axis=1), kind="stable"):
+            if profiles["cls"].iat[q] == slot_cls[k]:
+                n = min(available[q], int(slot_n[k]) - counts[profiles["cls"].to_numpy() == slot_cls[k], slot_m[k]].sum())
+                counts[q, slot_m[k]] += n
+                available[q] -= n
+    return counts
+
+
+def test_a_broken_distribution_is_mended_around_its_broken_municipalities():
+    mended_to_none = 0
+    for seed in range(40):
+        profiles, prof_use, cap, slot_cls, slot_m, slot_n = random_slots(np.random.default_rng(seed))
+        start = heaviest_first(profiles, prof_use, cap, slot_cls, slot_m, slot_n)
+        overflow = np.maximum(start.T @ prof_use - cap, 0).sum()
+        if overflow == 0:
+            continue
+        program, objective, pq, pk, munis = _distribution_program(profiles, prof_use, cap, slot_cls, slot_m,
+                                                                  slot_n, 2)
+        out = _mend_distribution(MathOptBackend(), program, objective, start, prof_use, cap, slot_cls, slot_m,
+                                 profiles["cls"].to_numpy(), pq, pk, munis)
+        n = np.rint(out.values[:len(pq)]).astype(int)
+        counts = np.zeros_like(start)
+        np.add.at(counts, (pq, slot_m[pk]), n)
+        assert (np.bincount(pk, weights=n, minlength=len(slot_n)) == slot_n).all(), seed  # every slot filled
+        assert (counts.sum(axis=1) <= profiles["n"].to_numpy()).all(), seed
+        left = np.maximum(counts.T @ prof_use - cap, 0).sum()
+        assert left == -out.objective and left <= overflow, seed  # the slack is the overflow, never more
+        mended_to_none += left == 0
+    assert mended_to_none >= 10
