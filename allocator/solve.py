@@ -114,8 +114,10 @@ def solve(
     fine = likely_binding_services(agg)
     model = build_model(agg, fine)
     probed = None  # the probe's model and its LP: the urgency level's LP, solved already
+    probe_bound = None  # that LP's optimum bounds level 1 (its model is a relaxation)
     if problem.services and not fine.all():
         probe = probe_services(model, backend, priorities[0], settings)
+        probe_bound = probe.lp.objective if probe.lp is not None else None
         if priorities == [["urgency"]] and probe.lp is not None:
             # Only for urgency alone: the levels below start from level 1's plan, and the
             # carried LP's vertex leads to other plans of the same urgency. The ties level no
@@ -198,6 +200,9 @@ def solve(
             else None,
         )
         probed = None  # a re-solve (after a refinement) solves its own LP
+        if k == 0 and outcome.bound is None and probe_bound is not None:
+            # The level's own LP was not solved in its time (national-5k in 1 s): the probe's holds.
+            outcome = replace(outcome, bound=probe_bound)
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
                  program.matrix.shape[0])

@@ -135,3 +135,27 @@ def test_without_an_lp_in_time_the_ties_level_still_moves_ties(solve_verified, m
     ties = result.levels[1]
     assert ties.terms == ["ties"] and ties.bound is None
     assert ties.objective > start
+
+
+def test_without_its_own_lp_in_time_level_1_keeps_the_probes_bound(solve_verified, monkeypatch):
+    # national-5k in 1 s: the probe's LP (over the model with the fewest service rows, a
+    # relaxation) is solved, the level's own LP and search are not. The probe's optimum still
+    # bounds level 1.
+    real = backend_module.MathOptBackend.solve
+    relaxations = []
+
+    def only_the_first_lp(self, model, objective, **kw):
+        # Not the small MIPs that give class slots to cases: they have fewer columns.
+        if relaxations and model.n_vars >= relaxations[0][1]:
+            return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no LP (test)")
+        relaxations.append((bool(kw.get("relax")), model.n_vars))
+        return real(self, model, objective, **kw)
+
+    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=3))
+    settings = Settings.model_validate(demo_settings()).with_overrides(
+        solver__time_limit=6.0, objective__priorities=[["urgency"], ["ties"]])
+    proven = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"]])).levels[0]
+    monkeypatch.setattr(backend_module.MathOptBackend, "solve", only_the_first_lp)
+    level = solve_verified(tables, settings).levels[0]
+    assert relaxations[0][0]  # the probe's LP
+    assert level.bound is not None and level.bound >= proven.bound - 1e-6 >= level.objective - 1e-6
