@@ -715,7 +715,7 @@ def solve_level(
             hint = complete_hint(model, round_and_fill(model, np.zeros(len(y_in))))[columns]
         if ties and hint is not None and not (stop is not None and stop.stopped):
             # The ties moves need no LP (national-30k in 10 s: level 2 369 -> 1,257 ties).
-            hint = _move_ties(model, columns, objective, hint, locks)
+            hint = _move_ties(model, columns, objective, hint, locks, time.perf_counter() + left())
             plan = _concrete(model, columns, hint) if plan is not None else None
         if plan is not None and hint is not None and not (stop is not None and stop.stopped):
             # The search that moves cases needs no LP either, and the full model would not get
@@ -815,7 +815,7 @@ def solve_level(
                                f"{what}: a plan at the LP bound")
             if value > float(objective @ hint):
                 hint = tied
-        hint = _move_ties(model, columns, objective, hint, locks)
+        hint = _move_ties(model, columns, objective, hint, locks, time.perf_counter() + left())
         value = float(objective @ hint)
         if _proven(value, bound, gap):
             return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
@@ -1063,13 +1063,14 @@ def _pack_ties(
 
 def _move_ties(
     model: PlacementModel, columns: np.ndarray, objective: np.ndarray, hint: np.ndarray,
-    locks: list[tuple[np.ndarray, float]],
+    locks: list[tuple[np.ndarray, float]], deadline: float,
 ) -> np.ndarray:
     """``hint`` with tied cases preferred to their pool's other cases where the locks allow, then
-    moved to their tie municipality or swapped there (:mod:`.ties`); no LP needed."""
+    moved to their tie municipality or swapped there until ``deadline`` (:mod:`.ties`); no LP
+    needed."""
     full_locks = [(_expand(c, columns, model.n_vars), v) for c, v in locks]
     full = prefer_tied_cases(model, _expand(hint, columns, model.n_vars), full_locks)
-    improved = complete_hint(model, honour_more_ties(model, complete_hint(model, full)))[columns]
+    improved = complete_hint(model, honour_more_ties(model, complete_hint(model, full), deadline=deadline))[columns]
     log.info("  ties honoured by moving and swapping cases: %.0f -> %.0f",
              float(objective @ hint), float(objective @ improved))
     return improved

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -26,8 +27,11 @@ from .room import Room
 log = logging.getLogger(__name__)
 
 
-def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int = 100000) -> np.ndarray:
-    """Counts with more ties honoured (y and a changed; urgency untouched)."""
+def honour_more_ties(
+    model: PlacementModel, values: np.ndarray, max_moves: int = 100000, deadline: float | None = None
+) -> np.ndarray:
+    """Counts with more ties honoured (y and a changed; urgency untouched); the moves stop at
+    ``deadline`` (``time.perf_counter()``) with the ties honoured by then."""
     free = model.agg.free_cases
     y = np.rint(values[model.blocks["y"]]).copy()
     a = np.rint(values[model.blocks["a"]]).copy()
@@ -40,23 +44,27 @@ def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int =
     n_pools = len(model.agg.pools)
     pool_cls = model.agg.pools["cls"].to_numpy()
     chosen_tied: dict[tuple[int, int], int] = defaultdict(int)
-    for pos in model.s_case[s > 0.5]:
-        pool, tie = int(free["pool"].iat[pos]), int(free["tie"].iat[pos])
+    chosen_pos = model.s_case[s > 0.5]
+    for pool, tie in zip(free["pool"].to_numpy()[chosen_pos].tolist(), free["tie"].to_numpy()[chosen_pos].tolist()):
         for unit in (pool, n_pools + int(pool_cls[pool])):
             chosen_tied[(unit, tie)] += 1
     room = Room(model, y)
     units_at: dict[int, list[int]] = defaultdict(list)  # municipality -> columns with y > 0
     for j in np.flatnonzero(y > 0):
         units_at[int(model.y_muni[j])].append(int(j))
+    unit_columns = pd.Series(np.arange(len(y))).groupby(model.y_unit).agg(list).to_dict()
+    size, minors = room.col_size, room.col_minors
     moves = 0
     for i, (u, m0) in enumerate(zip(model.a_unit, model.a_muni)):
         u, m0 = int(u), int(m0)
         j0 = column.get((u, m0))
         if j0 is None:
             continue
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         while a[i] < min(chosen_tied[(u, m0)], model.upper[model.blocks["a"].start + i]) and moves < max_moves:
             # Where a case of this unit sits now, other than the tie municipality.
-            sources = [int(j) for j in np.flatnonzero((model.y_unit == u) & (y > 0) & (model.y_muni != m0))]
+            sources = [j for j in unit_columns[u] if y[j] > 0 and model.y_muni[j] != m0]
             if a[i] < y[j0]:
                 a[i] += 1  # a tied case can take a slot the unit already has there
                 moves += 1
@@ -86,6 +94,12 @@ def honour_more_ties(model: PlacementModel, values: np.ndarray, max_moves: int =
                     if uk == u or back is None or y[k] <= (a[tie_k] if tie_k is not None else 0):
                         continue
                     if y[back] + 1 > model.upper[model.blocks["y"].start + back]:
+                        continue
+                    # What the check below would find first, without changing anything: persons
+                    # or minors short at either end (most candidates fail here).
+                    if room.persons[m0] + size[k] < -1e-9 or room.persons[m_src] - size[back] < -1e-9 \
+                            or room.minors_left[m0] + minors[k] < -1e-9 \
+                            or room.minors_left[m_src] - minors[back] < -1e-9:
                         continue
                     room.change(k, -1)
                     room.change(back, +1)

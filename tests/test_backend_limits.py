@@ -1,6 +1,7 @@
 """HiGHS does not look at its time limit during presolve, and its interior point method, started
 after the limit, runs to the end (national-30k, level 3 with 0.2 s left took 6.6 s). An LP
-with less time than its presolve may take is solved without presolve, so the limit holds."""
+with less time than its presolve may take is solved without presolve, so the limit holds; a
+MIP with that little time is not started."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from test_backend_errors import knapsack
 
+import allocator.backend as backend_module
 from allocator.backend import PRESOLVE_SECONDS_PER_NONZERO, MathOptBackend
 
 
@@ -30,3 +32,12 @@ def test_an_lp_with_time_enough_is_presolved():
     objective, lines = presolve_lines(10.0)
     assert objective == pytest.approx(4.0)
     assert any("Presolving model" in line for line in lines)
+
+
+def test_a_mip_with_too_little_time_for_presolve_is_not_started(monkeypatch):
+    calls = []
+    monkeypatch.setattr(backend_module.core_solver, "solve", lambda *a, **k: calls.append(1))
+    short = 0.5 * PRESOLVE_SECONDS_PER_NONZERO * knapsack().matrix.nnz
+    out = MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=short, relative_gap=0.0)
+    assert not calls
+    assert out.status == "no_solution" and out.values is None and out.bound is None

@@ -18,7 +18,7 @@ from allocator.extract import choose_cases
 from allocator.model import build_model
 from allocator.pack import pack_with_ties, ties_counted
 from allocator.solve import _hint_from_plan, _most_urgent, _refill_ties, complete_hint
-from allocator.ties import prefer_tied_cases
+from allocator.ties import honour_more_ties, prefer_tied_cases
 
 
 def singles_at_a():
@@ -126,3 +126,36 @@ def test_ties_packing_stops_soon_after_counts_at_the_bound_that_break_a_service(
                                            time.perf_counter() + 30, 0, objective, 1.0)
     assert breaks and tied is not None and float(objective @ tied) == 1.0
     assert len(tries) == 1 + solve_module.BREAKING_RETRIES
+
+
+def swap_to_honour_a_tie():
+    """F (a family of two, untied) at A, which has room for two; T (single, tied to A) at B,
+    which has room for two: only swapping them honours T's tie."""
+    cases, persons = cases_and_persons(family("F", [40, 38], 100), single("T", 100, tie_municipality_id="A"))
+    agg = aggregate(build_problem(tiny_tables([muni("A", 2), muni("B", 2)], cases, persons), settings()))
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    plan = complete_hint(model, _hint_from_plan(model, pd.DataFrame(
+        {"case_id": ["F", "T"], "municipality_id": ["A", "B"]})))
+    return model, plan
+
+
+def test_a_tied_case_is_swapped_to_its_tie_with_a_case_that_fits_where_it_was():
+    model, plan = swap_to_honour_a_tie()
+    ties = model.objective_terms()["ties"]
+    assert float(ties @ plan) == 0
+    moved = honour_more_ties(model, plan)
+    assert float(ties @ moved) == 1
+    found, broken = choose_cases(model, complete_hint(model, moved))
+    assert not len(broken) and found.to_dict() == {"F": 1, "T": 0}
+    # Out of time, the moves stop: the plan stays as it was.
+    assert np.array_equal(honour_more_ties(model, plan, deadline=time.perf_counter() - 1), plan)
+
+
+def test_no_swap_where_the_case_coming_back_has_no_room():
+    # B has room for one person only: F cannot take T's place there.
+    cases, persons = cases_and_persons(family("F", [40, 38], 100), single("T", 100, tie_municipality_id="A"))
+    agg = aggregate(build_problem(tiny_tables([muni("A", 2), muni("B", 1)], cases, persons), settings()))
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    plan = complete_hint(model, _hint_from_plan(model, pd.DataFrame(
+        {"case_id": ["F", "T"], "municipality_id": ["A", "B"]})))
+    assert np.array_equal(honour_more_ties(model, plan), plan)
