@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,10 @@ from pybind11_abseil.status import StatusCode, StatusNotOk
 from .model import LinearProgram
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
+#: How often a solve waiting for the solver looks for a stop request, seconds.
+STOP_POLL_SECONDS = 0.05
 #: Calls made when the solver fails internally, before the call answers "no solution".
 SOLVER_ERROR_ATTEMPTS = 2
 
@@ -234,6 +238,10 @@ class MathOptBackend:
         (with a bound from outside that is no better than the solver's, a plan within
         ``absolute_gap`` of that bound always stops it).
         """
+        if stop is not None and stop.stopped:
+            # MathOpt's HiGHS does not take an interrupter: a solve once started runs to its time
+            # limit. So none is started after a stop; every caller keeps the plan it has.
+            return Outcome("no_solution", None, None, None, 0.0, 0, "stopped")
         nonzeros = model.matrix.nnz + sum(int(np.count_nonzero(c)) for c, _ in locks or [])
         if not relax and time_limit < PRESOLVE_SECONDS_PER_NONZERO * nonzeros:
             # HiGHS's MIP presolve does not look at the time limit either (national-30k-scores:
@@ -274,7 +282,11 @@ class MathOptBackend:
             h.variable_values.ids.extend(range(len(hint)))
             h.variable_values.values.extend(hint.tolist())
 
+        abandoned = threading.Event()  # set when a stop leaves the call behind: report nothing more
+
         def message(lines: list[str]) -> None:
+            if abandoned.is_set():
+                return
             for line in lines:
                 if on_line is not None:
                     on_line(line)
@@ -286,26 +298,22 @@ class MathOptBackend:
                     on_log(_number(row.group("best")), _number(row.group("bound")))
 
         interrupter = solve_interrupter.SolveInterrupter()
-        if stop is not None:
-            stop.attach(interrupter)
-        started = time.perf_counter()
-        result = None
-        try:
+
+        def attempts() -> tuple[result_pb2.SolveResultProto | None, str]:
+            error = ""
             for attempt in range(1, SOLVER_ERROR_ATTEMPTS + 1):
                 try:
-                    with _quiet_stdout():
-                        result = core_solver.solve(
-                            proto,
-                            SOLVER_TYPES[self.name].value,
-                            init_arguments.StreamableSolverInitArguments().to_proto(),
-                            params.to_proto(),
-                            model_params,
-                            message if on_log is not None or on_line is not None else None,
-                            callback.CallbackRegistration().to_proto(),
-                            None,
-                            interrupter.pybind_interrupter,
-                        )
-                    break
+                    return core_solver.solve(
+                        proto,
+                        SOLVER_TYPES[self.name].value,
+                        init_arguments.StreamableSolverInitArguments().to_proto(),
+                        params.to_proto(),
+                        model_params,
+                        message if on_log is not None or on_line is not None else None,
+                        callback.CallbackRegistration().to_proto(),
+                        None,
+                        interrupter.pybind_interrupter,
+                    ), ""
                 except StatusNotOk as exc:
                     # HiGHS has failed now and then with "HighsStatus: kError [INTERNAL]" while
                     # another thread solved at once (the search that moves cases runs two steps
@@ -315,9 +323,26 @@ class MathOptBackend:
                         raise
                     log.warning("solver error on attempt %d of %d: %s", attempt, SOLVER_ERROR_ATTEMPTS, exc)
                     error = str(exc)
-        finally:
-            if stop is not None:
+            return None, error
+
+        started = time.perf_counter()
+        if stop is None:
+            with _quiet_stdout():
+                result, error = attempts()
+        else:
+            stop.attach(interrupter)
+            try:
+                # Quiet while this caller waits, not while a call left behind runs out: our
+                # output after a stop must reach stdout.
+                with _quiet_stdout():
+                    answer = _until_stopped(attempts, stop)
+            finally:
                 stop.detach(interrupter)
+            if answer is None:
+                abandoned.set()
+                log.info("solver call left to run out in the background: stopped")
+                return Outcome("no_solution", None, None, None, time.perf_counter() - started, 0, "stopped")
+            result, error = answer
         if result is None:
             return Outcome("no_solution", None, None, None, time.perf_counter() - started, 0, f"solver error: {error}")
         outcome = _outcome(result, model.n_vars, time.perf_counter() - started)
@@ -330,6 +355,30 @@ class MathOptBackend:
                               lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
                               on_line=on_line)
         return outcome
+
+
+def _until_stopped(call: Callable[[], T], stop: StopFlag) -> T | None:
+    """``call()``'s answer, or None as soon as ``stop`` is set: MathOpt's HiGHS takes no
+    interrupter (its solve runs to its own limit: a stop during national-2k's last level took
+    up to 31 s), so the call runs in a thread of its own, and a stop leaves it behind. It ends at
+    its time limit; in a worker process that exits after the round, sooner."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["answer"] = call()
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="solver-call", daemon=True)
+    thread.start()
+    while thread.is_alive() and not stop.stopped:
+        thread.join(STOP_POLL_SECONDS)
+    if thread.is_alive():
+        return None
+    if "error" in box:
+        raise box["error"]
+    return box["answer"]
 
 
 def _number(text: str) -> float | None:

@@ -214,8 +214,12 @@ def _distribute(
     if unsafe.any():
         counts, kept = _distribute_greedy(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe], slot_n[unsafe])
         if not kept:
-            counts, broken = _distribute_unsafe(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe],
-                                                slot_n[unsafe], len(services))
+            found = _distribute_unsafe(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe], slot_n[unsafe],
+                                       len(services))
+            if found is not None:
+                counts, broken = found
+            else:  # the solver failed: the greedy's counts, and where they break a capacity
+                broken = np.flatnonzero((counts.T @ prof_use > cap + 1e-9).any(axis=1))
         for q, m in zip(*np.nonzero(counts)):
             for _ in range(counts[q, m]):
                 placed[queues[int(q)].pop()] = int(m)
@@ -382,10 +386,11 @@ def _distribute_unsafe(
     slot_m: np.ndarray,
     slot_n: np.ndarray,
     n_services: int,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray] | None:
     """A small MIP: cases of each profile into the slots of municipalities that could break a
     service capacity, keeping capacities where possible (slack priced). Returns cases per
-    profile and municipality, and the municipalities where a capacity could not be kept."""
+    profile and municipality, and the municipalities where a capacity could not be kept; None
+    if the solver failed."""
     program, objective, pq, pk, munis = _distribution_program(profiles, prof_use, cap, slot_cls, slot_m, slot_n,
                                                               n_services)
     profile_cls = profiles["cls"].to_numpy()
@@ -431,9 +436,7 @@ def _distribute_unsafe(
         if boxed.values is not None and boxed.objective >= out.objective - 1e-6:
             return answer(boxed.values)
     out = backend.solve(program, objective, **EXACT)
-    if out.values is None:
-        raise RuntimeError("could not give the class slots to cases")
-    return answer(out.values)
+    return answer(out.values) if out.values is not None else None
 
 
 def _mend_distribution(

@@ -34,7 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 from ortools.graph.python import min_cost_flow
 
-from .backend import MathOptBackend
+from .backend import MathOptBackend, StopFlag
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, spread_cost
 
 #: Municipalities re-assigned together in one step, at first (the step's MIP grows fast with
@@ -406,6 +406,7 @@ def rehouse(
     threads: int = 1,
     weight_scores: float = 0.0,
     weight_ties: float = 0.0,
+    stop: StopFlag | None = None,
 ) -> tuple[pd.Series, float, float]:
     """Improve a concrete plan (free case_id -> municipality number) for ``weight_fit`` times the
     housing fit plus ``weight_spread`` times the spread (less ``weight_scores`` times the
@@ -438,6 +439,8 @@ def rehouse(
     weight_scores, weight_ties
         Weights of the supplied scores and of the ties honoured (both maximised). Scores with
         weight 0 never fall in sum; a tied case at its tie never moves.
+    stop
+        Set from another thread to stop after the steps in flight.
 
     Returns
     -------
@@ -470,7 +473,8 @@ def rehouse(
     with ThreadPoolExecutor(max(threads, 1)) as pool:
         while True:
             while len(in_flight) < threads and time.perf_counter() < deadline \
-                    and (enough_gain is None or gained < enough_gain) and fruitless < STOP_STEPS:
+                    and (enough_gain is None or gained < enough_gain) and fruitless < STOP_STEPS \
+                    and not (stop is not None and stop.stopped):
                 if fruitless >= STALL_STEPS and size < min(MAX_GROUP, len(active)):
                     # Small neighbourhoods found nothing for a while: larger ones (slower steps)
                     # can make the exchanges of three or more municipalities that small ones cannot.

@@ -116,7 +116,7 @@ def solve(
     probed = None  # the probe's model and its LP: the urgency level's LP, solved already
     probe_bound = None  # that LP's optimum bounds level 1 (its model is a relaxation)
     if problem.services and not fine.all():
-        probe = probe_services(model, backend, priorities[0], settings)
+        probe = probe_services(model, backend, priorities[0], settings, stop)
         probe_bound = probe.lp.objective if probe.lp is not None else None
         if priorities == [["urgency"]] and probe.lp is not None:
             # Only for urgency alone: the levels below start from level 1's plan, and the
@@ -526,7 +526,8 @@ class Probe:
 
 
 def probe_services(
-    model: PlacementModel, backend: MathOptBackend, terms: list[str], settings: Settings
+    model: PlacementModel, backend: MathOptBackend, terms: list[str], settings: Settings,
+    stop: StopFlag | None = None,
 ) -> Probe:
     """Municipalities without service rows where the first level's LP would fill a service's
     capacity, if its class slots held cases of the average
@@ -536,7 +537,7 @@ def probe_services(
     program, columns = model.program(terms)
     objective = sum(settings.objective.weight(t) * model.objective_terms()[t] for t in terms)[columns]
     lp = backend.solve(program, objective, time_limit=max(settings.solver.time_limit * PROBE_SHARE, 1.0),
-                       relative_gap=0.0, relax=True)
+                       relative_gap=0.0, relax=True, stop=stop)
     probed = np.zeros(agg.n_municipalities, dtype=bool)
     if lp.values is None:
         return Probe(probed, None)
@@ -721,7 +722,7 @@ def solve_level(
             # The search that moves cases needs no LP either, and the full model would not get
             # through its root (national-30k-scores, level 2: 166k columns, no LP in 18 s).
             rehoused = _rehouse(model, columns, objective, None, plan, hint, locks, None, gap, settings,
-                                time.perf_counter() + left(), list(terms))
+                                time.perf_counter() + left(), list(terms), stop)
             if rehoused is not None:
                 return Outcome("feasible", rehoused[1], float(objective @ rehoused[1]), None,
                                time.perf_counter() - started, 0, "cases moved; no LP in time", plan=rehoused[0])
@@ -792,7 +793,7 @@ def solve_level(
             ("cases packed with the LP's ties", lambda: _pack_ties(
                 model, columns, lp.values, hint, locks,
                 time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
-                settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9))),
+                settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9), stop)),
         ]
         if _integral_objective(program, objective):
             placements.insert(0, ("the cases above placed", lambda: _same_cases(
@@ -850,7 +851,7 @@ def solve_level(
         plan = _concrete(model, columns, hint)
     if searching and plan is not None:
         rehoused = _rehouse(model, columns, objective, lp.values, plan, hint, locks, bound, gap, settings,
-                            time.perf_counter() + _rehouse_seconds(left(), lp.seconds), list(terms))
+                            time.perf_counter() + _rehouse_seconds(left(), lp.seconds), list(terms), stop)
         if rehoused is not None:
             hint = rehoused[1]
             value = float(objective @ hint)
@@ -943,6 +944,7 @@ def _rehouse(
     settings: Settings,
     deadline: float,
     terms: list[str],
+    stop: StopFlag | None,
 ) -> tuple[pd.Series, np.ndarray] | None:
     """The concrete ``plan`` with its cases moved for this level's ``terms``
     (:func:`.rehouse.rehouse`): the plan and its full vector over ``columns``, or None if it is
@@ -970,7 +972,7 @@ def _rehouse(
     moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
                                    settings.solver.seed, enough_gain=enough, target=target,
                                    threads=settings.solver.threads, weight_scores=weight("scores"),
-                                   weight_ties=weight("ties"))
+                                   weight_ties=weight("ties"), stop=stop)
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
     log.info("  cases moved for %s: %.4f -> %.4f (%.0f bedrooms empty)", " and ".join(terms), start, value, waste)
@@ -1016,6 +1018,7 @@ def _pack_ties(
     seed: int,
     objective: np.ndarray,
     enough: float,
+    stop: StopFlag | None = None,
 ) -> tuple[np.ndarray | None, bool]:
     """The cases of the plan above (so every lock holds), packed again from the LP's counts
     with the tied cases the LP honours kept at their tie municipality; as a concrete plan's
@@ -1042,7 +1045,8 @@ def _pack_ties(
     attempt = 0
     breaking = None
     last_try: int | None = None
-    while (attempt == 0 or time.perf_counter() < deadline) and attempt < (last_try or TIES_PACK_TRIES):
+    while (attempt == 0 or time.perf_counter() < deadline and not (stop is not None and stop.stopped)) \
+            and attempt < (last_try or TIES_PACK_TRIES):
         own = differ and attempt % 2 == (0 if own_first else 1)
         packing = pack_with_ties(model, lp_full[model.blocks["y"]], lp_full[model.blocks["a"]],
                                  totals_lp if own else totals_above, deadline, seed + attempt, fill=own)

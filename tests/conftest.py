@@ -83,10 +83,10 @@ def cases_and_persons(*made: tuple[dict, list[dict]]) -> tuple[list[dict], list[
 def solve_verified(tmp_path: Path):
     """Solve raw tables and check the plan with the independent verifier; returns the Result."""
 
-    def run(tables: dict[str, pd.DataFrame], the_settings: Settings | None = None):
+    def run(tables: dict[str, pd.DataFrame], the_settings: Settings | None = None, **solve_options):
         the_settings = the_settings or settings()
         problem = build_problem(tables, the_settings)
-        result = solve(problem)
+        result = solve(problem, **solve_options)
         folder = write_problem(tables, tmp_path / "problem", the_settings.model_dump(mode="json"))
         result.write(tmp_path / "out")
         violations = verify_plan(folder, tmp_path / "out" / "plan.csv")

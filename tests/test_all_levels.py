@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import threading
+import time
 
 import pytest
 
 import allocator.backend as backend_module
-from allocator import Settings, build_problem
+from allocator import Settings, StopFlag, build_problem
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.scoring import level_values, plan_terms
 from conftest import cases_and_persons, family, muni, tiny_tables
@@ -159,3 +161,16 @@ def test_without_its_own_lp_in_time_level_1_keeps_the_probes_bound(solve_verifie
     level = solve_verified(tables, settings).levels[0]
     assert relaxations[0][0]  # the probe's LP
     assert level.bound is not None and level.bound >= proven.bound - 1e-6 >= level.objective - 1e-6
+
+
+def test_a_stop_ends_the_solve_soon_with_a_plan_that_keeps_every_rule(solve_verified):
+    # national-2k uses all of a 60 s limit; HiGHS takes no interrupter, so a stop used to wait
+    # for the running solver call and search (up to 31 s). Now it leaves them behind.
+    tables = generate_tables(NAMED["national-2k"])
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=60.0)
+    stop = StopFlag()
+    threading.Timer(4.0, stop.stop).start()
+    started = time.perf_counter()
+    result = solve_verified(tables, settings, stop=stop)  # the verifier finds no broken rule
+    assert time.perf_counter() - started < 20
+    assert result.levels[0].objective is not None and len(result.plan) > 0

@@ -5,6 +5,8 @@ losing the round; any other solver error is a bug and is raised."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import scipy.sparse as sp
 from pybind11_abseil.status import Status, StatusCode, StatusNotOk
 
 import allocator.backend as backend_module
-from allocator.backend import SOLVER_ERROR_ATTEMPTS, MathOptBackend
+from allocator.backend import SOLVER_ERROR_ATTEMPTS, MathOptBackend, StopFlag
 from allocator.model import LinearProgram
 
 
@@ -61,3 +63,24 @@ def test_any_other_solver_error_is_raised(monkeypatch):
     with pytest.raises(StatusNotOk):
         MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=10, relative_gap=0.0)
     assert len(calls) == 1
+
+
+def test_a_stop_leaves_a_solver_call_that_does_not_listen_behind(monkeypatch):
+    # MathOpt's HiGHS takes no interrupter: a stop during its search must not wait for its
+    # time limit. Here the "solver" sleeps 10 s; the stop comes after 0.2 s.
+    monkeypatch.setattr(backend_module.core_solver, "solve", lambda *a, **k: time.sleep(10))
+    stop = StopFlag()
+    threading.Timer(0.2, stop.stop).start()
+    started = time.perf_counter()
+    out = MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=30, relative_gap=0.0, stop=stop)
+    assert time.perf_counter() - started < 5
+    assert out.status == "no_solution" and out.values is None and out.detail == "stopped"
+    # Once stopped, no solver call is started at all.
+    assert MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=30, relative_gap=0.0,
+                                  stop=stop).detail == "stopped"
+
+
+def test_with_a_stop_flag_that_is_never_set_the_answer_is_the_solvers():
+    out = MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=10, relative_gap=0.0,
+                                 stop=StopFlag())
+    assert out.status == "optimal" and out.objective == pytest.approx(4.0)
