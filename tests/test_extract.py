@@ -11,7 +11,7 @@ from conftest import cases_and_persons, family, muni, settings, single, tiny_tab
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
-from allocator.backend import MathOptBackend
+from allocator.backend import MathOptBackend, Outcome
 from allocator.extract import (_distribute_unsafe, _distribution_program, _lighter_swap, _mend_distribution,
                                choose_cases)
 from allocator.model import build_model
@@ -73,6 +73,21 @@ def test_ties_at_a_municipality_without_service_rows_cannot_break_a_capacity():
     found, broken = choose_cases(model, values)
     a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
     assert a in broken.tolist() or (found == a).sum() <= 1
+
+
+def test_without_the_solver_the_class_slots_still_go_to_cases_and_breaks_are_reported(monkeypatch):
+    # As above, with every solver call failing: the greedy's counts stand, and the capacity they
+    # break is reported (the level then models it), not an error that loses the round.
+    made = [family(c, [30, 2], days=100, tie_municipality_id="A") for c in ("T1", "T2")]
+    agg, model = coarse_model(made, [muni("A", 10, capacity_kindergarten=1), muni("B", 10, capacity_kindergarten=5)])
+    values = complete_hint(model, _hint_from_plan(model, pd.DataFrame(
+        {"case_id": ["T1", "T2"], "municipality_id": ["A", "A"]})))
+    monkeypatch.setattr(MathOptBackend, "solve", lambda self, *a, **k: Outcome(
+        "no_solution", None, None, None, 0.0, 0, "solver error (test)"))
+    found, broken = choose_cases(model, values)
+    a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
+    assert sorted(found.index) == ["T1", "T2"] and (found == a).all()
+    assert broken.tolist() == [a]
 
 
 def test_a_class_tie_is_not_counted_for_a_case_its_pool_needs_elsewhere(solve_verified):
