@@ -97,7 +97,9 @@ class Outcome:
 
 
 class StopFlag:
-    """Ask running solves to stop early; they keep the best plan found."""
+    """Ask running solves to stop early; they keep the best plan found. The solver is
+    interrupted where it listens (SCIP); HiGHS does not, and its running call is left behind
+    (:meth:`MathOptBackend.solve`)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
