@@ -120,23 +120,30 @@ class Filler:
     # -- the fill ------------------------------------------------------------------------------
 
     def fill(self) -> None:
-        """The most urgent unchosen case, to the first column with room for it."""
-        model = self.model
+        """The most urgent unchosen case, to the first column with room for it. Rooms only
+        shrink while filling, so a column closed to a pool stays closed: each pool's columns
+        are walked once (national-30k from nothing: 2.4 s when every case looked at all its
+        pool's columns)."""
         waiting = []
         for c, members in self.members.items():
             taken = self.taken(c)
             waiting += [(-u, p) for p in members for u in self.urgency[p][taken[p]:]]
-        exhausted: set[int] = set()
+        first_open: dict[int, int] = defaultdict(int)  # per pool, where its open columns start
         for _, p in sorted(waiting):
-            if p in exhausted:
-                continue
-            open_ = self.open_columns(self.columns_of(p))
-            if self.fine_count[p] >= len(self.urgency[p]):
-                open_ = open_[model.y_unit[open_] >= self.n_pools]
-            if not len(open_):
-                exhausted.add(p)  # rooms only shrink: no later case of this pool fits either
-                continue
-            self.change(int(open_[0]), +1)
+            columns = self.columns_of(p)
+            # Once the pool's own cases are all placed at fine municipalities, only its class's
+            # slots can take more of it (fine_count only grows here).
+            slots_only = self.fine_count[p] >= len(self.urgency[p])
+            i = first_open[p]
+            while i < len(columns):
+                j = int(columns[i])
+                if self.y[j] < self.ub[j] and not (slots_only and self.col_unit[j] < self.n_pools) \
+                        and self.room.fits(j):
+                    break
+                i += 1
+            first_open[p] = i
+            if i < len(columns):
+                self.change(j, +1)
 
     # -- the answer ----------------------------------------------------------------------------
 
