@@ -8,6 +8,7 @@ concrete dwellings are chosen by a min-cost flow that wastes the fewest bedrooms
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,22 @@ from .model import LinearProgram, PlacementModel
 MEND_ROOMIEST = 20
 #: The distribution MIPs are solved to optimality (their objective is the slack, a whole number).
 EXACT = dict(time_limit=10.0, relative_gap=0.0, absolute_gap=1e-6)
+
+
+@dataclass(frozen=True)
+class ClassSlots:
+    """Class slots at municipalities where a service capacity could break, and the cases that
+    may fill them by profile (cases of one class with the same service use)."""
+
+    profiles: pd.DataFrame  # per profile: its class ``cls`` and its number of cases ``n``
+    use: np.ndarray  # profile x service: members using it
+    cap: np.ndarray  # municipality x service: room left
+    slot_cls: np.ndarray  # per slot: its class
+    slot_m: np.ndarray  # per slot: its municipality
+    slot_n: np.ndarray  # per slot: the cases it takes
+
+    def unpacked(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.profiles, self.use, self.cap, self.slot_cls, self.slot_m, self.slot_n
 
 
 def chosen_cases(model: PlacementModel, values: np.ndarray) -> pd.DataFrame:
@@ -212,10 +229,10 @@ def _distribute(
     placed: dict[str, int] = {}
     broken = np.zeros(0, dtype=int)
     if unsafe.any():
-        counts, kept = _distribute_greedy(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe], slot_n[unsafe])
+        unsafe_slots = ClassSlots(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe], slot_n[unsafe])
+        counts, kept = _distribute_greedy(unsafe_slots)
         if not kept:
-            found = _distribute_unsafe(profiles, prof_use, cap, slot_cls[unsafe], slot_m[unsafe], slot_n[unsafe],
-                                       len(services))
+            found = _distribute_unsafe(unsafe_slots)
             if found is not None:
                 counts, broken = found
             else:  # the solver failed: the greedy's counts, and where they break a capacity
@@ -233,21 +250,14 @@ def _distribute(
     return placed, broken
 
 
-def _distribute_greedy(
-    profiles: pd.DataFrame,
-    prof_use: np.ndarray,
-    cap: np.ndarray,
-    slot_cls: np.ndarray,
-    slot_m: np.ndarray,
-    slot_n: np.ndarray,
-    start: np.ndarray | None = None,
-) -> tuple[np.ndarray, bool]:
+def _distribute_greedy(slots: ClassSlots, start: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """Lightest cases first (the heavy ones are best left to municipalities where no capacity
     can bind), each to the slot of its class whose municipality has the most room left in the
     services the case uses; where a capacity still breaks, cases are swapped for lighter ones
     not yet assigned. Returns cases per profile and municipality, and whether every slot is
     filled and every capacity kept. ``start``: cases per profile and municipality placed
     already (within the slots and the profiles' cases)."""
+    profiles, prof_use, cap, slot_cls, slot_m, slot_n = slots.unpacked()
     profile_cls = profiles["cls"].to_numpy()
     counts = np.zeros((len(profiles), len(cap)), dtype=int) if start is None else start.copy()
     left = cap - counts.T @ prof_use
@@ -331,19 +341,14 @@ def _lighter_swap(
     return options[best]
 
 
-def _distribution_program(
-    profiles: pd.DataFrame,
-    prof_use: np.ndarray,
-    cap: np.ndarray,
-    slot_cls: np.ndarray,
-    slot_m: np.ndarray,
-    slot_n: np.ndarray,
-    n_services: int,
-) -> tuple[LinearProgram, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _distribution_program(slots: ClassSlots) -> tuple[LinearProgram, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The MIP of :func:`_distribute_unsafe`: a count per (profile, slot of its class) pair, then
     a slack per (service, municipality), priced. Returns it with its objective, each pair's
     profile and slot, and the municipalities of the slack columns."""
     import scipy.sparse as sp
+
+    profiles, prof_use, cap, slot_cls, slot_m, slot_n = slots.unpacked()
+    n_services = prof_use.shape[1]
 
     profile_cls = profiles["cls"].to_numpy()
     pairs = [(q, k) for k in range(len(slot_cls)) for q in np.flatnonzero(profile_cls == slot_cls[k])]
@@ -378,32 +383,22 @@ def _distribution_program(
     return program, objective, pq, pk, munis
 
 
-def _distribute_unsafe(
-    profiles: pd.DataFrame,
-    prof_use: np.ndarray,
-    cap: np.ndarray,
-    slot_cls: np.ndarray,
-    slot_m: np.ndarray,
-    slot_n: np.ndarray,
-    n_services: int,
-) -> tuple[np.ndarray, np.ndarray] | None:
+def _distribute_unsafe(slots: ClassSlots) -> tuple[np.ndarray, np.ndarray] | None:
     """A small MIP: cases of each profile into the slots of municipalities that could break a
     service capacity, keeping capacities where possible (slack priced). Returns cases per
     profile and municipality, and the municipalities where a capacity could not be kept; None
     if the solver failed."""
-    program, objective, pq, pk, munis = _distribution_program(profiles, prof_use, cap, slot_cls, slot_m, slot_n,
-                                                              n_services)
-    profile_cls = profiles["cls"].to_numpy()
-    n_pairs = len(pq)
+    program, objective, pq, pk, munis = _distribution_program(slots)
+    slot_m, n_pairs = slots.slot_m, len(pq)
     backend = MathOptBackend("highs")
 
     def dense(pair_counts: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(profiles), len(cap)), dtype=int)
+        out = np.zeros((len(slots.profiles), len(slots.cap)), dtype=int)
         np.add.at(out, (pq, slot_m[pk]), pair_counts)
         return out
 
     def answer(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        slack = values[n_pairs:].reshape(n_services, len(munis))
+        slack = values[n_pairs:].reshape(slots.use.shape[1], len(munis))
         return dense(np.rint(values[:n_pairs]).astype(int)), munis[(slack > 1e-6).any(axis=0)]
 
     # A transportation with a few side rows: its LP optimum is mostly whole already.
@@ -415,12 +410,10 @@ def _distribute_unsafe(
         # the greedy; where a capacity still breaks, a search over those municipalities and the
         # roomiest others with slots of their classes, the rest kept (national-5k in 1 s:
         # 0.1 s, where the search below took 1.2 s).
-        counts, kept = _distribute_greedy(profiles, prof_use, cap, slot_cls, slot_m, slot_n,
-                                          start=dense(np.floor(out.values[:n_pairs] + 1e-6).astype(int)))
+        counts, kept = _distribute_greedy(slots, start=dense(np.floor(out.values[:n_pairs] + 1e-6).astype(int)))
         if kept:
             return counts, np.zeros(0, dtype=int)
-        mended = _mend_distribution(backend, program, objective, counts, prof_use, cap, slot_cls, slot_m,
-                                    profile_cls, pq, pk, munis)
+        mended = _mend_distribution(backend, slots, program, objective, counts, pq, pk, munis)
         if mended.values is not None and mended.objective > -1e-6:
             return answer(mended.values)
     if out.values is not None:
@@ -441,21 +434,20 @@ def _distribute_unsafe(
 
 def _mend_distribution(
     backend: MathOptBackend,
+    slots: ClassSlots,
     program: LinearProgram,
     objective: np.ndarray,
     counts: np.ndarray,
-    prof_use: np.ndarray,
-    cap: np.ndarray,
-    slot_cls: np.ndarray,
-    slot_m: np.ndarray,
-    profile_cls: np.ndarray,
     pq: np.ndarray,
     pk: np.ndarray,
     munis: np.ndarray,
 ) -> Outcome:
     """The distribution MIP started from ``counts`` (cases per profile and municipality, some
     capacities broken), with only the pairs of the broken municipalities' classes at those
-    municipalities and at the roomiest others with their slots free."""
+    municipalities and at the roomiest others with their slots free (``program`` and the pairs
+    as :func:`_distribution_program` gives them)."""
+    profiles, prof_use, cap, slot_cls, slot_m, _ = slots.unpacked()
+    profile_cls = profiles["cls"].to_numpy()
     left = cap - counts.T @ prof_use
     broken = np.flatnonzero((left < -1e-9).any(axis=1))
     classes = np.unique(slot_cls[np.isin(slot_m, broken)])

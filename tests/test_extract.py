@@ -12,8 +12,8 @@ from conftest import cases_and_persons, family, muni, settings, single, tiny_tab
 from allocator import build_problem
 from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend, Outcome
-from allocator.extract import (_distribute_unsafe, _distribution_program, _lighter_swap, _mend_distribution,
-                               choose_cases)
+from allocator.extract import (ClassSlots, _distribute_unsafe, _distribution_program, _lighter_swap,
+                               _mend_distribution, choose_cases)
 from allocator.model import build_model
 from allocator.solve import _hint_from_plan, complete_hint
 
@@ -121,13 +121,14 @@ def random_slots(rng: np.random.Generator):
     keys = sorted({(int(profile_cls[q]), m) for q in range(8) for m in range(n_muni) if placed[q, m]})
     slot_n = np.array([placed[profile_cls == c, m].sum() for c, m in keys], dtype=float)
     profiles = pd.DataFrame({"cls": profile_cls, "n": available})
-    return profiles, prof_use, cap, np.array([c for c, _ in keys]), np.array([m for _, m in keys]), slot_n
+    return ClassSlots(profiles, prof_use, cap, np.array([c for c, _ in keys]), np.array([m for _, m in keys]), slot_n)
 
 
 def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
     for seed in range(40):
-        profiles, prof_use, cap, slot_cls, slot_m, slot_n = random_slots(np.random.default_rng(seed))
-        counts, broken = _distribute_unsafe(profiles, prof_use, cap, slot_cls, slot_m, slot_n, 2)
+        slots = random_slots(np.random.default_rng(seed))
+        profiles, prof_use, cap, slot_cls, slot_m, slot_n = slots.unpacked()
+        counts, broken = _distribute_unsafe(slots)
         assert len(broken) == 0, seed
         given = np.zeros(len(profiles), dtype=int)
         used = np.zeros_like(cap)
@@ -144,9 +145,10 @@ def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
 
 
 
-def heaviest_first(profiles, prof_use, cap, slot_cls, slot_m, slot_n) -> np.ndarray:
+def heaviest_first(slots: ClassSlots) -> np.ndarray:
     """Cases per profile and municipality filling every slot, heaviest service users first and
     capacities ignored: a start that breaks them."""
+    profiles, prof_use, cap, slot_cls, slot_m, slot_n = slots.unpacked()
     counts = np.zeros((len(profiles), len(cap)), dtype=int)
     available = profiles["n"].to_numpy().copy()
     for k in range(len(slot_cls)):
@@ -161,15 +163,14 @@ def heaviest_first(profiles, prof_use, cap, slot_cls, slot_m, slot_n) -> np.ndar
 def test_a_broken_distribution_is_mended_around_its_broken_municipalities():
     mended_to_none = 0
     for seed in range(40):
-        profiles, prof_use, cap, slot_cls, slot_m, slot_n = random_slots(np.random.default_rng(seed))
-        start = heaviest_first(profiles, prof_use, cap, slot_cls, slot_m, slot_n)
+        slots = random_slots(np.random.default_rng(seed))
+        profiles, prof_use, cap, slot_cls, slot_m, slot_n = slots.unpacked()
+        start = heaviest_first(slots)
         overflow = np.maximum(start.T @ prof_use - cap, 0).sum()
         if overflow == 0:
             continue
-        program, objective, pq, pk, munis = _distribution_program(profiles, prof_use, cap, slot_cls, slot_m,
-                                                                  slot_n, 2)
-        out = _mend_distribution(MathOptBackend(), program, objective, start, prof_use, cap, slot_cls, slot_m,
-                                 profiles["cls"].to_numpy(), pq, pk, munis)
+        program, objective, pq, pk, munis = _distribution_program(slots)
+        out = _mend_distribution(MathOptBackend(), slots, program, objective, start, pq, pk, munis)
         n = np.rint(out.values[:len(pq)]).astype(int)
         counts = np.zeros_like(start)
         np.add.at(counts, (pq, slot_m[pk]), n)
