@@ -76,11 +76,9 @@ def test_the_first_level_is_polished_when_levels_follow(solve_verified):
     assert polished.objective > first.objective  # the final plan's urgency, ties level included
 
 
-def test_without_an_lp_in_time_the_scores_level_still_moves_cases(solve_verified, monkeypatch):
-    # national-30k-scores: the scores level's LP (166k columns) is not solved in its time, and
-    # neither is the full model's root. Here every solve below level 1 (all have locks; the
-    # search's small steps have none) "fails": the level's plan must still come from the
-    # search that moves cases, better than the plan above, with no bound.
+def fail_every_solve_with_a_lock(monkeypatch) -> None:
+    """Every solve below level 1 (all have locks; the small steps of the search that moves
+    cases have none) answers "no solution", as when its LP is not solved in time."""
     real = backend_module.MathOptBackend.solve
 
     def no_lp_below_level_1(self, model, objective, **kw):
@@ -88,11 +86,19 @@ def test_without_an_lp_in_time_the_scores_level_still_moves_cases(solve_verified
             return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no LP (test)")
         return real(self, model, objective, **kw)
 
+    monkeypatch.setattr(backend_module.MathOptBackend, "solve", no_lp_below_level_1)
+
+
+def test_without_an_lp_in_time_the_scores_level_still_moves_cases(solve_verified, monkeypatch):
+    # national-30k-scores: the scores level's LP (166k columns) is not solved in its time, and
+    # neither is the full model's root. Here every solve below level 1 (all have locks; the
+    # search's small steps have none) "fails": the level's plan must still come from the
+    # search that moves cases, better than the plan above, with no bound.
     spec = dataclasses.replace(NAMED["small"], cases=150, seed=1, with_scores=True)
     tables = generate_tables(spec)
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=6.0)
     above = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"]]))
-    monkeypatch.setattr(backend_module.MathOptBackend, "solve", no_lp_below_level_1)
+    fail_every_solve_with_a_lock(monkeypatch)
     result = solve_verified(tables, settings)
 
     problem = build_problem(tables, settings)
@@ -118,18 +124,11 @@ def test_a_level_is_optimal_only_within_the_gap_of_its_bound(solve_verified, mon
 def test_without_an_lp_in_time_the_ties_level_still_moves_ties(solve_verified, monkeypatch):
     # national-30k in 10 s: the ties level's LP is not solved in its time; the ties moves need
     # none (369 -> 1,257 ties there). Every solve with a lock "fails" here, as above.
-    real = backend_module.MathOptBackend.solve
-
-    def no_lp_below_level_1(self, model, objective, **kw):
-        if kw.get("locks"):
-            return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no LP (test)")
-        return real(self, model, objective, **kw)
-
     tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=2))
     settings = Settings.model_validate(demo_settings()).with_overrides(
         solver__time_limit=6.0, objective__priorities=[["urgency"], ["ties"]])
     above = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"]]))
-    monkeypatch.setattr(backend_module.MathOptBackend, "solve", no_lp_below_level_1)
+    fail_every_solve_with_a_lock(monkeypatch)
     result = solve_verified(tables, settings)
 
     problem = build_problem(tables, settings)
