@@ -84,14 +84,21 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
     assignment: dict[str, int] = {}
     tie_of = dict(zip(chosen.index, chosen["tie"].to_numpy().tolist()))
     left: dict[int, list[str]] = defaultdict(list)  # class -> chosen cases not yet placed
+    pool_cls = agg.pools["cls"].to_numpy()
     # Pools at fine municipalities: counted ties first, then any tied case whose tie has a slot,
     # then untied cases (tied ones are kept for their class's tie slots if they can be).
-    for p, group in chosen.groupby("pool", sort=True):
-        p = int(p)
+    # Each pool's cases in the order chosen (plain arrays: a pandas group per pool cost
+    # national-2k 0.05 s a call).
+    order = np.argsort(chosen["pool"].to_numpy(), kind="stable")
+    pool_of = chosen["pool"].to_numpy()[order]
+    ids_of, tie_list = chosen.index.to_numpy()[order], chosen["tie"].to_numpy()[order].tolist()
+    starts = np.flatnonzero(np.r_[True, pool_of[1:] != pool_of[:-1]]) if len(order) else np.array([], dtype=int)
+    for start, end in zip(starts.tolist(), np.r_[starts[1:], len(order)].tolist()):
+        p = int(pool_of[start])
         unit_slots = slots.get(p, {})
         ties = counted.get(p, {})
         rest = []
-        for case_id, tie in zip(group.index, group["tie"].to_numpy()):
+        for case_id, tie in zip(ids_of[start:end].tolist(), tie_list[start:end]):
             tie = int(tie)
             if tie >= 0 and ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0:
                 assignment[case_id] = tie
@@ -106,7 +113,7 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
         rest = [(c, t) for c, t in rest if c not in assignment]
         # Untied first; tied cases whose class counts a tie at a coarse municipality later, and
         # those giving the ties the counts split to this pool last.
-        class_ties = counted.get(n_pools + int(agg.pools["cls"].iat[p]), {})
+        class_ties = counted.get(n_pools + int(pool_cls[p]), {})
         keys = []
         for _, tie in rest:
             key = (tie >= 0) + (class_ties.get(tie, 0) > 0)
@@ -117,7 +124,7 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
         rest = [rest[i] for i in np.argsort(keys, kind="stable")]
         munis = [m for m in sorted(unit_slots) for _ in range(unit_slots[m])]
         assignment.update(zip([c for c, _ in rest], munis))
-        left[int(agg.pools["cls"].iat[p])] += [c for c, _ in rest[len(munis):]]
+        left[int(pool_cls[p])] += [c for c, _ in rest[len(munis):]]
 
     # Classes at the other municipalities: counted ties, where the case's service use still
     # fits (these municipalities have no service rows), then a service-aware distribution.
