@@ -41,6 +41,10 @@ SOLVER_ERROR_ATTEMPTS = 2
 
 #: Presolve time per nonzero allowed for, generously (national-30k, level 3: 0.23 s for 246k).
 PRESOLVE_SECONDS_PER_NONZERO = 4e-6
+#: LPs at least this large set the expected pace of LPs: a tiny one's time is mostly the call's
+#: own. Above it, the pace only grows with size and from level to level (about 4 µs per nonzero
+#: at 14k-32k nonzeros, 6-8 µs for level 1 at 24k-124k, 12-17 µs for level 3 at 60k-186k).
+LP_PACE_MIN_NONZEROS = 20_000
 
 SOLVER_TYPES = {"highs": parameters.SolverType.HIGHS, "scip": parameters.SolverType.GSCIP}
 
@@ -171,6 +175,18 @@ class MathOptBackend:
             raise ValueError(f"unknown backend {name!r}; choose from {sorted(SOLVER_TYPES)}")
         self.name = name
         self.version = solver_version(name)
+        #: Seconds per nonzero of the slowest large LP relaxation solved so far, or None.
+        self.lp_pace: float | None = None
+
+    def expected_lp_seconds(self, model: LinearProgram, locks: list[tuple[np.ndarray, float]] | None = None,
+                            ) -> float | None:
+        """Seconds the LP relaxation of ``model`` plus ``locks`` can be expected to take, at the
+        pace of the slowest large LP this backend has solved (None before one). The levels'
+        LPs only get slower per nonzero from level to level (national-30k: 2.7, 4.2, 9.4 s for
+        about the same size), so this is an estimate from below."""
+        if self.lp_pace is None:
+            return None
+        return self.lp_pace * _nonzeros(model, locks)
 
     def _proto(
         self,
@@ -244,7 +260,7 @@ class MathOptBackend:
             # MathOpt's HiGHS does not take an interrupter: a solve once started runs to its time
             # limit. So none is started after a stop; every caller keeps the plan it has.
             return Outcome("no_solution", None, None, None, 0.0, 0, "stopped")
-        nonzeros = model.matrix.nnz + sum(int(np.count_nonzero(c)) for c, _ in locks or [])
+        nonzeros = _nonzeros(model, locks)
         if not relax and time_limit < PRESOLVE_SECONDS_PER_NONZERO * nonzeros:
             # HiGHS's MIP presolve does not look at the time limit either (national-30k-scores:
             # 0.47 s asked, 1.18 s taken): with less time than it may need, the search is not
@@ -348,6 +364,8 @@ class MathOptBackend:
         if result is None:
             return Outcome("no_solution", None, None, None, time.perf_counter() - started, 0, f"solver error: {error}")
         outcome = _outcome(result, model.n_vars, time.perf_counter() - started)
+        if relax and outcome.status == "optimal" and nonzeros >= LP_PACE_MIN_NONZEROS:
+            self.lp_pace = max(self.lp_pace or 0.0, outcome.seconds / nonzeros)
         if outcome.status == "infeasible" and presolve and (hint is not None or locks):
             # A level with a known plan cannot be infeasible; HiGHS 1.12's MIP presolve has been
             # seen to say so on tiny models with a lock row. Ask again without presolve.
@@ -357,6 +375,10 @@ class MathOptBackend:
                               lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
                               on_line=on_line)
         return outcome
+
+
+def _nonzeros(model: LinearProgram, locks: list[tuple[np.ndarray, float]] | None) -> int:
+    return model.matrix.nnz + sum(int(np.count_nonzero(c)) for c, _ in locks or [])
 
 
 def _until_stopped(call: Callable[[], T], stop: StopFlag) -> T | None:

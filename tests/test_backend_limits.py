@@ -41,3 +41,24 @@ def test_a_mip_with_too_little_time_for_presolve_is_not_started(monkeypatch):
     out = MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=short, relative_gap=0.0)
     assert not calls
     assert out.status == "no_solution" and out.values is None and out.bound is None
+
+
+def test_the_expected_lp_time_follows_the_pace_of_large_lps_solved(monkeypatch):
+    # A level skips an LP that cannot finish in its time, by the pace of the LPs solved before.
+    backend = MathOptBackend()
+    objective = np.array([3.0, 2.0, 2.0])
+    backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True)
+    assert backend.expected_lp_seconds(knapsack()) is None  # a small LP's time is mostly overhead
+
+    monkeypatch.setattr(backend_module, "LP_PACE_MIN_NONZEROS", 1)
+    backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True, lower=np.ones(3))  # infeasible
+    assert backend.expected_lp_seconds(knapsack()) is None  # only LPs solved set the pace
+    lp = backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True)
+    assert backend.expected_lp_seconds(knapsack()) == pytest.approx(lp.seconds)
+    lock = [(np.ones(3), 1.0)]  # one row of three more nonzeros
+    nonzeros = knapsack().matrix.nnz
+    assert backend.expected_lp_seconds(knapsack(), lock) == pytest.approx(lp.seconds * (nonzeros + 3) / nonzeros)
+    # A MIP does not set it.
+    backend.lp_pace = None
+    backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0)
+    assert backend.expected_lp_seconds(knapsack()) is None
