@@ -29,8 +29,11 @@ PATIENCE = 100
 #: With this few cases waiting, a search finishes the packing faster than more moves do (the
 #: urgency level has one; the ties packing has none and keeps the full patience).
 FEW_WAITING, FEW_PATIENCE = 6, 25
-#: Municipalities per waiting pool in the neighbourhood a stalled packing leaves to a search.
-NEIGHBOURS = 3
+#: Municipalities per waiting pool in the neighbourhood a stalled packing leaves to a search,
+#: besides those with persons to spare. One is enough, and the search is faster for it
+#: (national-2k over 32 seeds: 0.36 s against 0.65 s on the slowest; 28 of 32 rounds under 1 s
+#: against 20, every one proven as before).
+NEIGHBOURS = 1
 #: Municipalities lacking only persons tried per waiting case, and swaps tried in all.
 SWAP_MUNICIPALITIES, SWAP_TRIES = 20, 400
 #: Municipalities weighed per case that fits nowhere.
