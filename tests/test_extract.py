@@ -4,6 +4,7 @@ service capacity broken unnoticed."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -143,6 +144,34 @@ def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
         assert {k: v for k, v in filled.items() if v} == {(int(c), int(m)): int(n)
                                                           for c, m, n in zip(slot_cls, slot_m, slot_n)}, seed
 
+
+
+def test_where_no_distribution_keeps_every_capacity_the_breaks_are_reported_without_a_search(monkeypatch):
+    # national-2k seed 12: even the distribution's LP breaks a capacity, so every distribution
+    # does, and the level models those municipalities whichever break. No search for the fewest
+    # breaks then (0.5 s there): every slot is still filled, and every break reported.
+    real = MathOptBackend.solve
+    searches: list[int] = []
+
+    def record(self, program, objective, **kw):
+        searches.extend([] if kw.get("relax") else [1])
+        return real(self, program, objective, **kw)
+
+    monkeypatch.setattr(MathOptBackend, "solve", record)
+    searched = 0
+    for seed in range(40):
+        hidden = random_slots(np.random.default_rng(seed))
+        slots = replace(hidden, cap=np.floor(hidden.cap * 0.6))  # below what the slots need
+        profiles, prof_use, cap, slot_cls, slot_m, slot_n = slots.unpacked()
+        before = len(searches)
+        counts, broken = _distribute_unsafe(slots)
+        over = np.flatnonzero((counts.T @ prof_use > cap + 1e-9).any(axis=1))
+        assert broken.tolist() == over.tolist(), seed
+        filled = [counts[profiles["cls"].to_numpy() == c, m].sum() for c, m in zip(slot_cls, slot_m)]
+        assert filled == slot_n.astype(int).tolist(), seed
+        assert (counts.sum(axis=1) <= profiles["n"].to_numpy()).all(), seed
+        searched += len(searches) > before
+    assert searched == 0  # without the shortcut, 18 of these 40 searched
 
 
 def heaviest_first(slots: ClassSlots) -> np.ndarray:
