@@ -92,8 +92,8 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
     order = np.argsort(chosen["pool"].to_numpy(), kind="stable")
     pool_of = chosen["pool"].to_numpy()[order]
     ids_of, tie_list = chosen.index.to_numpy()[order], chosen["tie"].to_numpy()[order].tolist()
-    starts = np.flatnonzero(np.r_[True, pool_of[1:] != pool_of[:-1]]) if len(order) else np.array([], dtype=int)
-    for start, end in zip(starts.tolist(), np.r_[starts[1:], len(order)].tolist()):
+    starts = np.flatnonzero(np.diff(pool_of, prepend=-1))
+    for start, end in zip(starts.tolist(), np.append(starts[1:], len(order)).tolist()):
         p = int(pool_of[start])
         unit_slots = slots.get(p, {})
         ties = counted.get(p, {})
