@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import statistics
 import sys
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from benchmarks.baseline import (  # noqa: E402
     solve_baseline,
 )
 from benchmarks.run import COLUMNS, EXTRA, cross_check, run_benchmark, speed_ratio  # noqa: E402
+from benchmarks.seeds import main as seeds_main  # noqa: E402
+from benchmarks.seeds import summary as seeds_summary  # noqa: E402
 
 
 def _with_pins_and_exclusions(folder: Path) -> None:
@@ -154,3 +157,25 @@ def test_runner_writes_the_table(tmp_path):
     latest = (out / "latest.md").read_text()
     assert "| instance | cases | persons | solver |" in latest and "Machine:" in latest
     assert "speed ratio" in text.getvalue()
+
+
+def test_the_seeds_runner_solves_verifies_and_summarises_every_seed(tmp_path):
+    out = tmp_path / "results"
+    assert seeds_main(["--name", "small", "--seeds", "3", "--time-limit", "10", "--out", str(out)]) == 0
+    [csv_path] = out.glob("seeds-small-*.csv")
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["seed"]) for r in rows] == [0, 1, 2]
+    assert all(r["verified"] == "yes" and int(r["cases"]) == 200 and float(r["solve_s"]) > 0 for r in rows)
+    assert len({r["persons"] for r in rows}) > 1  # the seeds make different rounds
+    latest = (out / "seeds-small-latest.md").read_text()
+    median = statistics.median(float(r["solve_s"]) for r in rows)
+    assert f"3 rounds: median {median:.2f} s" in latest and "Machine:" in latest
+
+
+def test_the_seeds_summary_counts_what_it_says():
+    rows = [{"solve_s": s, "status": st, "verified": v} for s, st, v in [
+        (0.5, "optimal", "yes"), (0.9, "optimal", "yes"), (1.0, "feasible", "yes"), (2.0, "optimal", "no (1)")]]
+    total = seeds_summary(rows, under=1.0)
+    assert total == {"rounds": 4, "median_s": 0.95, "p90_s": 2.0, "max_s": 2.0, "under": 2, "proven": 3,
+                     "verified": 3}

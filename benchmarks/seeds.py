@@ -1,0 +1,150 @@
+"""How the time to level 1 varies over rounds of one size: one named round of
+``allocator.demo.NAMED`` generated with seeds 0, 1, ..., each written as a problem folder, read,
+solved with urgency alone and its plan checked by ``allocator.verify_plan``.
+
+The benchmark table (``benchmarks.run``) has one round per size; the packing at the heart of
+level 1 is a heuristic, so its time varies from round to round, and this shows by how much.
+Every round is solved in this one process, after one solve that is not counted (imports and the
+solver's first load), as in a long-running service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .run import DEFAULT_OUT, git_commit, machine
+
+FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "verified"]
+
+
+def solve_seed(name: str, seed: int, time_limit: float, directory: Path) -> dict[str, Any]:
+    """Level 1 of round ``name`` generated with ``seed``: its ``solve()`` time and proof."""
+    from allocator import read_problem, solve, verify_plan
+    from allocator.demo import NAMED, write_instance
+
+    folder = write_instance(dataclasses.replace(NAMED[name], seed=seed), directory / f"seed-{seed}", time_limit)
+    problem = read_problem(folder)
+    settings = problem.settings.with_overrides(objective__priorities=[["urgency"]])
+    started = time.perf_counter()
+    result = solve(problem, settings)
+    seconds = time.perf_counter() - started
+    result.write(folder / "out")
+    violations = verify_plan(folder, folder / "out" / "plan.csv")
+    level = result.levels[0]
+    return {
+        "seed": seed,
+        "cases": len(problem.cases),
+        "persons": int(problem.cases["size"].sum()),
+        "solve_s": round(seconds, 3),
+        "status": level.status,
+        "gap": level.gap,
+        "verified": "yes" if not violations else f"no ({len(violations)})",
+    }
+
+
+def summary(rows: list[dict[str, Any]], under: float) -> dict[str, Any]:
+    times = sorted(r["solve_s"] for r in rows)
+    return {
+        "rounds": len(rows),
+        "median_s": statistics.median(times),
+        "p90_s": times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))],
+        "max_s": times[-1],
+        "under": sum(t < under for t in times),
+        "proven": sum(r["status"] == "optimal" for r in rows),
+        "verified": sum(r["verified"] == "yes" for r in rows),
+    }
+
+
+def _gap(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.4f}%"
+
+
+def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under: float, info: dict[str, Any],
+             commit: str, day: str, command: str) -> str:
+    lines = [
+        f"# Level 1 over seeds of {name}, {day}",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), {info['ram_gib']} GiB RAM; "
+        f"Python {info['python']}, OR-Tools {info['ortools']}; load average at the start {info['load_average']}.",
+        f"Commit {commit}. Command: `{command}`.",
+        "",
+        f"{total['rounds']} rounds: median {total['median_s']:.2f} s, 90th percentile {total['p90_s']:.2f} s, "
+        f"max {total['max_s']:.2f} s; {total['under']} under {under:g} s; {total['proven']} proven within the "
+        f"relative gap; {total['verified']} verified.",
+        "",
+        "`solve s` is the whole `solve()` with urgency alone (building, every re-solve and the plan's "
+        "extraction); reading the folder and verifying the plan are not in it.",
+        "",
+        "| seed | cases | persons | solve s | status | gap | verified |",
+        "| ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    lines += [f"| {r['seed']} | {r['cases']:,} | {r['persons']:,} | {r['solve_s']:.2f} | {r['status']} | "
+              f"{_gap(r['gap'])} | {r['verified']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.seeds", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", default="national-2k", help="a round of allocator.demo.NAMED")
+    parser.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 (default 32)")
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--under", type=float, default=1.0, help="count the rounds solved in less (seconds)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the results go")
+    parser.add_argument("--no-save", action="store_true", help="only print")
+    args = parser.parse_args(argv)
+
+    from allocator.demo import NAMED
+
+    if args.name not in NAMED:
+        parser.error(f"unknown round {args.name!r}; known: {', '.join(NAMED)}")
+    console = Console()
+    info, commit = machine(), git_commit()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        solve_seed(args.name, args.seeds, args.time_limit, Path(tmp))  # not counted: the first load
+        for seed in range(args.seeds):
+            rows.append(solve_seed(args.name, seed, args.time_limit, Path(tmp)))
+            console.log(f"{args.name} seed {seed}: {rows[-1]['solve_s']:.2f} s, {rows[-1]['status']}")
+    total = summary(rows, args.under)
+
+    table = Table(title=f"level 1 over seeds of {args.name}", header_style="bold")
+    for heading in ("seed", "cases", "persons", "solve s", "status", "gap", "verified"):
+        table.add_column(heading, justify="left" if heading in ("status", "verified") else "right")
+    for r in rows:
+        table.add_row(str(r["seed"]), f"{r['cases']:,}", f"{r['persons']:,}", f"{r['solve_s']:.2f}", r["status"],
+                      _gap(r["gap"]), r["verified"])
+    console.print(table)
+    console.print(f"median {total['median_s']:.2f} s, p90 {total['p90_s']:.2f} s, max {total['max_s']:.2f} s; "
+                  f"{total['under']} of {total['rounds']} under {args.under:g} s; {total['proven']} proven; "
+                  f"{total['verified']} verified")
+    if not args.no_save:
+        day = dt.date.today().isoformat()
+        args.out.mkdir(parents=True, exist_ok=True)
+        with (args.out / f"seeds-{args.name}-{day}.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS + ["commit"])
+            writer.writeheader()
+            writer.writerows({**r, "commit": commit} for r in rows)
+        command = "python -m benchmarks.seeds " + " ".join(argv if argv is not None else sys.argv[1:])
+        text = markdown(args.name, rows, total, args.under, info, commit, day, command.strip())
+        (args.out / f"seeds-{args.name}-{day}.md").write_text(text, encoding="utf-8")
+        (args.out / f"seeds-{args.name}-latest.md").write_text(text, encoding="utf-8")
+        console.print(f"wrote {args.out / f'seeds-{args.name}-{day}.csv'} and .md, and seeds-{args.name}-latest.md")
+    failed = [r for r in rows if r["verified"] != "yes"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
