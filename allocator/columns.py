@@ -23,25 +23,18 @@ def text_codes(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     -------
     text, codes, uniques
         ``text`` is ``values`` itself when it already is text without missing cells;
-        ``uniques[codes]`` are its cells, ``uniques`` an object array of distinct texts.
+        ``uniques[codes]`` are its cells, ``uniques`` an object array of distinct texts in order
+        of first appearance (so equal columns give equal codes: the input digest hashes them).
     """
     if not isinstance(values.dtype, pd.StringDtype):
         values = values.fillna("").astype(str)
+    elif values.hasnans:
+        values = values.fillna("")
     # On the object array: a little faster than through the string array.
     codes, uniques = pd.factorize(values.to_numpy(dtype=object))
-    uniques = np.asarray(uniques, dtype=object)
-    missing = codes < 0
-    if missing.any():
-        empty = np.flatnonzero(uniques == "")
-        if len(empty):
-            codes[missing] = empty[0]
-        else:
-            codes[missing] = len(uniques)
-            uniques = np.append(uniques, "")
-        values = values.fillna("")
     if values.dtype != "str":
         values = values.astype(str)
-    return values, codes, uniques
+    return values, codes, np.asarray(uniques, dtype=object)
 
 
 class TableReader:
