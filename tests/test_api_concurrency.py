@@ -4,10 +4,12 @@ run."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 from fastapi.testclient import TestClient
 
+from api import store
 from api.main import create_app
 from api.models import RunRow
 from test_api_support import (
@@ -145,3 +147,28 @@ def test_a_worker_that_dies_gets_its_run_failed(api_client, tmp_path):
     assert status == "failed" and "exit code 3" in error
     audit = api_client.get(f"/v1/plans/{plan['id']}/audit", headers=VIEWER).json()["items"]
     assert audit[-1]["action"] == "solve-failed" and audit[-1]["version"] == int(tag.strip('"')) + 1
+
+
+def test_a_plan_read_while_a_solve_finishes_carries_the_new_version(api_client, tmp_path, monkeypatch):
+    # The plan and its runs are read by separate statements. A solve finishing between them (its
+    # status and the plan's new version committed at once) must not give the new status with the
+    # old ETag: an edit sent with it would get 409 (test_a_response_and_a_resolve_racing, once).
+    plan, tag = solve_verified(api_client, tiny_round(), tmp_path)
+    plans_module = importlib.import_module("api.routers.plans")
+    real = plans_module.runs_of
+    sessions = api_client.app.state.sessions
+    reads: list[int] = []
+
+    def finishing_meanwhile(session, plan_id):
+        if not reads:
+            with sessions() as worker:  # another process's commit, between the two reads
+                store.bump_plan(worker, plan_id)
+                worker.commit()
+        reads.append(1)
+        return real(session, plan_id)
+
+    monkeypatch.setattr(plans_module, "runs_of", finishing_meanwhile)
+    response = api_client.get(f"/v1/plans/{plan['id']}", headers=VIEWER)
+    moved = int(tag.strip('"')) + 1
+    assert response.json()["version"] == moved and response.headers["ETag"] == f'"{moved}"'
+    assert len(reads) == 2  # read again once
