@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from allocator.demo import NAMED, demo_settings, generate_tables
@@ -46,9 +46,9 @@ class Server:
         while True:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx2.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 pass
             assert time.monotonic() < deadline, "server did not come up:\n" + self.log.read_text()[-3000:]
             time.sleep(0.2)
@@ -78,7 +78,7 @@ def server(tmp_path):
     s.kill()
 
 
-def _wait(client: httpx.Client, plan_id: str, until, timeout: float = 90.0) -> dict:
+def _wait(client: httpx2.Client, plan_id: str, until, timeout: float = 90.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         plan = client.get(f"/v1/plans/{plan_id}", headers=VIEWER).json()
@@ -93,7 +93,7 @@ def test_serve_solve_shutdown_restart(server, tmp_path):
     settings = demo_settings(6.0)
     settings["as_of"] = settings["as_of"].isoformat()
     server.start()
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with httpx2.Client(base_url=server.url, timeout=60) as client:
         problem = client.post("/v1/problems", json={"name": "small", "files": as_json(tables), "settings": settings},
                               headers=COORDINATOR)
         assert problem.status_code == 201, problem.text
@@ -114,7 +114,7 @@ def test_serve_solve_shutdown_restart(server, tmp_path):
     assert server.stop() in (0, -signal.SIGTERM)
 
     server.start()
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with httpx2.Client(base_url=server.url, timeout=60) as client:
         again = client.get(f"/v1/plans/{plan_id}", headers=VIEWER).json()
         assert again["status"] == "done" and again["version"] == done["version"]
         assert again["result"]["placements"] == done["result"]["placements"]
