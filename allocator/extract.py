@@ -243,7 +243,7 @@ def _distribute(
             if found is not None:
                 counts, broken = found
             else:  # the solver failed: the greedy's counts, and where they break a capacity
-                broken = np.flatnonzero((counts.T @ prof_use > cap + 1e-9).any(axis=1))
+                broken = _overflowing(unsafe_slots, counts)
         for q, m in zip(*np.nonzero(counts)):
             for _ in range(counts[q, m]):
                 placed[queues[int(q)].pop()] = int(m)
@@ -255,6 +255,12 @@ def _distribute(
         for _ in range(int(n)):
             placed[by_class[int(c)].pop()] = int(m)
     return placed, broken
+
+
+def _overflowing(slots: ClassSlots, counts: np.ndarray) -> np.ndarray:
+    """Municipalities where ``counts`` (cases per profile and municipality) use more of a
+    service than ``slots.cap`` leaves."""
+    return np.flatnonzero((counts.T @ slots.use > slots.cap + 1e-9).any(axis=1))
 
 
 def _distribute_greedy(slots: ClassSlots, start: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
@@ -421,7 +427,7 @@ def _distribute_unsafe(slots: ClassSlots) -> tuple[np.ndarray, np.ndarray] | Non
             # Even the LP breaks a capacity, so no distribution keeps them all: the caller
             # models the municipalities broken and places their cases again, whichever they
             # are. No search for the fewest (national-2k seed 12: 0.5 s for that).
-            return counts, np.flatnonzero((counts.T @ slots.use > slots.cap + 1e-9).any(axis=1))
+            return counts, _overflowing(slots, counts)
         if out.objective > -1e-6:
             # Every capacity kept by the LP: where one still breaks, a search over those
             # municipalities and the roomiest others with slots of their classes, the rest
@@ -429,15 +435,14 @@ def _distribute_unsafe(slots: ClassSlots) -> tuple[np.ndarray, np.ndarray] | Non
             mended = _mend_distribution(backend, slots, program, objective, counts, pq, pk, munis)
             if mended.values is not None and mended.objective > -1e-6:
                 return answer(mended.values)
-    if out.values is not None:
         # Search only around the fractional pairs (their municipalities' and profiles' pairs
         # free, the rest keeping the LP's whole counts); if that loses what the LP reached,
         # search the whole MIP.
-        counts = out.values[:n_pairs]
-        fractional = np.abs(counts - np.rint(counts)) > 1e-6
+        lp_counts = out.values[:n_pairs]
+        fractional = np.abs(lp_counts - np.rint(lp_counts)) > 1e-6
         free = np.isin(slot_m[pk], slot_m[pk[fractional]]) | np.isin(pq, pq[fractional])
         lower, upper = program.lower.copy(), program.upper.copy()
-        lower[:n_pairs][~free] = upper[:n_pairs][~free] = np.rint(counts[~free])
+        lower[:n_pairs][~free] = upper[:n_pairs][~free] = np.rint(lp_counts[~free])
         boxed = backend.solve(program, objective, lower=lower, upper=upper, **EXACT)
         if boxed.values is not None and boxed.objective >= out.objective - 1e-6:
             return answer(boxed.values)

@@ -121,6 +121,13 @@ def machine() -> dict[str, Any]:
     }
 
 
+def machine_text(info: dict[str, Any]) -> str:
+    """:func:`machine` as one sentence, for the results' Markdown."""
+    return (f"{info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), {info['ram_gib']} GiB RAM, "
+            f"{info['os']}; Python {info['python']}, OR-Tools {info['ortools']}; load average when the run "
+            f"started {info['load_average']} (1, 5, 15 min).")
+
+
 def _load() -> str:
     """The 1, 5 and 15 minute load averages: other work on the machine skews the times."""
     try:
@@ -379,9 +386,7 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], day: str, args_te
     lines = [
         f"# Benchmark results, {day}",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
-        f"{info['ram_gib']} GiB RAM, {info['os']}; Python {info['python']}, OR-Tools {info['ortools']}; "
-        f"load average when the last run started {info['load_average']} (1, 5, 15 min).",
+        f"Machine: {machine_text(info)}",
         f"Solvers: {', '.join(sorted({str(r.get('solver_version')) for r in rows if r.get('solver_version')}))}.",
         f"Repository commit(s): {', '.join(commits)}. Command: `{args_text}`.",
         "",

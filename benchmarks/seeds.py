@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .run import DEFAULT_OUT, git_commit, machine
+from .run import DEFAULT_OUT, git_commit, machine, machine_text
 
 FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "verified"]
 
@@ -76,8 +76,7 @@ def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under
     lines = [
         f"# Level 1 over seeds of {name}, {day}",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), {info['ram_gib']} GiB RAM; "
-        f"Python {info['python']}, OR-Tools {info['ortools']}; load average at the start {info['load_average']}.",
+        f"Machine: {machine_text(info)}",
         f"Commit {commit}. Command: `{command}`.",
         "",
         f"{total['rounds']} rounds: median {total['median_s']:.2f} s, 90th percentile {total['p90_s']:.2f} s, "
