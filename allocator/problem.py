@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .columns import TableReader, text_codes
+from .columns import TEXT, TableReader, isin_text, text_codes, with_python_text
 from .composition import age_at, case_attributes
 from .errors import InputIssue, ProblemValidationError
 from .settings import Settings
@@ -142,9 +142,8 @@ def _canonical_digest(
     codes: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] | None = None,
 ) -> str:
     """SHA-256 of every table and of the settings. A table is hashed as its name, its number of
-    rows and its columns, then per column its distinct cells (in order of first appearance, as
-    :func:`~allocator.columns.text_codes` gives them) and each row's index into them: the cells
-    in order, without hashing millions of texts one by one
+    rows and its columns, then per column its distinct cells (sorted) and each row's index into
+    them: the cells in order, without hashing millions of texts one by one
     (national-30k-scores, 10.7 million score rows: 0.24 s, where pandas' hash of each row took
     1.3-1.5 s and writing the tables out as CSV took seconds).
 
@@ -162,10 +161,25 @@ def _canonical_digest(
                 column_codes, uniques = table_codes[column]
             else:
                 _, column_codes, uniques = text_codes(table.iloc[:, i])
-            sha.update(json.dumps([str(u) for u in uniques]).encode())
+            column_codes, distinct = _sorted_codes(column_codes, uniques)
+            sha.update(json.dumps(distinct.tolist()).encode())
             sha.update(np.ascontiguousarray(column_codes, dtype=np.int32).tobytes())
     sha.update(json.dumps(settings.model_dump(mode="json"), sort_keys=True).encode())
     return sha.hexdigest()
+
+
+def _sorted_codes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same cells as codes into their distinct texts in sorted order: one form for equal
+    cells, whatever order (or unused or repeated entries) the factorisation gave ``uniques``."""
+    texts = np.asarray(uniques, dtype=object)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(texts)))
+    order = used[np.argsort(texts[used], kind="stable")]
+    ordered = texts[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    rank = np.zeros(len(texts), dtype=np.int32)
+    rank[order] = np.cumsum(first) - 1
+    return rank[codes], ordered[first]
 
 
 def _as_text(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -191,6 +205,7 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
+@with_python_text
 def build_problem(
     tables: dict[str, pd.DataFrame], settings: Settings | None = None, *, origin: str = "tables"
 ) -> Problem:
@@ -349,7 +364,7 @@ class _Checker:
             for row in r.rows[neither]:
                 r.add(int(row), "age", "required", "each person needs an age or a birth_date")
         out = pd.DataFrame({"person_id": ids, "case_id": case_ids, "age": ages})
-        without = ~cases.index.isin(case_ids)
+        without = ~isin_text(cases.index, case_ids)
         rows = np.arange(len(cases)) + 2
         for row, case_id in zip(rows[without], cases.index[without]):
             self.issues.append(InputIssue("cases.csv", int(row), "case_id", "case-without-persons",
@@ -386,33 +401,35 @@ class _Checker:
         r = self.reader(name)
         required = ["case_id", "municipality_id"] + (["score"] if name == "scores.csv" else [])
         r.require_columns(required)
-        cases = r.text("case_id")
+        for column in ("case_id", "municipality_id"):
+            r.require(column)
         r.reference("case_id", case_ids, "case")
-        municipalities = r.text("municipality_id")
         r.reference("municipality_id", municipality_ids, "municipality")
-        # No copy: both columns are new or read-only (copy-on-write).
-        out = pd.DataFrame({"case_id": cases, "municipality_id": municipalities}, copy=False)
+        # Ids as categories of their codes: finding the case and municipality of millions of
+        # pairs then looks up each distinct id once (see ``positions``).
+        case_codes, case_uniques = r.codes("case_id")
+        muni_codes, muni_uniques = r.codes("municipality_id")
+        out = pd.DataFrame({"case_id": pd.Categorical.from_codes(case_codes, case_uniques),
+                            "municipality_id": pd.Categorical.from_codes(muni_codes, muni_uniques)})
         if name == "scores.csv":
             out["score"] = r.number("score").to_numpy()
-        elif name == "exclusions.csv":
-            out["reason"] = r.text("reason", required=False).to_numpy()
         else:
-            out["dwelling_id"] = r.text("dwelling_id", required=False).to_numpy()
-        # Keys from the codes of the stripped texts: hashing two integers per row, not strings.
-        case_codes, case_uniques = r.codes("case_id")
+            out = out.astype(TEXT)
+            if name == "exclusions.csv":
+                out["reason"] = r.text("reason", required=False).to_numpy()
+            else:
+                out["dwelling_id"] = r.text("dwelling_id", required=False).to_numpy()
+        # Duplicates among keys from the codes: two integers per row, not strings; counted
+        # first where the keys are few enough, as most files have none.
         key = case_codes.astype(np.int64)
         if name != "pins.csv":
-            muni_codes, muni_uniques = r.codes("municipality_id")
             key = key * max(len(muni_uniques), 1) + muni_codes
-        what = "case" if name == "pins.csv" else "(case_id, municipality_id) pair"
-        dup = pd.Series(key).duplicated().to_numpy() & (case_uniques != "")[case_codes]
-        for row, case in zip(r.rows[dup], case_uniques[case_codes[dup]]):
-            r.add(int(row), "case_id", "duplicate-id", f"{what} for '{case}' appears more than once")
-        if name == "scores.csv" and not self.issues:
-            # Ids as categories of the codes read already: finding the case and municipality of
-            # millions of pairs then looks up each distinct id once (see ``positions``).
-            out["case_id"] = pd.Categorical.from_codes(case_codes, case_uniques)
-            out["municipality_id"] = pd.Categorical.from_codes(muni_codes, muni_uniques)
+        dense = len(key) and key.max() < 10 * len(key)
+        if len(key) and (not dense or np.bincount(key).max() > 1):
+            what = "case" if name == "pins.csv" else "(case_id, municipality_id) pair"
+            dup = pd.Series(key).duplicated().to_numpy() & (case_uniques != "")[case_codes]
+            for row, case in zip(r.rows[dup], case_uniques[case_codes[dup]]):
+                r.add(int(row), "case_id", "duplicate-id", f"{what} for '{case}' appears more than once")
         return out
 
     # -- rules across files -----------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .backend import StopFlag
+from .columns import with_python_text
 from .errors import ProblemValidationError
 from .problem import Problem
 from .scoring import level_values, plan_terms
@@ -244,6 +245,7 @@ def _resolve_option(problem: Problem, settings: Settings, case_id: str, m: str, 
     return _Option(m, "resolve", result.plan, dwelling, proven=result.status == "optimal")
 
 
+@with_python_text
 def recommend(
     problem: Problem,
     plan: pd.DataFrame,

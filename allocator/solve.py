@@ -13,6 +13,7 @@ import pandas as pd
 from .aggregate import Aggregation, aggregate
 from .backend import MathOptBackend, Outcome, Progress, StopFlag
 from .carry import carry_lp
+from .columns import with_python_text
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings, chosen_cases, over_capacity, services_used, services_used_by
 from .fill import round_and_fill
@@ -72,6 +73,7 @@ SCORES_BOX_SHARE = 0.25
 POLISH_GAP = 0.25
 
 
+@with_python_text
 def solve(
     problem: Problem,
     settings: Settings | None = None,

@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from allocator import InputIssue
+from allocator import InputIssue, ProblemValidationError
 from allocator.problem import FILES
+from allocator.reading import read_table
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,11 @@ def _cell(value: Any) -> str | None:
 
 
 def csv_text_to_frame(name: str, text: str, issues: list[InputIssue]) -> pd.DataFrame | None:
-    """Read CSV text as text only (ids keep leading zeros), like :func:`allocator.reading.read_table`."""
+    """Read CSV text as text only, as a problem folder's files are read."""
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        issues.append(InputIssue(name, None, None, "unreadable-csv", str(exc).strip()))
+        return read_table(text.encode("utf-8"), name)
+    except ProblemValidationError as exc:
+        issues += exc.issues
         return None
 
 

@@ -48,12 +48,12 @@ def test_missing_cells_and_padding_in_a_scores_file(tmp_path: Path):
     rows = [{"case_id": "A", "municipality_id": "0001", "score": "0.5"},
             {"case_id": "B", "municipality_id": "0002", "score": "0.25"}]
     folder = write_problem(scored_tables(rows), tmp_path / "p")
-    # A short row (its score cell missing) and a padded id.
+    # A short row (its score cell missing: the row is named, not guessed at) and a padded id.
     (folder / "scores.csv").write_text("case_id,municipality_id,score\nA,0001\nB , 0002,0.25\n")
     with pytest.raises(ProblemValidationError) as caught:
         read_problem(folder, settings())
     assert [(i.file, i.row, i.column, i.rule, i.message) for i in caught.value.issues] == [
-        ("scores.csv", 2, "score", "not-a-number", "'' is not a number")]
+        ("scores.csv", 2, None, "wrong-cell-count", "the row has 2 cells where the header has 3")]
     (folder / "scores.csv").write_text("case_id,municipality_id,score\nA,0001,1\nB , 0002,0.25\n")
     problem = read_problem(folder, settings())
     assert problem.scores.to_dict("list") == {"case_id": ["A", "B"], "municipality_id": ["0001", "0002"],

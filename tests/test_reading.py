@@ -1,0 +1,96 @@
+"""Reading CSV files: text only, the same problem and digest as the same tables given in memory,
+and every unreadable file named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from allocator import ProblemValidationError, build_problem, read_problem, solve, write_problem
+from allocator.columns import TEXT
+from allocator.reading import read_table
+from conftest import cases_and_persons, dwelling, family, muni, settings, single, tiny_tables
+
+
+def tables():
+    cases, persons = cases_and_persons(single("A", 90), family("F", [40, 8], 30), single("B", 10))
+    return tiny_tables([muni("0301", 6, capacity_school=3), muni("1101", 2, capacity_school=1)], cases, persons,
+                       [dwelling("D1", "0301", 2), dwelling("D2", "1101", 1)],
+                       scores=[{"case_id": c, "municipality_id": m, "score": s}
+                               for c, m, s in [("A", "0301", "0.5"), ("A", "1101", "0.25"),
+                                               ("F", "0301", "0.125"), ("B", "1101", "1")]])
+
+
+def issues_of(folder: Path) -> set[tuple]:
+    with pytest.raises(ProblemValidationError) as caught:
+        read_problem(folder, settings())
+    return {(i.file, i.row, i.column, i.rule) for i in caught.value.issues}
+
+
+def test_columns_are_the_texts_as_written(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    path.write_text("\ufeffid , municipality_id,score\nA,0301,0.50\nB,0301,\nA, 1101,7\n", encoding="utf-8")
+    frame = read_table(path, "t.csv")
+    assert list(frame.columns) == ["id", "municipality_id", "score"]
+    assert frame.astype(str).to_numpy().tolist() == [["A", "0301", "0.50"], ["B", "0301", ""], ["A", " 1101", "7"]]
+    assert read_table(path.read_bytes(), "t.csv").astype(str).equals(frame.astype(str))
+
+
+def test_folder_and_memory_give_the_same_problem_and_digest(tmp_path: Path):
+    given = tables()
+    in_memory = build_problem(given, settings())
+    from_folder = read_problem(write_problem(given, tmp_path / "p"), settings())
+    assert from_folder.digest == in_memory.digest
+    pd.testing.assert_frame_equal(from_folder.cases, in_memory.cases)
+    assert from_folder.score_matrix.tolist() == in_memory.score_matrix.tolist()
+    changed = {**given, "scores.csv": given["scores.csv"].assign(score=["0.5", "0.25", "0.125", "0.9"])}
+    assert read_problem(write_problem(changed, tmp_path / "q"), settings()).digest != in_memory.digest
+
+
+def test_the_digest_does_not_depend_on_the_order_ids_first_appear():
+    """Equal cells give equal digests however a reader numbered their distinct texts."""
+    given = tables()
+    scores = given["scores.csv"]
+    as_categories = scores.assign(case_id=pd.Categorical(scores["case_id"], categories=["F", "B", "A", "Z"]))
+    digest = build_problem(given, settings()).digest
+    assert build_problem({**given, "scores.csv": as_categories}, settings()).digest == digest
+
+
+def test_every_row_of_the_wrong_length_is_named(tmp_path: Path):
+    folder = write_problem(tables(), tmp_path / "p")
+    path = folder / "dwellings.csv"
+    lines = path.read_text().splitlines()
+    lines[1] += ",extra"  # D1: one cell too many
+    lines[2] = ",".join(lines[2].split(",")[:2])  # D2 loses bedrooms and max_occupants
+    path.write_text("\n".join(lines) + "\n")
+    (folder / "scores.csv").write_text("case_id,municipality_id,score\nA,0301\n")
+    assert issues_of(folder) == {("dwellings.csv", 2, None, "wrong-cell-count"),
+                                 ("dwellings.csv", 3, None, "wrong-cell-count"),
+                                 ("scores.csv", 2, None, "wrong-cell-count")}
+
+
+@pytest.mark.parametrize("text, issue", [
+    ("", ("scores.csv", None, None, "unreadable-csv")),
+    ("case_id,municipality_id, case_id\nA,0301,A\n", ("scores.csv", 1, "case_id", "duplicate-column")),
+    ("case_id,municipality_id,score\nA,0301,\xff\n", ("scores.csv", None, None, "unreadable-csv")),
+])
+def test_unreadable_files_are_named(tmp_path: Path, text: str, issue: tuple):
+    folder = write_problem(tables(), tmp_path / "p")
+    (folder / "scores.csv").write_bytes(text.encode("latin-1"))
+    assert issues_of(folder) == {issue}
+
+
+def test_ids_are_python_text_whatever_pandas_makes_by_default(tmp_path: Path):
+    """The solver looks ids up all the time, faster in Python strings than in arrow's."""
+    with pd.option_context("mode.string_storage", "pyarrow"):
+        given = {name: frame.astype("str") for name, frame in tables().items()}
+        problem = read_problem(write_problem(given, tmp_path / "p"), settings())
+        for built in (problem, build_problem(given, settings())):
+            assert built.cases.index.dtype == TEXT
+            assert built.municipalities.index.dtype == TEXT
+        result = solve(problem, settings(objective={"priorities": [["urgency"]]}))
+        assert pd.options.mode.string_storage == "pyarrow"  # restored after the solve
+    assert result.levels[0].status == "optimal"
+    assert set(result.plan["case_id"]) == {"A", "F"}  # two dwellings: B waited least
