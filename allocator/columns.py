@@ -160,7 +160,8 @@ class TableReader:
     def _where(self, column: str, value: str) -> np.ndarray:
         """Mask of the cells equal to ``value`` (after stripping)."""
         codes, uniques = self.codes(column)
-        return (uniques == value)[codes]
+        hit = uniques == value
+        return hit[codes] if hit.any() else np.zeros(len(codes), dtype=bool)
 
     def _cells(self, column: str) -> pd.Series:
         """The stripped cells as text (``""`` for missing)."""
@@ -217,19 +218,23 @@ class TableReader:
     ) -> pd.Series:
         codes, uniques = self.codes(column)
         # Each distinct text once, then broadcast: same values as converting every cell.
-        distinct = pd.to_numeric(pd.Series(uniques, dtype=TEXT), errors="coerce").to_numpy()
-        numbers = pd.Series(distinct[codes], index=self.raw.index,
-                            name=column if column in self.raw.columns else None)
-        self._report(numbers.isna().to_numpy(), column, "not-a-number", "'{value}' is not a number")
+        distinct = pd.to_numeric(pd.Series(uniques, dtype=TEXT), errors="coerce").to_numpy(dtype=float)
+        self._report_distinct(np.isnan(distinct), codes, column, "not-a-number", "'{value}' is not a number")
         if minimum is not None:
-            below = (numbers < minimum).fillna(False).to_numpy()
-            self._report(below, column, "below-minimum", f"'{{value}}' is below {minimum}")
-            numbers = numbers.where(~below)
+            below = distinct < minimum
+            self._report_distinct(below, codes, column, "below-minimum", f"'{{value}}' is below {minimum}")
+            distinct = np.where(below, np.nan, distinct)
         if maximum is not None:
-            above = (numbers > maximum).fillna(False).to_numpy()
-            self._report(above, column, "above-maximum", f"'{{value}}' is above {maximum}")
-            numbers = numbers.where(~above)
-        return numbers.astype(float)
+            above = distinct > maximum
+            self._report_distinct(above, codes, column, "above-maximum", f"'{{value}}' is above {maximum}")
+            distinct = np.where(above, np.nan, distinct)
+        return pd.Series(distinct[codes], index=self.raw.index,
+                         name=column if column in self.raw.columns else None)
+
+    def _report_distinct(self, bad: np.ndarray, codes: np.ndarray, column: str, rule: str, message: str) -> None:
+        """Report the cells whose distinct text is ``bad`` (the cells are found only if any is)."""
+        if bad.any():
+            self._report(bad[codes], column, rule, message)
 
     def boolean(self, column: str) -> pd.Series:
         cells = self._cells(column).str.lower()
@@ -260,10 +265,7 @@ class TableReader:
         codes, uniques = self.codes(column)
         known_u = isin_text(uniques, known)
         present_u = uniques != ""
-        present = present_u[codes]
-        ok = known_u[codes]
-        bad = present & ~ok
-        self._report(bad, column, f"unknown-{what}", f"'{{value}}' is not a known {what}")
-        if not optional:
-            return ok
-        return ok | ~present
+        self._report_distinct(present_u & ~known_u, codes, column, f"unknown-{what}",
+                              f"'{{value}}' is not a known {what}")
+        good_u = known_u if not optional else known_u | ~present_u
+        return good_u[codes] if not good_u.all() else np.ones(len(codes), dtype=bool)
