@@ -145,17 +145,16 @@ def tables_from_zip(data: bytes, max_bytes: int, issues: list[InputIssue]) -> tu
             except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
                 issues.append(InputIssue(name, None, None, "bad-zip", f"cannot unpack: {exc}"))
                 continue
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                issues.append(InputIssue(name, None, None, "not-utf8", f"the file is not UTF-8 text: {exc}"))
-                continue
-            if name == SETTINGS_FILE:
-                settings = settings_from_toml(text, issues)
-            elif name.endswith(".csv"):
-                frame = csv_text_to_frame(name, text, issues)
-                if frame is not None:
-                    tables[name] = frame
+            if name.endswith(".csv"):
+                try:  # the bytes as they are: the reader checks they are UTF-8
+                    tables[name] = read_table(raw, name)
+                except ProblemValidationError as exc:
+                    issues += exc.issues
+            elif name == SETTINGS_FILE:
+                try:
+                    settings = settings_from_toml(raw.decode("utf-8-sig"), issues)
+                except UnicodeDecodeError as exc:
+                    issues.append(InputIssue(name, None, None, "not-utf8", f"the file is not UTF-8 text: {exc}"))
             else:
                 issues.append(InputIssue(name, None, None, "unknown-file",
                                          f"not part of the problem format ({', '.join(FILES)}, {SETTINGS_FILE})"))

@@ -6,8 +6,10 @@ checked with the independent verifier.
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -182,6 +184,13 @@ def test_upload_errors_are_4xx_with_detail(api_client):
     assert_error(post(json={"files": {**as_json(tiny_round()), "settings.toml": "as_of = ["}}), 422, "invalid-toml")
     assert_error(post(content=b"PK\x03\x04 broken", headers={"Content-Type": "application/zip"}), 422, "bad-zip")
     assert_error(post(content=as_zip({}) , headers={"Content-Type": "application/zip"}), 422, "no-tables")
+    broken = io.BytesIO()
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("cases.csv", "case_id,residence_date,category\nA,2026-01-01\n")  # a cell short
+        archive.writestr("persons.csv", b"person_id,case_id,age\nP1,A,\xff\n")  # not UTF-8
+    detail = assert_error(post(content=broken.getvalue(), headers={"Content-Type": "application/zip"}), 422)
+    assert {(i["file"], i["row"], i["rule"]) for i in detail} >= {("cases.csv", 2, "wrong-cell-count"),
+                                                                 ("persons.csv", None, "unreadable-csv")}
     assert_error(post(content=b"x", headers={"Content-Type": "text/plain"}), 415)
     assert_error(post(files={"other": ("a.txt", b"x")}), 422, "missing-file")
     assert_error(api_client.get("/v1/problems/prb_nope", headers=VIEWER), 404, "not-found")
