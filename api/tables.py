@@ -16,6 +16,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from allocator import InputIssue, ProblemValidationError
 from allocator.problem import FILES
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "settings.toml"
 
-#: Stored form of a table: column names and rows of text.
+#: Stored form of a table: column names and the cells as CSV text (or, as stored before, rows
+#: of cells).
 StoredTable = dict[str, list[Any]]
 
 
@@ -164,21 +167,36 @@ def tables_from_zip(data: bytes, max_bytes: int, issues: list[InputIssue]) -> tu
 
 
 def store_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, StoredTable]:
-    """Tables as JSON: ``{file: {"columns": [...], "rows": [[...], ...]}}`` (all text)."""
-    return {
-        name: {"columns": [str(c) for c in frame.columns],
-               "rows": frame.fillna("").astype(str).to_numpy().tolist()}
-        for name, frame in tables.items()
-    }
+    """Tables as JSON: ``{file: {"columns": [...], "csv": "..."}}``, the cells as CSV text
+    under a header of column positions (national-30k-scores: 1.2-1.8 s and 348 MB of JSON, where
+    lists of cells took 26 s, 326 MB and a peak of 4.7 GiB)."""
+    return {name: {"columns": [str(c) for c in frame.columns], "csv": _csv_text(frame)}
+            for name, frame in tables.items()}
+
+
+def _csv_text(frame: pd.DataFrame) -> str:
+    columns = {str(i): frame.iloc[:, i] for i in range(frame.shape[1])}
+    text = pd.DataFrame({i: c if isinstance(c.dtype, pd.CategoricalDtype) else c.fillna("").astype(str)
+                         for i, c in columns.items()})
+    out = io.BytesIO()
+    pa_csv.write_csv(pa.Table.from_pandas(text, preserve_index=False), out)
+    return out.getvalue().decode("utf-8")
 
 
 def load_tables(stored: Mapping[str, StoredTable]) -> dict[str, pd.DataFrame]:
-    """The inverse of :func:`store_tables`."""
-    return {
-        name: pd.DataFrame(table["rows"], columns=table["columns"], dtype=object).astype(str)
-        if table["rows"] else pd.DataFrame({c: pd.Series(dtype=str) for c in table["columns"]})
-        for name, table in stored.items()
-    }
+    """The inverse of :func:`store_tables`; also reads tables stored as ``"rows"`` of cells,
+    as they were before."""
+    out = {}
+    for name, table in stored.items():
+        if "csv" in table:
+            frame = read_table(table["csv"].encode("utf-8"), name)
+            frame.columns = table["columns"]
+        elif table["rows"]:
+            frame = pd.DataFrame(table["rows"], columns=table["columns"], dtype=object).astype(str)
+        else:
+            frame = pd.DataFrame({c: pd.Series(dtype=str) for c in table["columns"]})
+        out[name] = frame
+    return out
 
 
 def rows_frame(rows: list[dict[str, str]], columns: list[str]) -> pd.DataFrame:

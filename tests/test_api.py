@@ -11,12 +11,14 @@ import json
 import time
 import zipfile
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from allocator import ProblemValidationError, build_problem, read_problem, write_problem
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.reading import settings_from_mapping
+from api.tables import load_tables, store_tables
 from test_api_support import (
     COORDINATOR,
     SETTINGS,
@@ -137,6 +139,22 @@ def test_upload_csv_text_and_column_rows_give_the_same_problem(api_client):
     second = api_client.post("/v1/problems", json={"files": files, "settings": SETTINGS}, headers=COORDINATOR)
     assert second.status_code == 201, second.text
     assert first.json()["digest"] == second.json()["digest"] == upload(api_client, tables)["digest"]
+
+
+def test_stored_tables_give_back_every_cell_and_the_same_digest():
+    tables = tiny_round()
+    tables["cases.csv"].loc[0, "case_id"] = ' q"uo,te\n '  # quotes, a comma, a newline, spaces
+    tables["persons.csv"].loc[0, "case_id"] = ' q"uo,te\n '
+    tables["exclusions.csv"] = pd.DataFrame({"case_id": pd.Series(dtype=str), "municipality_id": pd.Series(dtype=str)})
+    stored = json.loads(json.dumps(store_tables(tables)))
+    loaded = load_tables(stored)
+    for name, frame in tables.items():
+        assert list(loaded[name].columns) == list(frame.columns), name
+        assert loaded[name].astype(str).to_numpy().tolist() == frame.astype(str).to_numpy().tolist(), name
+    settings = settings_from_mapping(SETTINGS)
+    assert build_problem(loaded, settings).digest == build_problem(tables, settings).digest
+    as_rows = {name: {"columns": list(f.columns), "rows": f.astype(str).to_numpy().tolist()} for name, f in tables.items()}
+    assert build_problem(load_tables(as_rows), settings).digest == build_problem(tables, settings).digest
 
 
 def test_upload_zip_raw_and_as_form(api_client):

@@ -36,6 +36,7 @@ from ..schemas import (
     ResponsesOut,
     RunOut,
 )
+from ..tables import load_tables
 
 log = logging.getLogger(__name__)
 
@@ -361,9 +362,9 @@ def post_responses(plan_id: str, body: ResponsesIn, request: Request, response: 
         raise ApiError.one(409, "no-proposal", f"plan '{plan_id}' has no result yet to answer")
     proposed = {p["case_id"]: p for p in (source.result or {}).get("placements", [])}
     problem = load_problem(session, plan.problem_id)
-    case_rows = problem.tables.get("cases.csv", {})
-    known = {row[case_rows["columns"].index("case_id")] for row in case_rows.get("rows", [])} \
-        if "case_id" in case_rows.get("columns", []) else set()
+    cases = load_tables({"cases.csv": problem.tables["cases.csv"]})["cases.csv"] if "cases.csv" in problem.tables \
+        else None
+    known = set(cases["case_id"].astype(str)) if cases is not None and "case_id" in cases.columns else set()
 
     pins = {p["case_id"]: dict(p) for p in plan.pins or []}
     exclusions = [dict(e) for e in plan.exclusions or []]
