@@ -424,8 +424,7 @@ class _Checker:
         key = case_codes.astype(np.int64)
         if name != "pins.csv":
             key = key * max(len(muni_uniques), 1) + muni_codes
-        dense = len(key) and key.max() < 10 * len(key)
-        if len(key) and (not dense or np.bincount(key).max() > 1):
+        if len(key) and (key.max() >= 10 * len(key) or np.bincount(key).max() > 1):
             what = "case" if name == "pins.csv" else "(case_id, municipality_id) pair"
             dup = pd.Series(key).duplicated().to_numpy() & (case_uniques != "")[case_codes]
             for row, case in zip(r.rows[dup], case_uniques[case_codes[dup]]):

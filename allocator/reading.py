@@ -25,7 +25,7 @@ SETTINGS_FILE = "settings.toml"
 #: millions of cells arrives as codes into its few distinct texts, which is how the checks work
 #: on it (national-30k-scores, 10.7 million score rows: 1.2 s, where pandas' parser took 1.6 s
 #: and factorising its text 1.8 s more).
-_TEXT = pa.dictionary(pa.int32(), pa.string())
+_ARROW_TEXT = pa.dictionary(pa.int32(), pa.string())
 #: Arrow's own pool (mimalloc) took 0.6-0.85 s to merge and convert the scores' columns in a
 #: fresh process, the C library's 0.23 s.
 _POOL = pa.system_memory_pool()
@@ -48,8 +48,9 @@ def read_table(source: str | Path | bytes, file: str) -> pd.DataFrame:
     names = [name.strip() for name in header]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
-        raise ProblemValidationError([InputIssue(file, 1, name, "duplicate-column", "the header names this column "
-                                                 "more than once") for name in twice])
+        raise ProblemValidationError([InputIssue(file, 1, name, "duplicate-column",
+                                                 "the header names this column more than once")
+                                      for name in twice])
     table, bad_rows = _read_arrow(source, header, file, threads=True)
     if bad_rows:
         # Line numbers are known only to a reader on one thread: worth it for the message.
@@ -63,7 +64,9 @@ def read_table(source: str | Path | bytes, file: str) -> pd.DataFrame:
     return frame
 
 
-def _read_arrow(source: str | Path | bytes, header: list[str], file: str, threads: bool) -> tuple[pa.Table, list[pa_csv.InvalidRow]]:
+def _read_arrow(
+    source: str | Path | bytes, header: list[str], file: str, threads: bool
+) -> tuple[pa.Table, list[pa_csv.InvalidRow]]:
     bad_rows: list[pa_csv.InvalidRow] = []
 
     def invalid_row(row: pa_csv.InvalidRow) -> str:
@@ -76,7 +79,7 @@ def _read_arrow(source: str | Path | bytes, header: list[str], file: str, thread
             read_options=pa_csv.ReadOptions(use_threads=threads),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=invalid_row),
             convert_options=pa_csv.ConvertOptions(
-                column_types={name: _TEXT for name in header}, strings_can_be_null=False,
+                column_types={name: _ARROW_TEXT for name in header}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False, null_values=[]),
             memory_pool=_POOL,
         )

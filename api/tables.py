@@ -29,7 +29,7 @@ SETTINGS_FILE = "settings.toml"
 
 #: Stored form of a table: column names and the cells as CSV text (or, as stored before, rows
 #: of cells).
-StoredTable = dict[str, list[Any]]
+StoredTable = dict[str, Any]
 
 
 def _cell(value: Any) -> str | None:
@@ -175,9 +175,9 @@ def store_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, StoredTable]:
 
 
 def _csv_text(frame: pd.DataFrame) -> str:
-    columns = {str(i): frame.iloc[:, i] for i in range(frame.shape[1])}
-    text = pd.DataFrame({i: c if isinstance(c.dtype, pd.CategoricalDtype) else c.fillna("").astype(str)
-                         for i, c in columns.items()})
+    # Categoricals (as read) are written from their categories, without a string per cell.
+    text = pd.DataFrame({str(i): c if isinstance(c.dtype, pd.CategoricalDtype) else c.fillna("").astype(str)
+                         for i, (_, c) in enumerate(frame.items())})
     out = io.BytesIO()
     pa_csv.write_csv(pa.Table.from_pandas(text, preserve_index=False), out)
     return out.getvalue().decode("utf-8")

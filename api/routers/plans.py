@@ -362,9 +362,8 @@ def post_responses(plan_id: str, body: ResponsesIn, request: Request, response: 
         raise ApiError.one(409, "no-proposal", f"plan '{plan_id}' has no result yet to answer")
     proposed = {p["case_id"]: p for p in (source.result or {}).get("placements", [])}
     problem = load_problem(session, plan.problem_id)
-    cases = load_tables({"cases.csv": problem.tables["cases.csv"]})["cases.csv"] if "cases.csv" in problem.tables \
-        else None
-    known = set(cases["case_id"].astype(str)) if cases is not None and "case_id" in cases.columns else set()
+    cases = load_tables({"cases.csv": problem.tables["cases.csv"]})["cases.csv"]
+    known = set(cases["case_id"].astype(str)) if "case_id" in cases.columns else set()
 
     pins = {p["case_id"]: dict(p) for p in plan.pins or []}
     exclusions = [dict(e) for e in plan.exclusions or []]
