@@ -22,7 +22,7 @@ TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # as the reader, a BOM is no part of the header
         return [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
                 for row in csv.DictReader(f, skipinitialspace=True)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from allocator import ProblemValidationError, build_problem, read_problem, solve, write_problem
+from allocator import ProblemValidationError, build_problem, read_problem, solve, verify_plan, write_problem
 from allocator.columns import TEXT
 from allocator.reading import read_table
 from conftest import cases_and_persons, dwelling, family, muni, settings, single, tiny_tables
@@ -94,3 +94,17 @@ def test_ids_are_python_text_whatever_pandas_makes_by_default(tmp_path: Path):
         assert pd.options.mode.string_storage == "pyarrow"  # restored after the solve
     assert result.levels[0].status == "optimal"
     assert set(result.plan["case_id"]) == {"A", "F"}  # two dwellings: B waited least
+
+
+def test_files_with_a_byte_order_mark_are_read_and_verified(tmp_path: Path):
+    folder = write_problem(tables(), tmp_path / "p")
+    for path in folder.glob("*.csv"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    problem = read_problem(folder, settings())
+    assert problem.digest == build_problem(tables(), settings()).digest
+    result = solve(problem, settings(objective={"priorities": [["urgency"]]}))
+    result.write(tmp_path / "out")
+    assert verify_plan(folder, tmp_path / "out" / "plan.csv") == []
+    pd.DataFrame({"case_id": ["A", "F"], "municipality_id": ["1101", "1101"], "dwelling_id": ["", "D2"]}).to_csv(
+        tmp_path / "over.csv", index=False)
+    assert "1101 gets 3 persons; its resolution is 2" in verify_plan(folder, tmp_path / "over.csv")
