@@ -173,6 +173,8 @@ def _sorted_codes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, n
     cells, whatever order (or unused or repeated entries) the factorisation gave ``uniques``."""
     texts = np.asarray(uniques, dtype=object)
     used = np.flatnonzero(np.bincount(codes, minlength=len(texts)))
+    if len(used) == len(texts) and (texts[1:] > texts[:-1]).all():
+        return codes, texts  # sorted already, as ids often are: no sort and no copy
     order = used[np.argsort(texts[used], kind="stable")]
     ordered = texts[order]
     first = np.ones(len(order), dtype=bool)
