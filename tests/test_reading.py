@@ -38,6 +38,14 @@ def test_columns_are_the_texts_as_written(tmp_path: Path):
     assert read_table(path.read_bytes(), "t.csv").astype(str).equals(frame.astype(str))
 
 
+def test_line_breaks_in_quoted_cells_of_a_large_file():
+    """Over several of the reader's blocks (1 MB): split in parallel, a line may not end a row."""
+    rows = "".join(f'C{i:06d},0301,"first line\nsecond, line {i}"\n' for i in range(40_000))
+    frame = read_table(f"case_id,municipality_id,reason\n{rows}".encode(), "exclusions.csv")
+    assert len(frame) == 40_000
+    assert frame["reason"].iloc[-1] == "first line\nsecond, line 39999"
+
+
 def test_folder_and_memory_give_the_same_problem_and_digest(tmp_path: Path):
     given = tables()
     in_memory = build_problem(given, settings())
