@@ -157,12 +157,6 @@ class TableReader:
         codes, uniques, _ = self._codes[column]
         return codes, uniques
 
-    def _where(self, column: str, value: str) -> np.ndarray:
-        """Mask of the cells equal to ``value`` (after stripping)."""
-        codes, uniques = self.codes(column)
-        hit = uniques == value
-        return hit[codes] if hit.any() else np.zeros(len(codes), dtype=bool)
-
     def _cells(self, column: str) -> pd.Series:
         """The stripped cells as text (``""`` for missing)."""
         if column not in self.raw.columns:
@@ -183,7 +177,7 @@ class TableReader:
 
     def require(self, column: str) -> None:
         """Report the cells of ``column`` left empty."""
-        self._report(self._where(column, ""), column, "required", "a value is required")
+        self._report_distinct(self.codes(column)[1] == "", column, "required", "a value is required")
 
     def text(self, column: str, required: bool = True) -> pd.Series:
         if required:
@@ -219,22 +213,23 @@ class TableReader:
         codes, uniques = self.codes(column)
         # Each distinct text once, then broadcast: same values as converting every cell.
         distinct = pd.to_numeric(pd.Series(uniques, dtype=TEXT), errors="coerce").to_numpy(dtype=float)
-        self._report_distinct(np.isnan(distinct), codes, column, "not-a-number", "'{value}' is not a number")
+        self._report_distinct(np.isnan(distinct), column, "not-a-number", "'{value}' is not a number")
         if minimum is not None:
             below = distinct < minimum
-            self._report_distinct(below, codes, column, "below-minimum", f"'{{value}}' is below {minimum}")
+            self._report_distinct(below, column, "below-minimum", f"'{{value}}' is below {minimum}")
             distinct = np.where(below, np.nan, distinct)
         if maximum is not None:
             above = distinct > maximum
-            self._report_distinct(above, codes, column, "above-maximum", f"'{{value}}' is above {maximum}")
+            self._report_distinct(above, column, "above-maximum", f"'{{value}}' is above {maximum}")
             distinct = np.where(above, np.nan, distinct)
         return pd.Series(distinct[codes], index=self.raw.index,
                          name=column if column in self.raw.columns else None)
 
-    def _report_distinct(self, bad: np.ndarray, codes: np.ndarray, column: str, rule: str, message: str) -> None:
-        """Report the cells whose distinct text is ``bad`` (the cells are found only if any is)."""
+    def _report_distinct(self, bad: np.ndarray, column: str, rule: str, message: str) -> None:
+        """Report the cells whose distinct (stripped) text is ``bad``: the cells are looked for
+        only if one is."""
         if bad.any():
-            self._report(bad[codes], column, rule, message)
+            self._report(bad[self.codes(column)[0]], column, rule, message)
 
     def boolean(self, column: str) -> pd.Series:
         cells = self._cells(column).str.lower()
@@ -265,7 +260,7 @@ class TableReader:
         codes, uniques = self.codes(column)
         known_u = isin_text(uniques, known)
         present_u = uniques != ""
-        self._report_distinct(present_u & ~known_u, codes, column, f"unknown-{what}",
+        self._report_distinct(present_u & ~known_u, column, f"unknown-{what}",
                               f"'{{value}}' is not a known {what}")
         good_u = known_u if not optional else known_u | ~present_u
         return good_u[codes] if not good_u.all() else np.ones(len(codes), dtype=bool)
