@@ -32,6 +32,9 @@ def with_python_text(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
     return wrapper
 
+#: Whole numbers in the input (persons, capacities, ages, bedrooms) are no larger than this.
+MAX_INTEGER = 1_000_000_000
+
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -195,10 +198,13 @@ class TableReader:
         cells = self._cells(column)
         empty = (cells == "").to_numpy()
         numbers = pd.to_numeric(cells, errors="coerce")
-        whole = numbers.notna() & (numbers == np.floor(numbers.fillna(0)))
+        # "inf" and "1e400" are numbers to pandas, but no count: they would break the cast below.
+        whole = numbers.notna() & np.isfinite(numbers.fillna(0)) & (numbers == np.floor(numbers.fillna(0)))
         bad = ~whole.to_numpy() & ~(empty & (default is not None))
         self._report(bad, column, "not-an-integer", "'{value}' is not a whole number")
-        values = numbers.where(whole)
+        huge = (whole & (numbers.abs() > MAX_INTEGER)).to_numpy()
+        self._report(huge, column, "above-maximum", f"'{{value}}' is beyond {MAX_INTEGER:,}")
+        values = numbers.where(whole & ~huge)
         if default is not None:
             values = values.where(~empty, default)
         if minimum is not None:
@@ -214,6 +220,9 @@ class TableReader:
         # Each distinct text once, then broadcast: same values as converting every cell.
         distinct = pd.to_numeric(pd.Series(uniques, dtype=TEXT), errors="coerce").to_numpy(dtype=float)
         self._report_distinct(np.isnan(distinct), column, "not-a-number", "'{value}' is not a number")
+        # "inf" and "1e400" parse, but no plan can be priced by them.
+        self._report_distinct(np.isinf(distinct), column, "not-a-number", "'{value}' is not a finite number")
+        distinct = np.where(np.isinf(distinct), np.nan, distinct)
         if minimum is not None:
             below = distinct < minimum
             self._report_distinct(below, column, "below-minimum", f"'{{value}}' is below {minimum}")

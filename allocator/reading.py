@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,8 +87,34 @@ def _read_arrow(
             memory_pool=_POOL,
         )
     except pa.ArrowInvalid as exc:
-        raise ProblemValidationError([InputIssue(file, None, None, "unreadable-csv", str(exc).strip())]) from None
+        raise ProblemValidationError(_unreadable(source, file, exc)) from None
     return table, bad_rows
+
+
+def _unreadable(source: str | Path | bytes, file: str, exc: pa.ArrowInvalid) -> list[InputIssue]:
+    """What made arrow give up, by row where it can be found: mostly text that is not UTF-8,
+    which arrow names by column only (or, in a row with a wrong cell count, by the row's text)."""
+    rows = _not_utf8_lines(source)
+    if rows:
+        return [InputIssue(file, row, None, "unreadable-csv", "the row is not UTF-8 text") for row in rows]
+    # Arrow's parse errors quote the row; its cells may name a person, so only the rest is told.
+    return [InputIssue(file, None, None, "unreadable-csv", _ROW_TEXT.sub(r"\1", str(exc)).strip())]
+
+
+#: The row's text that arrow appends to a parse error ("Expected 3 columns, got 2: <row>").
+_ROW_TEXT = re.compile(r"(got \d+):.*$", re.DOTALL)
+
+
+def _not_utf8_lines(source: str | Path | bytes) -> list[int]:
+    """Numbers (from 1, the header) of the lines that are not UTF-8 text."""
+    bad = []
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(number)
+    return bad
 
 
 def _header(source: str | Path | bytes, file: str) -> list[str]:

@@ -17,7 +17,8 @@ TermName = Literal["urgency", "ties", "scores", "housing_fit", "spread"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # "inf" and "nan" are floats to TOML and JSON, but no setting means them.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ObjectiveSettings(_Frozen):

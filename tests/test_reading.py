@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from allocator import ProblemValidationError, build_problem, read_problem, solve, verify_plan, write_problem
 from allocator.columns import TEXT
@@ -82,12 +85,50 @@ def test_every_row_of_the_wrong_length_is_named(tmp_path: Path):
 @pytest.mark.parametrize("text, issue", [
     ("", ("scores.csv", None, None, "unreadable-csv")),
     ("case_id,municipality_id, case_id\nA,0301,A\n", ("scores.csv", 1, "case_id", "duplicate-column")),
-    ("case_id,municipality_id,score\nA,0301,\xff\n", ("scores.csv", None, None, "unreadable-csv")),
+    ("case_id,municipality_id,score\nA,0301,\xff\n", ("scores.csv", 2, None, "unreadable-csv")),
 ])
 def test_unreadable_files_are_named(tmp_path: Path, text: str, issue: tuple):
     folder = write_problem(tables(), tmp_path / "p")
     (folder / "scores.csv").write_bytes(text.encode("latin-1"))
     assert issues_of(folder) == {issue}
+
+
+def test_rows_that_are_not_utf8_are_named_without_their_text(tmp_path: Path):
+    """Arrow names such a cell by column only, or, in a row of the wrong length, quotes the row
+    (whose cells may name a person)."""
+    folder = write_problem(tables(), tmp_path / "p")
+    (folder / "scores.csv").write_bytes("case_id,municipality_id,score\nA,0301,0.5\nØyvind Ås,0301,1,x\n"
+                                        "F,0301,1\nB,1101,æ\n".encode("latin-1"))
+    with pytest.raises(ProblemValidationError) as caught:
+        read_problem(folder, settings())
+    issues = caught.value.issues
+    assert {(i.file, i.row, i.rule) for i in issues} == {("scores.csv", 3, "unreadable-csv"),
+                                                         ("scores.csv", 5, "unreadable-csv")}
+    assert not any("yvind" in i.message for i in issues)
+
+
+def test_numbers_that_are_not_finite_or_too_large_are_named(tmp_path: Path):
+    given = tables()
+    given["municipalities.csv"] = given["municipalities.csv"].assign(
+        resolution_persons=["1e400", "18446744073709551615"], capacity_school=["inf", "3"])
+    given["scores.csv"] = given["scores.csv"].assign(score=["nan", "inf", "-1e400", "1"])
+    assert issues_of(write_problem(given, tmp_path / "p")) == {
+        ("municipalities.csv", 2, "resolution_persons", "not-an-integer"),
+        ("municipalities.csv", 3, "resolution_persons", "above-maximum"),
+        ("municipalities.csv", 2, "capacity_school", "not-an-integer"),
+        ("scores.csv", 2, "score", "not-a-number"),
+        ("scores.csv", 3, "score", "not-a-number"),
+        ("scores.csv", 4, "score", "not-a-number")}
+
+
+@pytest.mark.parametrize("field", ["solver.time_limit", "objective.weights.urgency", "urgency.base"])
+def test_settings_that_are_not_finite_are_named(tmp_path: Path, field: str):
+    folder = write_problem(tables(), tmp_path / "p")
+    section, _, name = field.rpartition(".")
+    (folder / "settings.toml").write_text(f"[{section}]\n{name} = inf\n")
+    with pytest.raises(ProblemValidationError) as caught:
+        read_problem(folder)
+    assert {(i.file, i.column, i.rule) for i in caught.value.issues} == {("settings.toml", field, "invalid-setting")}
 
 
 def test_ids_are_python_text_whatever_pandas_makes_by_default(tmp_path: Path):
@@ -116,3 +157,37 @@ def test_files_with_a_byte_order_mark_are_read_and_verified(tmp_path: Path):
     pd.DataFrame({"case_id": ["A", "F"], "municipality_id": ["1101", "1101"], "dwelling_id": ["", "D2"]}).to_csv(
         tmp_path / "over.csv", index=False)
     assert "1101 gets 3 persons; its resolution is 2" in verify_plan(folder, tmp_path / "over.csv")
+
+
+#: Bytes that break CSV files in the ways seen: quotes, line ends, NUL, not UTF-8, numbers no
+#: count can be, empty cells, other separators.
+NOISE = st.sampled_from([b",", b'"', b"\n", b"\r", b"\x00", b"\xff", b"\xc3", b"\xef\xbb\xbf", b"inf", b"-1",
+                         b"1e400", b"nan", b"99999999999999999999", b"0.5", b" ", b"", b";", b"2026-02-30"])
+
+
+@hsettings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(edits=st.lists(st.tuples(st.sampled_from(["municipalities.csv", "cases.csv", "persons.csv", "dwellings.csv",
+                                                 "scores.csv"]), st.booleans(), st.integers(0, 10**6),
+                                st.integers(0, 4), NOISE), min_size=1, max_size=4))
+def test_damaged_files_give_named_issues_and_nothing_else(tmp_path_factory, edits):
+    """Whatever the bytes, reading gives a problem or issues that name their file: never another
+    exception (before: an age of '1e400' raised OverflowError, a capacity of 20 digits TypeError).
+    An edit replaces one cell, or ``cut`` bytes anywhere."""
+    folder = write_problem(tables(), tmp_path_factory.mktemp("p"))
+    for name, whole_cell, where, cut, noise in edits:
+        data = (folder / name).read_bytes()
+        if whole_cell:
+            lines = data.split(b"\n")
+            row = 1 + where % max(len(lines) - 2, 1)
+            cells = lines[row].split(b",")
+            cells[where % len(cells)] = noise
+            lines[row] = b",".join(cells)
+            data = b"\n".join(lines)
+        else:
+            at = where % (len(data) + 1)
+            data = data[:at] + noise + data[at + cut:]
+        (folder / name).write_bytes(data)
+    try:
+        read_problem(folder, settings())
+    except ProblemValidationError as exc:
+        assert exc.issues and all(i.file for i in exc.issues)
