@@ -43,7 +43,8 @@ class Filler:
         self.n_pools = len(agg.pools)
         self.pool_cls = agg.pools["cls"].to_numpy()
         self.unit_cls = model.units["cls"].to_numpy()
-        self.y = np.floor(y_lp + 1e-9)
+        # An LP's zero may come back as -1e-8 (within its tolerance): no count is below zero.
+        self.y = np.floor(np.maximum(y_lp, 0.0) + 1e-9)
         self.ub = model.upper[model.blocks["y"]]
         self.room = Room(model, self.y)
         # Per column, as plain Python ints (read once per move, where numpy scalars are slow).

@@ -159,7 +159,7 @@ class PlacementModel(LinearProgram):
         """
         agg = self.agg
         pools = self.units
-        floor = np.floor(y + 1e-9)
+        floor = np.floor(np.maximum(y, 0.0) + 1e-9)  # an LP's zero may be -1e-8
         n = agg.n_municipalities
         extra = np.full(len(y), np.inf)
 
