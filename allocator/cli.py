@@ -67,8 +67,12 @@ def _propose(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from .reading import read_problem
     from .verify import verify_plan
 
+    # A plan of a folder that breaks the input rules is no plan: its errors, as for propose
+    # (the verifier itself reads only valid folders, independently of the reader).
+    read_problem(args.problem_dir)
     problems = verify_plan(args.problem_dir, args.plan_csv)
     if problems:
         for line in problems:

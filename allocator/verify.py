@@ -17,14 +17,34 @@ from pathlib import Path
 
 DEFAULT_SERVICES = {"school": (6, 15), "kindergarten": (1, 5), "introduction": (18, 55)}
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
+PLAN_COLUMNS = ("case_id", "municipality_id")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
+    return _read(path)[1] if path.exists() else []
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A CSV file's header and rows, names and cells stripped."""
     with path.open(newline="", encoding="utf-8-sig") as f:  # as the reader, a BOM is no part of the header
-        return [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-                for row in csv.DictReader(f, skipinitialspace=True)]
+        reader = csv.DictReader(f, skipinitialspace=True)
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+        return [name.strip() for name in reader.fieldnames or []], rows
+
+
+def _plan_rows(path: Path) -> tuple[list[dict[str, str]], str | None]:
+    """The plan's rows, or why it cannot be checked: a missing or unreadable file is no plan
+    that keeps every rule."""
+    if not path.is_file():
+        return [], f"the plan {path} does not exist"
+    try:
+        header, rows = _read(path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return [], f"the plan {path} cannot be read: {exc}"
+    missing = [name for name in PLAN_COLUMNS if name not in header]
+    if missing:
+        return [], f"the plan {path} has no column {', '.join(missing)}"
+    return rows, None
 
 
 def _yes(text: str) -> bool:
@@ -63,7 +83,9 @@ def verify_plan(problem_dir: str | Path, plan_csv: str | Path) -> list[str]:
     dwellings = {r["dwelling_id"]: r for r in _rows(folder / "dwellings.csv")}
     excluded = {(r["case_id"], r["municipality_id"]) for r in _rows(folder / "exclusions.csv")}
     pins = {r["case_id"]: r for r in _rows(folder / "pins.csv")}
-    plan = _rows(Path(plan_csv))
+    plan, unreadable = _plan_rows(Path(plan_csv))
+    if unreadable:
+        return [unreadable]
 
     problems: list[str] = []
     seen: Counter[str] = Counter(row.get("case_id", "") for row in plan)

@@ -64,6 +64,35 @@ def test_verify_names_each_violation(demo_run, tmp_path):
     assert main(["verify", str(problem_dir), str(path)]) == 1
 
 
+@pytest.mark.parametrize("content, says", [
+    (None, "does not exist"),
+    (b"", "has no column case_id, municipality_id"),
+    (b"case_id,dwelling_id\nC1,D1\n", "has no column municipality_id"),
+    (b"case_id,municipality_id\nC1,\xff\n", "cannot be read"),
+])
+def test_a_plan_that_cannot_be_read_is_no_plan_that_keeps_the_rules(demo_run, tmp_path, capsys, content, says):
+    """Before, a missing or empty plan file 'kept every hard rule', and one not in UTF-8 raised."""
+    problem_dir, _ = demo_run
+    path = tmp_path / "plan.csv"
+    if content is not None:
+        path.write_bytes(content)
+    assert [says in line for line in verify_plan(problem_dir, path)] == [True]
+    assert main(["verify", str(problem_dir), str(path)]) == 1
+    assert says in " ".join(capsys.readouterr().out.split())  # as printed, lines wrapped
+
+
+def test_verify_reports_the_input_errors_of_a_broken_folder(demo_run, tmp_path, capsys):
+    import shutil
+
+    problem_dir, out = demo_run
+    broken = shutil.copytree(problem_dir, tmp_path / "p")
+    persons = (broken / "persons.csv").read_text().splitlines()
+    persons[1] = ",".join(persons[1].split(",")[:2] + ["x"] + persons[1].split(",")[3:])  # its age
+    (broken / "persons.csv").write_text("\n".join(persons) + "\n")
+    assert main(["verify", str(broken), str(out / "plan.csv")]) == 2
+    assert "persons.csv, row 2, column age" in " ".join(capsys.readouterr().out.split())
+
+
 def test_verify_catches_capacity_breaches(tmp_path):
     from conftest import cases_and_persons, family, muni, single, tiny_tables
     from allocator import write_problem
