@@ -42,7 +42,7 @@ class ApiKey:
 class ApiConfig(BaseSettings):
     """Settings of the service; every field can be set by an environment variable."""
 
-    model_config = SettingsConfigDict(env_prefix="ALLOCATOR_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="ALLOCATOR_", extra="ignore", frozen=True, allow_inf_nan=False)
 
     database_url: str = Field(
         "", validation_alias=AliasChoices("DATABASE_URL", "ALLOCATOR_DATABASE_URL"),

@@ -19,7 +19,7 @@ CATEGORIES = ("single", "family", "unaccompanied_minor", "resettlement")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf is no count or rate
 
 
 class MunicipalitiesConfig(_Strict):

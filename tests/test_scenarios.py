@@ -215,6 +215,18 @@ def test_scenario_file_errors_are_listed(tmp_path):
     assert "months" in text and "german" in text and "adult" in text
 
 
+def test_infinite_rates_and_limits_are_errors(tmp_path):
+    """TOML reads inf and nan as floats; 'cases_per_month = inf' passed the check and the run
+    then failed drawing arrivals."""
+    path = tmp_path / "inf.toml"
+    path.write_text((EXAMPLES / "quick.toml").read_text().replace("cases_per_month = 120", "cases_per_month = inf")
+                    .replace("time_limit = 3.0", "time_limit = nan"))
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    text = str(err.value)
+    assert "cases_per_month" in text and "solver.time_limit" in text and "finite" in text
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
 def test_example_scenarios_load(path, capsys):
     scenario = load_scenario(path)
