@@ -208,6 +208,38 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 
 
 @with_python_text
+def _places_left(pins: pd.DataFrame, dwellings: pd.DataFrame) -> pd.DataFrame:
+    """Free dwellings with the places pins to them leave (one for a private dwelling, one per
+    occupant for a shared flat)."""
+    free = dwellings[dwellings["free"]]
+    places = pd.Series(np.where(free["shared"], free["max_occupants"], 1), index=free.index)
+    taken = pins.loc[pins["dwelling_id"] != "", "dwelling_id"].value_counts()
+    return free.assign(places=(places - taken.reindex(free.index).fillna(0)).clip(lower=0).astype(int))
+
+
+def _fitting(cases: pd.DataFrame, places: pd.DataFrame, muni: str) -> np.ndarray:
+    """Which places of ``muni`` fit each case (cases x places): step-free if needed, and a
+    shared flat for one adult or enough bedrooms and occupants."""
+    d = places[(places["municipality_id"] == muni) & (places["places"] > 0)]
+    d = d.loc[d.index.repeat(d["places"])]
+    shared = d["shared"].to_numpy()
+    private_fits = (d["bedrooms"].to_numpy() >= cases["bedrooms"].to_numpy()[:, None]) & \
+        (d["max_occupants"].to_numpy() >= cases["size"].to_numpy()[:, None])
+    fits = np.where(shared, cases["single_adult"].to_numpy()[:, None], private_fits)
+    return fits & (d["step_free"].to_numpy() | ~cases["needs_step_free"].to_numpy(dtype=bool)[:, None])
+
+
+def _all_housed(fits: np.ndarray) -> bool:
+    """Can every case (row) have a place (column) of its own?"""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    if fits.shape[1] < fits.shape[0]:
+        return False
+    matched = maximum_bipartite_matching(csr_matrix(fits.astype(np.int8)), perm_type="column")
+    return bool((matched >= 0).all())
+
+
 def build_problem(
     tables: dict[str, pd.DataFrame], settings: Settings | None = None, *, origin: str = "tables"
 ) -> Problem:
@@ -487,12 +519,20 @@ class _Checker:
             self.issues.append(InputIssue("pins.csv", row, column, rule, message))
 
         excluded = set(zip(exclusions["case_id"], exclusions["municipality_id"]))
+        places = _places_left(pins, dwellings) if dwellings is not None else None
+        unhoused = False
         for row, case, muni, dwelling in zip(rows, pins["case_id"], pins["municipality_id"],
                                               pins["dwelling_id"]):
             if (case, muni) in excluded:
                 add(int(row), "municipality_id", "pin-excluded",
                     f"case '{case}' is pinned to '{muni}' but that pair is in exclusions.csv")
             if dwelling == "":
+                # The solver houses it in a free dwelling there: one must fit (found only when the
+                # model was built before, so a re-solve failed instead of the pin being refused).
+                if places is not None and not _fitting(cases.loc[[case]], places, muni).any():
+                    add(int(row), "municipality_id", "pin-without-dwelling",
+                        f"case '{case}' fits no free dwelling in '{muni}'")
+                    unhoused = True
                 continue
             if dwellings is None or dwelling not in dwellings.index:
                 add(int(row), "dwelling_id", "unknown-dwelling", f"'{dwelling}' is not a known dwelling")
@@ -514,6 +554,14 @@ class _Checker:
             elif c["bedrooms"] > d["bedrooms"] or c["size"] > d["max_occupants"]:
                 add(int(row), "dwelling_id", "dwelling-too-small",
                     f"case '{case}' needs {c['bedrooms']} bedrooms for {c['size']} persons")
+        if places is not None and not unhoused:
+            # Each fits alone; together they need a dwelling each (or a place in a shared flat).
+            loose = pins[pins["dwelling_id"] == ""]
+            for muni, group in loose.groupby("municipality_id"):
+                if not _all_housed(_fitting(cases.loc[group["case_id"]], places, muni)):
+                    add(None, "municipality_id", "pins-without-dwellings",
+                        f"the {len(group)} cases pinned to '{muni}' without a dwelling do not all fit "
+                        "its free dwellings at once")
         with_dwelling = pins[pins["dwelling_id"] != ""]
         if dwellings is not None and len(with_dwelling):
             per = with_dwelling.groupby("dwelling_id").size()

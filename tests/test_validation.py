@@ -115,6 +115,29 @@ def test_pins_over_resolution():
     assert ("pins.csv", None, "municipality_id", "pins-over-capacity") in issues_of(tables)
 
 
+def test_pins_without_a_dwelling_need_free_dwellings_that_fit_them_all():
+    """Found only when the model was built, or not at all: the pins were accepted (in the
+    service, 200 on PUT /pins), and the solve then failed (two cases pinned to a municipality
+    with one dwelling: RuntimeError, no housing for the chosen cases)."""
+    cases, persons = cases_and_persons(family("F", [40, 38, 5]), single("S"), single("T", needs_step_free="true"))
+    homes = [dwelling("D1", "0001", 1), dwelling("D2", "0002", 2, step_free="true")]
+
+    def pinned(*munis: str) -> dict:
+        return tiny_tables([muni("0001", 9), muni("0002", 9)], cases, persons, homes, pins=[
+            {"case_id": c, "municipality_id": m, "dwelling_id": ""} for c, m in zip("FST", munis)])
+
+    # F needs 2 bedrooms, T a step-free dwelling: neither fits D1.
+    assert {i for i in issues_of(pinned("0001", "0001", "0001")) if "pin" in i[3]} == {
+        ("pins.csv", 2, "municipality_id", "pin-without-dwelling"),
+        ("pins.csv", 4, "municipality_id", "pin-without-dwelling")}
+    # Each fits D2 alone, not both at once.
+    assert {i for i in issues_of(pinned("0002", "0001", "0002")) if "pin" in i[3]} == {
+        ("pins.csv", None, "municipality_id", "pins-without-dwellings")}
+    homes.append(dwelling("D3", "0002", 1, step_free="true"))
+    problem = build_problem(pinned("0002", "0001", "0002"), settings())
+    assert set(problem.pins["case_id"]) == {"F", "S", "T"}
+
+
 def test_invalid_settings_file(tmp_path: Path):
     from allocator import write_problem
 
