@@ -207,26 +207,26 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-@with_python_text
-def _places_left(pins: pd.DataFrame, dwellings: pd.DataFrame) -> pd.DataFrame:
-    """Free dwellings with the places pins to them leave (one for a private dwelling, one per
-    occupant for a shared flat)."""
+def _places_left(pins: pd.DataFrame, dwellings: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per municipality, its free dwellings, each repeated once per place the pins to them leave
+    (one for a private dwelling, one per occupant for a shared flat)."""
     free = dwellings[dwellings["free"]]
     places = pd.Series(np.where(free["shared"], free["max_occupants"], 1), index=free.index)
     taken = pins.loc[pins["dwelling_id"] != "", "dwelling_id"].value_counts()
-    return free.assign(places=(places - taken.reindex(free.index).fillna(0)).clip(lower=0).astype(int))
+    left = (places - taken.reindex(free.index).fillna(0)).clip(lower=0).astype(int)
+    free = free.loc[free.index.repeat(left.to_numpy())]
+    return {str(m): group for m, group in free.groupby("municipality_id")}
 
 
-def _fitting(cases: pd.DataFrame, places: pd.DataFrame, muni: str) -> np.ndarray:
-    """Which places of ``muni`` fit each case (cases x places): step-free if needed, and a
-    shared flat for one adult or enough bedrooms and occupants."""
-    d = places[(places["municipality_id"] == muni) & (places["places"] > 0)]
-    d = d.loc[d.index.repeat(d["places"])]
-    shared = d["shared"].to_numpy()
-    private_fits = (d["bedrooms"].to_numpy() >= cases["bedrooms"].to_numpy()[:, None]) & \
-        (d["max_occupants"].to_numpy() >= cases["size"].to_numpy()[:, None])
-    fits = np.where(shared, cases["single_adult"].to_numpy()[:, None], private_fits)
-    return fits & (d["step_free"].to_numpy() | ~cases["needs_step_free"].to_numpy(dtype=bool)[:, None])
+def _fitting(cases: pd.DataFrame, places: pd.DataFrame | None) -> np.ndarray:
+    """Which of ``places`` (one municipality's) fit each case (cases x places): step-free if
+    needed, and a shared flat for one adult or enough bedrooms and occupants."""
+    if places is None:
+        return np.zeros((len(cases), 0), dtype=bool)
+    private_fits = (places["bedrooms"].to_numpy() >= cases["bedrooms"].to_numpy()[:, None]) & \
+        (places["max_occupants"].to_numpy() >= cases["size"].to_numpy()[:, None])
+    fits = np.where(places["shared"].to_numpy(), cases["single_adult"].to_numpy()[:, None], private_fits)
+    return fits & (places["step_free"].to_numpy() | ~cases["needs_step_free"].to_numpy(dtype=bool)[:, None])
 
 
 def _all_housed(fits: np.ndarray) -> bool:
@@ -240,6 +240,7 @@ def _all_housed(fits: np.ndarray) -> bool:
     return bool((matched >= 0).all())
 
 
+@with_python_text
 def build_problem(
     tables: dict[str, pd.DataFrame], settings: Settings | None = None, *, origin: str = "tables"
 ) -> Problem:
@@ -529,7 +530,7 @@ class _Checker:
             if dwelling == "":
                 # The solver houses it in a free dwelling there: one must fit (found only when the
                 # model was built before, so a re-solve failed instead of the pin being refused).
-                if places is not None and not _fitting(cases.loc[[case]], places, muni).any():
+                if places is not None and not _fitting(cases.loc[[case]], places.get(muni)).any():
                     add(int(row), "municipality_id", "pin-without-dwelling",
                         f"case '{case}' fits no free dwelling in '{muni}'")
                     unhoused = True
@@ -558,7 +559,7 @@ class _Checker:
             # Each fits alone; together they need a dwelling each (or a place in a shared flat).
             loose = pins[pins["dwelling_id"] == ""]
             for muni, group in loose.groupby("municipality_id"):
-                if not _all_housed(_fitting(cases.loc[group["case_id"]], places, muni)):
+                if not _all_housed(_fitting(cases.loc[group["case_id"]], places.get(muni))):
                     add(None, "municipality_id", "pins-without-dwellings",
                         f"the {len(group)} cases pinned to '{muni}' without a dwelling do not all fit "
                         "its free dwellings at once")
