@@ -199,7 +199,8 @@ class TableReader:
         empty = (cells == "").to_numpy()
         numbers = pd.to_numeric(cells, errors="coerce")
         # "inf" and "1e400" are numbers to pandas, but no count: they would break the cast below.
-        whole = numbers.notna() & np.isfinite(numbers.fillna(0)) & (numbers == np.floor(numbers.fillna(0)))
+        known = numbers.fillna(0)
+        whole = numbers.notna() & np.isfinite(known) & (numbers == np.floor(known))
         bad = ~whole.to_numpy() & ~(empty & (default is not None))
         self._report(bad, column, "not-an-integer", "'{value}' is not a whole number")
         huge = (whole & (numbers.abs() > MAX_INTEGER)).to_numpy()

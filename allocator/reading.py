@@ -108,12 +108,11 @@ _ROW_TEXT = re.compile(r"(got \d+):.*$", re.DOTALL)
 def _not_utf8_lines(source: str | Path | bytes) -> list[int]:
     """Numbers (from 1, the header) of the lines that are not UTF-8 text."""
     bad = []
-    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as stream:
-        for number, line in enumerate(stream, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                bad.append(number)
+    for number, line in enumerate(_raw_lines(source), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(number)
     return bad
 
 
@@ -131,9 +130,14 @@ def _header(source: str | Path | bytes, file: str) -> list[str]:
 
 def _lines(source: str | Path | bytes) -> Iterator[str]:
     """The file's lines as text, read one at a time (the header needs only the first)."""
+    for number, line in enumerate(_raw_lines(source)):
+        yield line.decode("utf-8-sig" if number == 0 else "utf-8")
+
+
+def _raw_lines(source: str | Path | bytes) -> Iterator[bytes]:
+    """The file's lines as bytes, read one at a time."""
     with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as stream:
-        for number, line in enumerate(stream):
-            yield line.decode("utf-8-sig" if number == 0 else "utf-8")
+        yield from stream
 
 
 def settings_from_mapping(data: dict[str, Any], file: str = SETTINGS_FILE) -> Settings:
