@@ -49,13 +49,18 @@ def chosen_cases(model: PlacementModel, values: np.ndarray) -> pd.DataFrame:
     w = values[model.blocks["w"]]
     s = np.rint(values[model.blocks["s"]]).astype(int)
     untied_n = np.rint(np.bincount(model.w_pool, weights=w, minlength=len(agg.pools))).astype(int)
-    # Most urgent first; then id, so the choice is deterministic.
-    order = free.assign(_key=free.index).sort_values(["urgency", "_key"], ascending=[False, True])
-    untied = order[order["tie"] < 0]
-    rank = untied.groupby("pool").cumcount().to_numpy()
-    take = rank < untied_n[untied["pool"].to_numpy()]
-    picked = list(untied.index[take]) + list(free.index[model.s_case[s > 0]])
-    out = free.loc[picked, ["pool", "tie", "urgency"]].copy()
+    # Most urgent first; then id, so the choice is deterministic. By position: iterating and
+    # looking up the string index cost national-30k 0.2 s a call.
+    by_id = np.argsort(free.index.to_numpy(), kind="stable")
+    order = by_id[np.argsort(-free["urgency"].to_numpy()[by_id], kind="stable")]
+    untied = order[free["tie"].to_numpy()[order] < 0]
+    pool = free["pool"].to_numpy()[untied]
+    by_pool = np.argsort(pool, kind="stable")
+    starts = np.flatnonzero(np.diff(pool[by_pool], prepend=-1))
+    rank = np.empty(len(untied), dtype=int)
+    rank[by_pool] = np.arange(len(untied)) - np.repeat(starts, np.diff(np.append(starts, len(untied))))
+    picked = np.concatenate([untied[rank < untied_n[pool]], model.s_case[s > 0]]).astype(int)
+    out = free.iloc[picked][["pool", "tie", "urgency"]].copy()
     out["cls"] = agg.pools["cls"].to_numpy()[out["pool"].to_numpy()]
     return out
 
@@ -82,7 +87,8 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
                                  zip(model.a_pool_pool[split > 0], model.a_pool_muni[split > 0], split[split > 0])})
 
     assignment: dict[str, int] = {}
-    tie_of = dict(zip(chosen.index, chosen["tie"].to_numpy().tolist()))
+    chosen_ids = chosen.index.to_numpy().tolist()
+    tie_of = dict(zip(chosen_ids, chosen["tie"].to_numpy().tolist()))
     left: dict[int, list[str]] = defaultdict(list)  # class -> chosen cases not yet placed
     pool_cls = agg.pools["cls"].to_numpy()
     # Pools at fine municipalities: counted ties first, then any tied case whose tie has a slot,
@@ -128,7 +134,7 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
 
     # Classes at the other municipalities: counted ties, where the case's service use still
     # fits (these municipalities have no service rows), then a service-aware distribution.
-    use = dict(zip(chosen.index, _service_use(agg, chosen.index).to_numpy()))
+    use = dict(zip(chosen_ids, _service_use(agg, chosen.index).to_numpy()))
     tie_room = agg.services_left.copy()
     coarse: dict[tuple[int, int], int] = {}
     for u, unit_slots in slots.items():
@@ -218,9 +224,9 @@ def _distribute(
     # there: these municipalities have no fine pairs).
     used = np.zeros((agg.n_municipalities, len(services)))
     if fixed and services:
-        fixed_cases = [c for c in fixed if c in chosen.index]
-        fp = chosen.loc[fixed_cases, "pool"].to_numpy()
-        fm = np.array([fixed[c] for c in fixed_cases], dtype=int)
+        is_fixed = chosen.index.isin(list(fixed))
+        fp = chosen["pool"].to_numpy()[is_fixed]
+        fm = np.array([fixed[c] for c in chosen.index[is_fixed].to_numpy().tolist()], dtype=int)
         np.add.at(used, fm, pools[use_cols].to_numpy()[fp])
     cap = agg.services_left - used
 
