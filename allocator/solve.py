@@ -54,9 +54,11 @@ FULL_MODEL_LP_TIMES = 6
 FIRST_LEVEL_SHARE = 0.6
 #: Share of a level's time its LP relaxation may take.
 LEVEL_LP_SHARE = 0.7
-#: Share of the time limit for the probe's LP: about what the first level's own LP would get
-#: (national-30k: 2.0 s; with 0.1 of a 10 s limit it failed, and the level solved it again).
-PROBE_SHARE = 0.3
+#: Share of the time limit for the probe's LP. It is the round's first LP, and without an LP
+#: level 1 has only the greedy plan: on a machine where national-30k's probe LP takes 2.5-3.2 s,
+#: 0.3 of a 10 s limit failed it, level 1's own LP failed as well, and the proposal placed
+#: 19,212 cases instead of 26,424.
+PROBE_SHARE = 0.6
 #: Terms a level may hold for the search that moves the cases of the plan above (moving cases
 #: changes nothing else; ties alone are left to the ties moves and the full model, whose bound
 #: they need), and the share of the level's time it gets.
@@ -122,12 +124,7 @@ def solve(
     if problem.services and not fine.all():
         probe = probe_services(model, backend, priorities[0], settings, stop)
         probe_bound = probe.lp.objective if probe.lp is not None else None
-        if priorities == [["urgency"]] and probe.lp is not None:
-            # Only for urgency alone: the levels below start from level 1's plan, and the
-            # carried LP's vertex leads to other plans of the same urgency. The ties level no
-            # longer minds (it places the plan's cases first: national-5k 320 of 323 ties with the
-            # carry, 321 without), but ties with scores do: national-5k-scores, level 2 at 2,429
-            # of at most 2,609 with it, 2,573 without (the packing from its LP fails).
+        if probe.lp is not None:
             probed = (model, probe.lp)
         if probe.more.any():
             fine = fine | probe.more
@@ -185,7 +182,8 @@ def solve(
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
             stop=stop, on_log=report if on_progress is not None else None,
             terms=names,
-            lp=_first_lp(backend, probed, model, program, columns, weighted[k][columns], settings),
+            lp=_first_lp(backend, probed, model, program, columns, weighted[k][columns], settings,
+                         alone=len(priorities) == 1, budget=max(remaining * share, 0.05)),
             fill=names == ["urgency"] and k == 0,
             # The levels below are locked to this plan's urgency: with them to follow, the first
             # level goes on from a plan within the gap towards the bound (national-30k: 122,535.5
@@ -508,17 +506,33 @@ def _first_lp(
     columns: np.ndarray,
     objective: np.ndarray,
     settings: Settings,
+    *,
+    alone: bool,
+    budget: float,
 ) -> Outcome | None:
-    """The first level's LP as the probe left it (urgency alone): solved on this model already,
+    """The first level's LP as the probe left it: solved on this model already (the same LP),
     or carried into it from the probe's model (national-2k: 0.2-0.3 s saved, 2 s on
-    national-30k); None if the level must solve its own."""
+    national-30k); None if the level must solve its own.
+
+    The carry is used with urgency ``alone``. With levels to follow, only when the level's own
+    LP is not expected to finish in its share of the ``budget``: the levels below start from
+    level 1's plan, and the carried LP's vertex leads to other plans of the same urgency. The ties level
+    no longer minds (it places the plan's cases first: national-5k 320 of 323 ties with the
+    carry, 321 without), but ties with scores do: national-5k-scores, level 2 at 2,429 of at
+    most 2,609 with it, 2,573 without (the packing from its LP fails). Without an LP, though,
+    level 1 has only the greedy plan."""
     if probed is None:
         return None
     coarse, lp = probed
-    if coarse is model:
+    if coarse is model:  # the same LP
         return replace(lp, values=lp.values[columns], detail="the probe's LP, on this model")
-    return carry_lp(backend, coarse, lp, model, program, columns, objective,
-                    max(settings.solver.time_limit * PROBE_SHARE, 1.0), settings.solver.relative_gap)
+    if not alone:
+        expected = backend.expected_lp_seconds(program)
+        if expected is None or expected <= budget * LEVEL_LP_SHARE:
+            return None
+        log.info("  level 1's own LP needs about %.1fs of %.1fs left: the probe's LP carried", expected, budget)
+    return carry_lp(backend, coarse, lp, model, program, columns, objective, budget * LEVEL_LP_SHARE,
+                    settings.solver.relative_gap)
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,20 @@ def test_with_levels_to_follow_the_first_level_solves_the_refined_lp(national_1k
     assert any("LP relaxation" in m for m in messages)
     assert not any("the probe's LP" in m for m in messages)
     assert result.levels[0].status == "optimal"
+
+
+def test_without_time_for_its_own_lp_the_first_level_carries_the_probes(national_1k, caplog, monkeypatch):
+    # As on a machine where the level's own LP would not finish in its share of the time (a
+    # 10 s limit on national-30k once left level 1 the greedy plan, 7,212 cases fewer): with
+    # levels to follow, the probe's LP is carried instead, and the level is proven by it.
+    _, problem = national_1k
+    monkeypatch.setattr(MathOptBackend, "expected_lp_seconds", lambda self, model, locks=None: 1e6)
+    settings = problem.settings.with_overrides(objective={"priorities": [["urgency"], ["ties"]]},
+                                               solver={"time_limit": 5.0})
+    with caplog.at_level(logging.INFO, logger="allocator"):
+        result = solve(problem, settings)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("the probe's LP carried" in m for m in messages)
+    level = result.levels[0]
+    assert level.status == "optimal"
+    assert (level.bound - level.objective) <= 1e-4 * level.bound
