@@ -81,14 +81,18 @@ def test_the_first_level_uses_the_carried_lp_and_its_plan_verifies(national_1k, 
     assert verify_plan(problem_dir, tmp_path / "out" / "plan.csv") == []
 
 
-def test_with_levels_to_follow_the_first_level_solves_the_refined_lp(national_1k, caplog):
-    # The levels below start from level 1's plan: it keeps the refined LP's vertex.
-    _, problem = national_1k
+def _solve_with_ties_to_follow(problem, caplog):
+    """The round solved with urgency, then ties (5 s); its result and the log's messages."""
     settings = problem.settings.with_overrides(objective={"priorities": [["urgency"], ["ties"]]},
                                                solver={"time_limit": 5.0})
     with caplog.at_level(logging.INFO, logger="allocator"):
         result = solve(problem, settings)
-    messages = [r.getMessage() for r in caplog.records]
+    return result, [r.getMessage() for r in caplog.records]
+
+
+def test_with_levels_to_follow_the_first_level_solves_the_refined_lp(national_1k, caplog):
+    # The levels below start from level 1's plan: it keeps the refined LP's vertex.
+    result, messages = _solve_with_ties_to_follow(national_1k[1], caplog)
     assert any("LP relaxation" in m for m in messages)
     assert not any("the probe's LP" in m for m in messages)
     assert result.levels[0].status == "optimal"
@@ -98,13 +102,8 @@ def test_without_time_for_its_own_lp_the_first_level_carries_the_probes(national
     # As on a machine where the level's own LP would not finish in its share of the time (a
     # 10 s limit on national-30k once left level 1 the greedy plan, 7,212 cases fewer): with
     # levels to follow, the probe's LP is carried instead, and the level is proven by it.
-    _, problem = national_1k
     monkeypatch.setattr(MathOptBackend, "expected_lp_seconds", lambda self, model, locks=None: 1e6)
-    settings = problem.settings.with_overrides(objective={"priorities": [["urgency"], ["ties"]]},
-                                               solver={"time_limit": 5.0})
-    with caplog.at_level(logging.INFO, logger="allocator"):
-        result = solve(problem, settings)
-    messages = [r.getMessage() for r in caplog.records]
+    result, messages = _solve_with_ties_to_follow(national_1k[1], caplog)
     assert any("the probe's LP carried" in m for m in messages)
     level = result.levels[0]
     assert level.status == "optimal"
