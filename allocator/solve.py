@@ -531,8 +531,10 @@ def _first_lp(
         if expected is None or expected <= budget * LEVEL_LP_SHARE:
             return None
         log.info("  level 1's own LP needs about %.1fs of %.1fs left: the probe's LP carried", expected, budget)
-    return carry_lp(backend, coarse, lp, model, program, columns, objective, budget * LEVEL_LP_SHARE,
-                    settings.solver.relative_gap)
+    # At least a second, even past the limit: without this LP, level 1 has only the greedy plan
+    # (national-5k, urgency alone, in 1 s: 3,226 cases placed instead of 4,434).
+    return carry_lp(backend, coarse, lp, model, program, columns, objective,
+                    max(budget * LEVEL_LP_SHARE, 1.0), settings.solver.relative_gap)
 
 
 @dataclass(frozen=True)
@@ -919,11 +921,14 @@ def solve_level(
     if stop is not None and stop.stopped and best is not None:
         return replace(best, status=_status(best.objective, bound, gap), bound=bound,
                        seconds=time.perf_counter() - started, detail="stopped")
-    if best is not None and left() < FULL_MODEL_LP_TIMES * lp.seconds:
+    if (best is not None or hint is not None) and left() < FULL_MODEL_LP_TIMES * lp.seconds:
         # HiGHS checks its time limit only between rounds of root cuts, which take several LP
-        # solves: with less time than that left, the full model would overrun the limit.
+        # solves: with less time than that left, the full model would overrun the limit
+        # (national-10k in 3 s, where the box had no time: 2.6 s for 0.3 s, and only the hint).
         log.info("  full model skipped: %.1fs left, under %d times the LP's %.1fs", left(), FULL_MODEL_LP_TIMES,
                  lp.seconds)
+        if best is None:
+            best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "the plan so far")
         # The box's own status is "optimal" for the box: the level's is against its bound.
         return replace(best, status=_status(best.objective, bound, gap), bound=bound,
                        seconds=time.perf_counter() - started, detail="no time for the full model")
