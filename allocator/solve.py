@@ -516,11 +516,11 @@ def _first_lp(
 
     The carry is used with urgency ``alone``. With levels to follow, only when the level's own
     LP is not expected to finish in its share of the ``budget``: the levels below start from
-    level 1's plan, and the carried LP's vertex leads to other plans of the same urgency. The ties level
-    no longer minds (it places the plan's cases first: national-5k 320 of 323 ties with the
-    carry, 321 without), but ties with scores do: national-5k-scores, level 2 at 2,429 of at
-    most 2,609 with it, 2,573 without (the packing from its LP fails). Without an LP, though,
-    level 1 has only the greedy plan."""
+    level 1's plan, and the carried LP's vertex leads to other plans of the same urgency. The
+    ties level no longer minds (it places the plan's cases first: national-5k 320 of 323 ties
+    with the carry, 321 without), but ties with scores do: national-5k-scores, level 2 at 2,429
+    of at most 2,609 with it, 2,573 without (the packing from its LP fails). Without an LP,
+    though, level 1 has only the greedy plan."""
     if probed is None:
         return None
     coarse, lp = probed
