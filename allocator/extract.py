@@ -55,10 +55,7 @@ def chosen_cases(model: PlacementModel, values: np.ndarray) -> pd.DataFrame:
     order = by_id[np.argsort(-free["urgency"].to_numpy()[by_id], kind="stable")]
     untied = order[free["tie"].to_numpy()[order] < 0]
     pool = free["pool"].to_numpy()[untied]
-    by_pool = np.argsort(pool, kind="stable")
-    starts = np.flatnonzero(np.diff(pool[by_pool], prepend=-1))
-    rank = np.empty(len(untied), dtype=int)
-    rank[by_pool] = np.arange(len(untied)) - np.repeat(starts, np.diff(np.append(starts, len(untied))))
+    rank = pd.Series(pool).groupby(pool).cumcount().to_numpy()  # within its pool, in that order
     picked = np.concatenate([untied[rank < untied_n[pool]], model.s_case[s > 0]]).astype(int)
     out = free.iloc[picked][["pool", "tie", "urgency"]].copy()
     out["cls"] = agg.pools["cls"].to_numpy()[out["pool"].to_numpy()]
