@@ -407,6 +407,7 @@ def rehouse(
     weight_scores: float = 0.0,
     weight_ties: float = 0.0,
     stop: StopFlag | None = None,
+    grow: bool = True,
 ) -> tuple[pd.Series, float, float]:
     """Improve a concrete plan (free case_id -> municipality number) for ``weight_fit`` times the
     housing fit plus ``weight_spread`` times the spread (less ``weight_scores`` times the
@@ -441,6 +442,10 @@ def rehouse(
         weight 0 never fall in sum; a tied case at its tie never moves.
     stop
         Set from another thread to stop after the steps in flight.
+    grow
+        After ``STALL_STEPS`` fruitless steps, go on with larger neighbourhoods; if False, stop
+        there (the caller has a better use for the time: the full model, which proves the
+        small rounds' optimum from here in seconds).
 
     Returns
     -------
@@ -475,6 +480,8 @@ def rehouse(
             while len(in_flight) < threads and time.perf_counter() < deadline \
                     and (enough_gain is None or gained < enough_gain) and fruitless < STOP_STEPS \
                     and not (stop is not None and stop.stopped):
+                if fruitless >= STALL_STEPS and not grow:
+                    break
                 if fruitless >= STALL_STEPS and size < min(MAX_GROUP, len(active)):
                     # Small neighbourhoods found nothing for a while: larger ones (slower steps)
                     # can make the exchanges of three or more municipalities that small ones cannot.

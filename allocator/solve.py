@@ -63,6 +63,8 @@ PROBE_SHARE = 0.6
 #: changes nothing else; ties alone are left to the ties moves and the full model, whose bound
 #: they need), and the share of the level's time it gets.
 REHOUSE_TERMS, REHOUSE_SHARE = {"housing_fit", "spread", "scores", "ties"}, 0.6
+#: Share of the time left that the full model gets when that search first stalls.
+FULL_MODEL_TRY_SHARE = 0.25
 #: Below the first level, a plan broken at a service capacity is mended by a search over the
 #: broken municipalities and at most this many others, for this share of the time left (and
 #: at most these seconds).
@@ -886,15 +888,44 @@ def solve_level(
         # The search moves the cases of the best plan so far: the ties moves' or the box's.
         plan = _concrete(model, columns, hint)
     if searching and plan is not None:
+        available = left()
+        seconds = _rehouse_seconds(available, lp.seconds)
+        full_after = seconds < available  # time is kept for the full model after the search
         rehoused = _rehouse(model, columns, objective, lp.values, plan, hint, locks, bound, gap, settings,
-                            time.perf_counter() + _rehouse_seconds(left(), lp.seconds), list(terms), stop)
+                            time.perf_counter() + seconds, list(terms), stop, grow=not full_after)
         if rehoused is not None:
             hint = rehoused[1]
-            value = float(objective @ hint)
-            if _proven(value, bound, gap):
-                return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
-                               "cases moved between municipalities: a plan within the gap of the LP bound",
-                               plan=rehoused[0])
+        if full_after and not _proven(float(objective @ hint), bound, gap) \
+                and not (stop is not None and stop.stopped) and left() >= FULL_MODEL_LP_TIMES * lp.seconds:
+            # The search stopped at its first stall: the full model tries first, for a share of
+            # the time. On small rounds it proves the optimum in seconds where larger
+            # neighbourhoods find nothing (the 200-case demo round: level 3 in 5-6 s instead of
+            # 12-15 s); elsewhere they go on after it (national-2k: 28 of the search's 444).
+            tried = backend.solve(program, objective, time_limit=left() * FULL_MODEL_TRY_SHARE, relative_gap=gap,
+                                  hint=hint, absolute_gap=gap * abs(bound), on_log=on_log, **common)
+            log.info("  full model after the search's stall: %s %s bound %s in %.2fs", tried.status,
+                     tried.objective, tried.bound, tried.seconds)
+            if tried.bound is not None:
+                bound = min(bound, tried.bound)
+            if tried.values is not None and _proven(tried.objective, bound, gap):
+                # The moved plan rides along, as after the full model below.
+                return Outcome("optimal", tried.values, tried.objective, bound, time.perf_counter() - started,
+                               tried.nodes, tried.detail, plan=rehoused[0] if rehoused is not None else plan)
+            if tried.values is not None and tried.objective > float(objective @ hint) + 1e-9:
+                concrete = _concrete(model, columns, tried.values)
+                if concrete is not None:
+                    rehoused = (concrete, tried.values)
+                    hint = tried.values
+            again = _rehouse(model, columns, objective, lp.values, rehoused[0] if rehoused is not None else plan,
+                             hint, locks, bound, gap, settings,
+                             time.perf_counter() + _rehouse_seconds(left(), lp.seconds), list(terms), stop)
+            if again is not None:
+                rehoused = again
+                hint = again[1]
+        if rehoused is not None and _proven(float(objective @ hint), bound, gap):
+            return Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started, 0,
+                           "cases moved between municipalities: a plan within the gap of the bound",
+                           plan=rehoused[0])
     box_nodes = box.nodes if box is not None else 0
     if rehoused is not None:
         # The moved plan starts the full model; the rounding box around the LP did not improve
@@ -984,10 +1015,12 @@ def _rehouse(
     deadline: float,
     terms: list[str],
     stop: StopFlag | None,
+    grow: bool = True,
 ) -> tuple[pd.Series, np.ndarray] | None:
     """The concrete ``plan`` with its cases moved for this level's ``terms``
-    (:func:`.rehouse.rehouse`): the plan and its full vector over ``columns``, or None if it is
-    no better than ``hint`` or (never expected: cases only move) breaks a lock."""
+    (:func:`.rehouse.rehouse`, which stops at its first stall unless it may ``grow`` its
+    neighbourhoods): the plan and its full vector over ``columns``, or None if it is no better
+    than ``hint`` or (never expected: cases only move) breaks a lock."""
     def weight(term: str) -> float:
         return settings.objective.weight(term) if term in terms else 0.0
 
@@ -1011,7 +1044,7 @@ def _rehouse(
     moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
                                    settings.solver.seed, enough_gain=enough, target=target,
                                    threads=settings.solver.threads, weight_scores=weight("scores"),
-                                   weight_ties=weight("ties"), stop=stop)
+                                   weight_ties=weight("ties"), stop=stop, grow=grow)
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
     log.info("  cases moved for %s: %.4f -> %.4f (%.0f bedrooms empty)", " and ".join(terms), start, value, waste)

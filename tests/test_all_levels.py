@@ -96,6 +96,27 @@ def test_the_first_level_is_polished_when_levels_follow(solve_verified):
     assert polished.objective > first.objective  # the final plan's urgency, ties level included
 
 
+
+def test_on_a_small_round_the_full_model_takes_over_at_the_searchs_first_stall(solve_verified, monkeypatch):
+    # The 200-case demo round: the search that moves cases stalls within seconds at the
+    # housing and spread level, and the full model then proves its optimum in about a second
+    # (before, larger neighbourhoods looked for 7 s more and found nothing).
+    grows: list[bool] = []
+    real = solve_module.rehouse
+
+    def recording(*args, **kwargs):
+        grows.append(kwargs.get("grow", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solve_module, "rehouse", recording)
+    tables = generate_tables(NAMED["small"])
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=60.0)
+    result = solve_verified(tables, settings)
+
+    last = result.levels[-1]
+    assert last.terms == ["housing_fit", "spread"] and last.status == "optimal"
+    assert False in grows  # the search was told to stop at its first stall
+
 def fail_every_solve_with_a_lock(monkeypatch) -> None:
     """Every solve below level 1 (all have locks; the small steps of the search that moves
     cases have none) answers "no solution", as when its LP is not solved in time."""

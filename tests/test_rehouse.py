@@ -177,6 +177,32 @@ def test_steps_in_flight_at_once_are_on_disjoint_groups(round_1k, monkeypatch):
     assert Rehouser(model, moved, 1.0, 1.0)._keeps_rules(np.arange(agg.n_municipalities))
 
 
+
+def test_without_growing_the_search_stops_at_its_first_stall(round_1k, monkeypatch):
+    # With time kept for the full model, the search hands over to it at its first stall: no
+    # step has more than three municipalities. Allowed to grow, the same search goes on with
+    # larger neighbourhoods after the same stall.
+    tables, settings, problem, result = round_1k
+    agg = aggregate(problem)
+    model = build_model(agg)
+    start = _start(result, agg)
+    monkeypatch.setattr(rehouse_module, "STALL_STEPS", 5)
+    monkeypatch.setattr(rehouse_module, "STOP_STEPS", 10)
+    sizes: list[int] = []
+    solve_step = Rehouser.solve_step
+
+    def recording(self, step, time_limit):
+        sizes.append(len(step.group))
+        return solve_step(self, step, time_limit)
+
+    monkeypatch.setattr(Rehouser, "solve_step", recording)
+    rehouse(model, start, 1.0, 1.0, time.perf_counter() + 60.0, seed=0, grow=False)
+    assert sizes and set(sizes) == {rehouse_module.GROUP}
+
+    sizes.clear()
+    rehouse(model, start, 1.0, 1.0, time.perf_counter() + 60.0, seed=0)
+    assert max(sizes) > rehouse_module.GROUP
+
 def _two_municipalities(tables):
     problem = build_problem(tables, settings())
     agg = aggregate(problem)
