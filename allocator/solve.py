@@ -897,10 +897,12 @@ def solve_level(
             hint = rehoused[1]
         if full_after and not _proven(float(objective @ hint), bound, gap) \
                 and not (stop is not None and stop.stopped) and left() >= FULL_MODEL_LP_TIMES * lp.seconds:
-            # The search stopped at its first stall: the full model tries first, for a share of
+            # The search stopped at its first stall: the full model comes first, for a share of
             # the time. On small rounds it proves the optimum in seconds where larger
             # neighbourhoods find nothing (the 200-case demo round: level 3 in 5-6 s instead of
-            # 12-15 s); elsewhere they go on after it (national-2k: 28 of the search's 444).
+            # 12-15 s). Elsewhere they go on after it, with the rest of the time, which the
+            # full model would have had at the end (national-2k: they add 28 of the search's
+            # 444; the full model at the end found nothing, here or after the search).
             tried = backend.solve(program, objective, time_limit=left() * FULL_MODEL_TRY_SHARE, relative_gap=gap,
                                   hint=hint, absolute_gap=gap * abs(bound), on_log=on_log, **common)
             log.info("  full model after the search's stall: %s %s bound %s in %.2fs", tried.status,
@@ -917,8 +919,7 @@ def solve_level(
                     rehoused = (concrete, tried.values)
                     hint = tried.values
             again = _rehouse(model, columns, objective, lp.values, rehoused[0] if rehoused is not None else plan,
-                             hint, locks, bound, gap, settings,
-                             time.perf_counter() + _rehouse_seconds(left(), lp.seconds), list(terms), stop)
+                             hint, locks, bound, gap, settings, time.perf_counter() + left(), list(terms), stop)
             if again is not None:
                 rehoused = again
                 hint = again[1]
