@@ -903,6 +903,7 @@ def solve_level(
             # 12-15 s). Elsewhere they go on after it, with the rest of the time, which the
             # full model would have had at the end (national-2k: they add 28 of the search's
             # 444; the full model at the end found nothing, here or after the search).
+            moved = rehoused[0] if rehoused is not None else plan  # the concrete plan so far
             tried = backend.solve(program, objective, time_limit=left() * FULL_MODEL_TRY_SHARE, relative_gap=gap,
                                   hint=hint, absolute_gap=gap * abs(bound), on_log=on_log, **common)
             log.info("  full model after the search's stall: %s %s bound %s in %.2fs", tried.status,
@@ -912,14 +913,14 @@ def solve_level(
             if tried.values is not None and _proven(tried.objective, bound, gap):
                 # The moved plan rides along, as after the full model below.
                 return Outcome("optimal", tried.values, tried.objective, bound, time.perf_counter() - started,
-                               tried.nodes, tried.detail, plan=rehoused[0] if rehoused is not None else plan)
+                               tried.nodes, tried.detail, plan=moved)
             if tried.values is not None and tried.objective > float(objective @ hint) + 1e-9:
                 concrete = _concrete(model, columns, tried.values)
                 if concrete is not None:
                     rehoused = (concrete, tried.values)
-                    hint = tried.values
-            again = _rehouse(model, columns, objective, lp.values, rehoused[0] if rehoused is not None else plan,
-                             hint, locks, bound, gap, settings, time.perf_counter() + left(), list(terms), stop)
+                    moved, hint = rehoused
+            again = _rehouse(model, columns, objective, lp.values, moved, hint, locks, bound, gap, settings,
+                             time.perf_counter() + left(), list(terms), stop)
             if again is not None:
                 rehoused = again
                 hint = again[1]
