@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import Aggregation, aggregate
-from .backend import MathOptBackend, Outcome, Progress, StopFlag
+from .backend import MathOptBackend, Outcome, Progress, StopFlag, integral_objective
 from .carry import carry_lp
 from .columns import with_python_text
 from .explain import municipality_table, unplaced_reasons
@@ -772,7 +772,7 @@ def solve_level(
     bound = lp.objective
     log.info("  LP relaxation %.4f in %.2fs%s", bound, lp.seconds,
              f" ({lp.detail})" if lp.detail.startswith("the probe") else "")
-    if _integral_objective(program, objective):
+    if integral_objective(program.integer, objective):
         bound = float(np.floor(bound + 1e-6))  # every plan's value is a whole number
 
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
@@ -833,7 +833,7 @@ def solve_level(
                 time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
                 settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9), stop)),
         ]
-        if _integral_objective(program, objective):
+        if integral_objective(program.integer, objective):
             placements.insert(0, ("the cases above placed", lambda: _same_cases(
                 backend, model, program, columns, objective, hint, locks, settings,
                 time.perf_counter() + left() * SAME_CASES_SHARE, stop)))
@@ -936,7 +936,7 @@ def solve_level(
     elif box is not None:
         best = box if box.values is not None and box.objective >= float(objective @ hint) else \
             Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed")
-    elif ties and hint is not None and _integral_objective(program, objective):
+    elif ties and hint is not None and integral_objective(program.integer, objective):
         # Ties alone: the rounding box never improved on the packing and moves above
         # (national-5k, -10k, -30k: 10-16 s for nothing); the full model gets the time and may
         # tighten the bound (national-10k: 635 -> 609, 607 ties reached). The concrete plan of
@@ -1227,13 +1227,6 @@ def _expand(values: np.ndarray, columns: np.ndarray, n: int) -> np.ndarray:
     full = np.zeros(n)
     full[columns] = values
     return full
-
-
-def _integral_objective(program: LinearProgram, objective: np.ndarray) -> bool:
-    """Is the objective a whole number on every integer plan (whole coefficients on integer
-    variables only, as the ties term)?"""
-    on_integer = objective[program.integer]
-    return bool(not objective[~program.integer].any() and np.array_equal(on_integer, np.rint(on_integer)))
 
 
 def _proven(objective: float | None, bound: float | None, gap: float) -> bool:
