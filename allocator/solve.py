@@ -772,8 +772,9 @@ def solve_level(
     bound = lp.objective
     log.info("  LP relaxation %.4f in %.2fs%s", bound, lp.seconds,
              f" ({lp.detail})" if lp.detail.startswith("the probe") else "")
-    if integral_objective(program.integer, objective):
-        bound = float(np.floor(bound + 1e-6))  # every plan's value is a whole number
+    integral = integral_objective(program.integer, objective)  # every plan's value is a whole number
+    if integral:
+        bound = float(np.floor(bound + 1e-6))
 
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
     if fill:
@@ -833,7 +834,7 @@ def solve_level(
                 time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
                 settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9), stop)),
         ]
-        if integral_objective(program.integer, objective):
+        if integral:
             placements.insert(0, ("the cases above placed", lambda: _same_cases(
                 backend, model, program, columns, objective, hint, locks, settings,
                 time.perf_counter() + left() * SAME_CASES_SHARE, stop)))
@@ -936,7 +937,7 @@ def solve_level(
     elif box is not None:
         best = box if box.values is not None and box.objective >= float(objective @ hint) else \
             Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed")
-    elif ties and hint is not None and integral_objective(program.integer, objective):
+    elif ties and hint is not None and integral:
         # Ties alone: the rounding box never improved on the packing and moves above
         # (national-5k, -10k, -30k: 10-16 s for nothing); the full model gets the time and may
         # tighten the bound (national-10k: 635 -> 609, 607 ties reached). The concrete plan of
