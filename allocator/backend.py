@@ -48,6 +48,11 @@ LP_PACE_MIN_NONZEROS = 20_000
 #: Where every plan's value is a whole number, a bound less than this above the best plan
 #: proves it optimal (a little under one, for the solver's tolerances).
 INTEGRAL_GAP = 1.0 - 1e-6
+#: Options every HiGHS MIP is solved with. No restarts: after a restart (a second presolve of
+#: the tree's root) the HiGHS of OR-Tools 9.15 twice proved a plan optimal that another plan
+#: beats (docs/model.md, "Proof"). Without restarts its bound held, and level 1's searches took
+#: as long.
+HIGHS_MIP_OPTIONS: dict[str, bool] = {"mip_allow_restart": False}
 
 SOLVER_TYPES = {"highs": parameters.SolverType.HIGHS, "scip": parameters.SolverType.GSCIP}
 
@@ -290,6 +295,8 @@ class MathOptBackend:
             # error, so the pool keeps HiGHS's own default (its MIP search is mostly serial).
             if not presolve:
                 params.highs.string_options["presolve"] = "off"
+            if not relax:
+                params.highs.bool_options.update(HIGHS_MIP_OPTIONS)
             if relax:
                 # These LPs are highly degenerate: the interior point method with crossover (to a
                 # vertex, which the rounding needs) is several times faster than simplex here.

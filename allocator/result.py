@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import relative_gap
+from .backend import HIGHS_MIP_OPTIONS, relative_gap
 from .problem import Problem
 from .settings import Settings
 
@@ -132,6 +132,7 @@ class Result:
                 "relative_gap": self.settings.solver.relative_gap,
                 "threads": self.settings.solver.threads,
                 "seed": self.settings.solver.seed,
+                **({"highs_mip_options": dict(HIGHS_MIP_OPTIONS)} if self.settings.solver.backend == "highs" else {}),
             },
             "python": platform.python_version(),
             "created": self.created,

@@ -75,6 +75,9 @@ FULL_MODEL_ROOT_LP_TIMES = 12
 SCORES_BOX_SHARE = 0.25
 #: With levels to follow, the first level's plan is polished to within this share of the gap.
 POLISH_GAP = 0.25
+#: How far, relative to the bound, the final plan's value may exceed a level's bound before the
+#: bound counts as disproved (the input's scoring and the model's differ in the last bits only).
+BOUND_TOLERANCE = 1e-6
 
 
 @with_python_text
@@ -474,7 +477,14 @@ def _levels_of_plan(
         offset = sum(weight(t) * offsets.get(t, 0.0) for t in level.terms)
         bound = level.bound
         if bound is not None:
-            bound = max(bound + offset, objective)
+            bound += offset
+            if objective > bound + BOUND_TOLERANCE * max(1.0, abs(bound)):
+                # A plan above the bound disproves it (a solver's wrong proof): claim no gap.
+                log.warning("level %s: the plan reaches %s, above the bound %s, which therefore does not "
+                            "hold; the level is reported without a bound", "+".join(level.terms), objective, bound)
+                bound = None
+            else:
+                bound = max(bound, objective)  # the input's scoring and the model's differ in the last bits
         status = level.status
         if status == "optimal" and (bound is None or not _proven(objective, bound, gap)):
             status = "feasible"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from allocator.backend import integral_objective
+from allocator.result import LevelResult
+from allocator.settings import Settings
+from allocator.solve import _levels_of_plan
 
 
 def test_a_count_of_ties_is_whole_on_every_plan():
@@ -14,3 +19,22 @@ def test_a_count_of_ties_is_whole_on_every_plan():
 def test_fractional_weights_or_continuous_terms_are_not():
     assert not integral_objective(np.array([True, True]), np.array([1.0, 0.5]))
     assert not integral_objective(np.array([True, False]), np.array([1.0, 1.0]))
+
+
+def _reported(objective: float, bound: float) -> LevelResult:
+    level = LevelResult(["urgency"], "optimal", objective, bound, 1.0, 0)
+    return _levels_of_plan(Settings(), [level], {"urgency": objective}, {})[0]
+
+
+def test_a_plan_above_its_levels_bound_disproves_the_bound(caplog):
+    # HiGHS has claimed proofs that other plans beat (docs/model.md, "Proof"): such a bound
+    # must not be reported as a proof, nor quietly raised to the plan's value.
+    with caplog.at_level(logging.WARNING, logger="allocator"):
+        level = _reported(objective=100.0, bound=99.9)
+    assert level.bound is None and level.status == "feasible" and level.gap is None
+    assert "does not hold" in caplog.text
+
+
+def test_the_last_bits_between_the_two_scorings_do_not():
+    level = _reported(objective=100.0, bound=100.0 - 1e-9)
+    assert level.bound == 100.0 and level.status == "optimal" and level.gap == 0.0
