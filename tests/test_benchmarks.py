@@ -28,6 +28,7 @@ from benchmarks.baseline import (  # noqa: E402
     solve_baseline,
 )
 from benchmarks.run import COLUMNS, EXTRA, cross_check, run_benchmark, speed_ratio  # noqa: E402
+from benchmarks.second_solver import solve_round, verdicts  # noqa: E402
 from benchmarks.seeds import main as seeds_main  # noqa: E402
 from benchmarks.seeds import summary as seeds_summary  # noqa: E402
 
@@ -179,3 +180,20 @@ def test_the_seeds_summary_counts_what_it_says():
     total = seeds_summary(rows, under=1.0)
     assert total == {"rounds": 4, "median_s": 0.95, "p90_s": 2.0, "max_s": 2.0, "under": 2, "proven": 3,
                      "verified": 3}
+
+
+def test_a_plan_above_the_other_solvers_bound_is_a_contradiction():
+    proven = ("optimal", 10.0, 10.0)
+    levels = {"highs": [proven, ("optimal", 5.0, 5.0), ("feasible", -3.0, -1.0)],
+              "scip": [proven, ("feasible", 5.5, 6.0), ("feasible", -2.0, -1.0)]}
+    # Level 2: SCIP's plan (5.5) beats HiGHS's "proof" (5.0); level 3 is then not comparable.
+    assert verdicts(levels) == ["agree", "CONTRADICTION", "locks differ"]
+    levels["scip"][1] = ("feasible", 5.0, 6.0)
+    assert verdicts(levels) == ["agree", "consistent", "consistent"]
+
+
+def test_both_solvers_prove_the_same_optima_on_a_small_round(tmp_path):
+    rows = solve_round(30, 1, False, 30.0, tmp_path)
+    assert [r["verdict"] for r in rows] == ["agree"] * 3
+    assert all(r["highs_verified"] and r["scip_verified"] for r in rows)
+    assert rows[0]["highs_objective"] == pytest.approx(rows[0]["scip_objective"], rel=1e-4)
