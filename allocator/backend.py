@@ -295,8 +295,6 @@ class MathOptBackend:
             # error, so the pool keeps HiGHS's own default (its MIP search is mostly serial).
             if not presolve:
                 params.highs.string_options["presolve"] = "off"
-            if not relax:
-                params.highs.bool_options.update(HIGHS_MIP_OPTIONS)
             if relax:
                 # These LPs are highly degenerate: the interior point method with crossover (to a
                 # vertex, which the rounding needs) is several times faster than simplex here.
@@ -307,6 +305,8 @@ class MathOptBackend:
                     # level 3 with 0.2 s left: 6.6 s). Without presolve the limit holds; these
                     # LPs take as long either way (5.9 s against 6.6 s there).
                     params.highs.string_options["presolve"] = "off"
+            else:
+                params.highs.bool_options.update(HIGHS_MIP_OPTIONS)
         else:
             params.threads = threads
         model_params = model_parameters_pb2.ModelSolveParametersProto()
