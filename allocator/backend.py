@@ -332,6 +332,9 @@ class MathOptBackend:
                     on_log(_number(row.group("best")), _number(row.group("bound")))
 
         interrupter = solve_interrupter.SolveInterrupter()
+        # Only a call that can be stopped gets it: with one, SCIP (OR-Tools 9.15) writes
+        # "SCIPcatchEvent does not support variable or row change events" on every call.
+        listens = interrupter.pybind_interrupter if stop is not None else None
 
         def attempts() -> tuple[result_pb2.SolveResultProto | None, str]:
             error = ""
@@ -346,7 +349,7 @@ class MathOptBackend:
                         message if on_log is not None or on_line is not None else None,
                         callback.CallbackRegistration().to_proto(),
                         None,
-                        interrupter.pybind_interrupter,
+                        listens,
                     ), ""
                 except StatusNotOk as exc:
                     # HiGHS has failed now and then with "HighsStatus: kError [INTERNAL]" while

@@ -7,9 +7,6 @@ below), a plan may not score above the other solver's bound. Where both prove a 
 optima must agree; where a plan beats the other's bound, that bound is wrong, and the run
 says CONTRADICTION and exits 1. HiGHS once claimed such proofs after restarts (docs/model.md,
 "Proof"); this is how a claim like that is caught on rounds small enough for SCIP.
-
-SCIP through OR-Tools 9.15 writes "SCIPcatchEvent does not support variable or row change
-events" to the terminal on every call; the solves are not affected.
 """
 
 from __future__ import annotations
