@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import sys
@@ -48,11 +49,11 @@ LP_PACE_MIN_NONZEROS = 20_000
 #: Where every plan's value is a whole number, a bound less than this above the best plan
 #: proves it optimal (a little under one, for the solver's tolerances).
 INTEGRAL_GAP = 1.0 - 1e-6
-#: Options every HiGHS MIP is solved with. No restarts: after a restart (a second presolve of
-#: the tree's root) the HiGHS of OR-Tools 9.15 twice proved a plan optimal that another plan
-#: beats (docs/model.md, "Proof"). Without restarts its bound held, and level 1's searches took
-#: as long.
-HIGHS_MIP_OPTIONS: dict[str, bool] = {"mip_allow_restart": False}
+#: HiGHS's presolve rule that every MIP is solved without: with it, HiGHS proved plans optimal
+#: that other plans beat (docs/model.md, "Proof"). Named as HiGHS's log names it; its bit in
+#: ``presolve_rule_off`` differs between HiGHS versions, so it is read from that log.
+UNSAFE_MIP_PRESOLVE_RULE = "Parallel rows and columns"
+_RULE_LINE = re.compile(r"Rule\s+(?P<rule>\d+)\s+\(bit\s+(?P<bit>\d+)\):\s+(?P<name>.+?)\s*$")
 
 SOLVER_TYPES = {"highs": parameters.SolverType.HIGHS, "scip": parameters.SolverType.GSCIP}
 
@@ -173,6 +174,40 @@ def _quiet_stdout() -> Iterator[None]:
 
 def solver_version(backend: str) -> str:
     return f"OR-Tools {ortools.__version__} / MathOpt {backend.upper()}"
+
+
+@functools.cache
+def highs_mip_options() -> dict[str, int | str]:
+    """HiGHS options every MIP is solved with: ``presolve_rule_off`` with the bit of
+    :data:`UNSAFE_MIP_PRESOLVE_RULE`, or, where this HiGHS does not name that rule in its log,
+    no MIP presolve at all (slower, but no proof rests on the rule)."""
+    bits = _highs_presolve_rule_bits()
+    if UNSAFE_MIP_PRESOLVE_RULE in bits:
+        return {"presolve_rule_off": bits[UNSAFE_MIP_PRESOLVE_RULE]}
+    log.warning("HiGHS names no presolve rule %r; its MIPs are solved without presolve", UNSAFE_MIP_PRESOLVE_RULE)
+    return {"presolve": "off"}
+
+
+def _highs_presolve_rule_bits() -> dict[str, int]:
+    """The bit of each presolve rule HiGHS can switch off, from its log of a tiny MIP solved
+    with every bit set."""
+    proto = model_pb2.ModelProto()
+    proto.variables.ids.append(0)
+    proto.variables.lower_bounds.append(0.0)
+    proto.variables.upper_bounds.append(1.0)
+    proto.variables.integers.append(True)
+    proto.variables.names.append("")
+    params = parameters.SolveParameters(enable_output=True).to_proto()
+    params.highs.int_options["presolve_rule_off"] = (1 << 30) - 1
+    params.highs.int_options["log_dev_level"] = 1
+    lines: list[str] = []
+    with _quiet_stdout():
+        core_solver.solve(proto, parameters.SolverType.HIGHS.value,
+                          init_arguments.StreamableSolverInitArguments().to_proto(), params,
+                          model_parameters_pb2.ModelSolveParametersProto(), lines.extend,
+                          callback.CallbackRegistration().to_proto(), None, None)
+    found = (_RULE_LINE.search(line) for line in lines if "Cannot disallow" not in line)
+    return {m.group("name"): int(m.group("bit")) for m in found if m}
 
 
 class MathOptBackend:
@@ -306,7 +341,11 @@ class MathOptBackend:
                     # LPs take as long either way (5.9 s against 6.6 s there).
                     params.highs.string_options["presolve"] = "off"
             else:
-                params.highs.bool_options.update(HIGHS_MIP_OPTIONS)
+                for key, value in highs_mip_options().items():
+                    if isinstance(value, int):
+                        params.highs.int_options[key] = value
+                    else:
+                        params.highs.string_options[key] = value
         else:
             params.threads = threads
         model_params = model_parameters_pb2.ModelSolveParametersProto()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import HIGHS_MIP_OPTIONS, relative_gap
+from .backend import highs_mip_options, relative_gap
 from .problem import Problem
 from .settings import Settings
 
@@ -132,7 +132,7 @@ class Result:
                 "relative_gap": self.settings.solver.relative_gap,
                 "threads": self.settings.solver.threads,
                 "seed": self.settings.solver.seed,
-                **({"highs_mip_options": dict(HIGHS_MIP_OPTIONS)} if self.settings.solver.backend == "highs" else {}),
+                **({"highs_mip_options": highs_mip_options()} if self.settings.solver.backend == "highs" else {}),
             },
             "python": platform.python_version(),
             "created": self.created,

@@ -1,0 +1,61 @@
+"""HiGHS's MIPs run without its "parallel rows and columns" presolve rule: with it, HiGHS proved
+plans optimal that other plans beat (docs/model.md, "Proof"). LPs keep every rule.
+
+``data/ties-level-400.npz`` is the ties level of ``InstanceSpec(cases=400, seed=1)`` as the
+allocator built it (urgency locked at its optimum, 1,675.3409): with the rule HiGHS proves 29
+ties "optimal"; SCIP, and HiGHS without the rule, prove 32, and SCIP's plan keeps every row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_backend_errors import knapsack
+
+import allocator.backend as backend_module
+from allocator.backend import UNSAFE_MIP_PRESOLVE_RULE, MathOptBackend, _highs_presolve_rule_bits, highs_mip_options
+from allocator.model import LinearProgram
+
+DATA = Path(__file__).parent / "data"
+
+
+def options_asked(monkeypatch) -> list[dict[str, int]]:
+    """Record HiGHS's integer options of every solver call (the calls still solve)."""
+    asked: list[dict[str, int]] = []
+    real = backend_module.core_solver.solve
+
+    def solve(model, solver_type, init, params, *args, **kwargs):
+        asked.append(dict(params.highs.int_options))
+        return real(model, solver_type, init, params, *args, **kwargs)
+
+    monkeypatch.setattr(backend_module.core_solver, "solve", solve)
+    return asked
+
+
+def test_this_highs_names_the_rule_and_a_mip_is_solved_without_it(monkeypatch):
+    bit = _highs_presolve_rule_bits()[UNSAFE_MIP_PRESOLVE_RULE]
+    assert highs_mip_options() == {"presolve_rule_off": bit}  # read once, before the calls are recorded
+    asked = options_asked(monkeypatch)
+    out = MathOptBackend().solve(knapsack(), np.array([3.5, 2.0, 2.0]), time_limit=10.0, relative_gap=1e-4)
+    assert asked == [{"presolve_rule_off": bit}]
+    assert out.status == "optimal" and out.objective == 4.0
+
+
+def test_an_lp_keeps_every_presolve_rule(monkeypatch):
+    highs_mip_options()
+    asked = options_asked(monkeypatch)
+    MathOptBackend().solve(knapsack(), np.array([3.5, 2.0, 2.0]), time_limit=10.0, relative_gap=0.0, relax=True)
+    assert asked == [{}]
+
+
+def test_the_ties_level_that_highs_got_wrong_is_proven_at_its_optimum():
+    saved = np.load(DATA / "ties-level-400.npz")
+    program = LinearProgram(saved["lower"], saved["upper"], saved["integer"],
+                            sp.csr_matrix((saved["data"], saved["indices"], saved["indptr"]), shape=saved["shape"]),
+                            saved["row_lower"], saved["row_upper"])
+    out = MathOptBackend().solve(program, saved["objective"], time_limit=120.0, relative_gap=1e-4)
+    assert out.status == "optimal"
+    assert out.objective == pytest.approx(32.0) and out.bound == 32.0
