@@ -340,7 +340,10 @@ class MathOptBackend:
                     # level 3 with 0.2 s left: 6.6 s). Without presolve the limit holds; these
                     # LPs take as long either way (5.9 s against 6.6 s there).
                     params.highs.string_options["presolve"] = "off"
-            else:
+            elif upper is None and lower is None:
+                # A MIP over the whole model, whose bound may prove a level. A neighbourhood
+                # (bounds given) keeps every rule: only its plans are used, and they are checked;
+                # without the rule, level 1's searches took 10% longer (national-2k, one seed 2x).
                 for key, value in highs_mip_options().items():
                     if isinstance(value, int):
                         params.highs.int_options[key] = value

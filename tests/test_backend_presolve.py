@@ -1,5 +1,6 @@
-"""HiGHS's MIPs run without its "parallel rows and columns" presolve rule: with it, HiGHS proved
-plans optimal that other plans beat (docs/model.md, "Proof"). LPs keep every rule.
+"""HiGHS's MIPs over a whole model run without its "parallel rows and columns" presolve rule:
+with it, HiGHS proved plans optimal that other plans beat (docs/model.md, "Proof"). LPs and
+neighbourhoods (bounds given), whose bounds are never claimed, keep every rule.
 
 ``data/ties-level-400.npz`` is the ties level of ``InstanceSpec(cases=400, seed=1)`` as the
 allocator built it (urgency locked at its optimum, 1,675.3409): with the rule HiGHS proves 29
@@ -44,11 +45,15 @@ def test_this_highs_names_the_rule_and_a_mip_is_solved_without_it(monkeypatch):
     assert out.status == "optimal" and out.objective == 4.0
 
 
-def test_an_lp_keeps_every_presolve_rule(monkeypatch):
+def test_an_lp_and_a_neighbourhood_keep_every_presolve_rule(monkeypatch):
+    # A neighbourhood's bound is never claimed: only its plans are used.
     highs_mip_options()
     asked = options_asked(monkeypatch)
-    MathOptBackend().solve(knapsack(), np.array([3.5, 2.0, 2.0]), time_limit=10.0, relative_gap=0.0, relax=True)
-    assert asked == [{}]
+    backend, objective = MathOptBackend(), np.array([3.5, 2.0, 2.0])
+    backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True)
+    out = backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=1e-4, upper=np.array([1.0, 1.0, 0.0]))
+    assert asked == [{}, {}]
+    assert out.objective == 3.5
 
 
 def test_the_ties_level_that_highs_got_wrong_is_proven_at_its_optimum():
