@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from allocator import Settings, build_problem, solve, verify_plan, write_problem
+from allocator.backend import highs_mip_options
 
 AS_OF = dt.date(2026, 1, 15)
 
@@ -77,6 +78,13 @@ def cases_and_persons(*made: tuple[dict, list[dict]]) -> tuple[list[dict], list[
     cases = [c for c, _ in made]
     persons = [p for _, ps in made for p in ps]
     return cases, persons
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _highs_mip_options_read() -> None:
+    """Read HiGHS's MIP options (one tiny solve, cached for the process) before any test, so a
+    test that replaces the solver never answers that call instead, whatever the order."""
+    highs_mip_options()
 
 
 @pytest.fixture

@@ -25,6 +25,19 @@ def knapsack() -> LinearProgram:
                          row_lower=np.array([-np.inf]), row_upper=np.array([2.0]))
 
 
+def params_asked(monkeypatch) -> list:
+    """Record the solve parameters of every solver call (the calls still solve)."""
+    asked: list = []
+    real = backend_module.core_solver.solve
+
+    def solve(model, solver_type, init, params, *args, **kwargs):
+        asked.append(params)
+        return real(model, solver_type, init, params, *args, **kwargs)
+
+    monkeypatch.setattr(backend_module.core_solver, "solve", solve)
+    return asked
+
+
 def failing(monkeypatch, times: int, code: StatusCode = StatusCode.INTERNAL) -> list[int]:
     """Make the next ``times`` solver calls fail with ``code``; returns the list of calls."""
     calls: list[int] = []

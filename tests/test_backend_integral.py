@@ -7,49 +7,33 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ortools.math_opt import parameters_pb2
-from test_backend_errors import knapsack
+from test_backend_errors import knapsack, params_asked
 
-import allocator.backend as backend_module
 from allocator.backend import INTEGRAL_GAP, MathOptBackend
 
 
-def gaps_asked(monkeypatch) -> list[float]:
-    """Record the absolute gap of every solver call (the calls still solve)."""
-    asked: list[float] = []
-    real = backend_module.core_solver.solve
-
-    def solve(model, solver_type, init, params, *args, **kwargs):
-        assert isinstance(params, parameters_pb2.SolveParametersProto)
-        asked.append(params.absolute_gap_tolerance)
-        return real(model, solver_type, init, params, *args, **kwargs)
-
-    monkeypatch.setattr(backend_module.core_solver, "solve", solve)
-    return asked
-
-
 def test_an_integral_objective_stops_within_one_of_the_plan_and_rounds_its_bound(monkeypatch):
-    asked = gaps_asked(monkeypatch)
+    asked = params_asked(monkeypatch)
     out = MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=10.0, relative_gap=1e-4,
                                  absolute_gap=0.01)
-    assert asked == [pytest.approx(INTEGRAL_GAP)]
+    assert [p.absolute_gap_tolerance for p in asked] == [pytest.approx(INTEGRAL_GAP)]
     assert out.status == "optimal" and out.objective == pytest.approx(4.0)
     assert out.bound == 4.0
 
 
 def test_a_fractional_objective_keeps_the_gap_asked(monkeypatch):
-    asked = gaps_asked(monkeypatch)
+    asked = params_asked(monkeypatch)
     out = MathOptBackend().solve(knapsack(), np.array([3.5, 2.0, 2.0]), time_limit=10.0, relative_gap=1e-4,
                                  absolute_gap=0.01)
-    assert asked == [pytest.approx(0.01)]
+    assert [p.absolute_gap_tolerance for p in asked] == [pytest.approx(0.01)]
     assert out.objective == pytest.approx(4.0)
 
 
 def test_an_lp_is_solved_to_its_optimum_whatever_its_objective(monkeypatch):
     # The LP's optimum is a value the levels use (a vertex to round, a bound they round down
     # themselves where it is whole), not only a bound.
-    asked = gaps_asked(monkeypatch)
+    asked = params_asked(monkeypatch)
     out = MathOptBackend().solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=10.0, relative_gap=0.0,
                                  relax=True)
-    assert asked == [0.0]
+    assert [p.absolute_gap_tolerance for p in asked] == [0.0]
     assert out.objective == pytest.approx(4.0)

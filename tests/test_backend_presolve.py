@@ -14,45 +14,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from test_backend_errors import knapsack
+from test_backend_errors import knapsack, params_asked
 
-import allocator.backend as backend_module
 from allocator.backend import UNSAFE_MIP_PRESOLVE_RULE, MathOptBackend, _highs_presolve_rule_bits, highs_mip_options
 from allocator.model import LinearProgram
 
 DATA = Path(__file__).parent / "data"
 
 
-def options_asked(monkeypatch) -> list[dict[str, int]]:
-    """Record HiGHS's integer options of every solver call (the calls still solve)."""
-    asked: list[dict[str, int]] = []
-    real = backend_module.core_solver.solve
-
-    def solve(model, solver_type, init, params, *args, **kwargs):
-        asked.append(dict(params.highs.int_options))
-        return real(model, solver_type, init, params, *args, **kwargs)
-
-    monkeypatch.setattr(backend_module.core_solver, "solve", solve)
-    return asked
-
-
 def test_this_highs_names_the_rule_and_a_mip_is_solved_without_it(monkeypatch):
     bit = _highs_presolve_rule_bits()[UNSAFE_MIP_PRESOLVE_RULE]
-    assert highs_mip_options() == {"presolve_rule_off": bit}  # read once, before the calls are recorded
-    asked = options_asked(monkeypatch)
+    assert highs_mip_options() == {"presolve_rule_off": bit}
+    asked = params_asked(monkeypatch)
     out = MathOptBackend().solve(knapsack(), np.array([3.5, 2.0, 2.0]), time_limit=10.0, relative_gap=1e-4)
-    assert asked == [{"presolve_rule_off": bit}]
+    assert [dict(p.highs.int_options) for p in asked] == [{"presolve_rule_off": bit}]
     assert out.status == "optimal" and out.objective == 4.0
 
 
 def test_an_lp_and_a_neighbourhood_keep_every_presolve_rule(monkeypatch):
     # A neighbourhood's bound is never claimed: only its plans are used.
-    highs_mip_options()
-    asked = options_asked(monkeypatch)
+    asked = params_asked(monkeypatch)
     backend, objective = MathOptBackend(), np.array([3.5, 2.0, 2.0])
     backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True)
     out = backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=1e-4, upper=np.array([1.0, 1.0, 0.0]))
-    assert asked == [{}, {}]
+    assert [dict(p.highs.int_options) for p in asked] == [{}, {}]
     assert out.objective == 3.5
 
 
