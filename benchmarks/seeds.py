@@ -1,6 +1,8 @@
 """How the time to level 1 varies over rounds of one size: one named round of
-``allocator.demo.NAMED`` generated with seeds 0, 1, ..., each written as a problem folder, read,
-solved with urgency alone and its plan checked by ``allocator.verify_plan``.
+``allocator.demo.NAMED`` (or ``InstanceSpec(cases=N)``, ``--cases``) generated with seeds 0, 1,
+..., each written as a problem folder, read, solved with urgency alone (or, ``--all-levels``, as
+a proposal is made: every level of the round's priorities) and its plan checked by
+``allocator.verify_plan``.
 
 The benchmark table (``benchmarks.run``) has one round per size; the packing at the heart of
 level 1 is a heuristic, so its time varies from round to round, and this shows by how much.
@@ -19,39 +21,52 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from .run import DEFAULT_OUT, git_commit, machine, machine_text
 
-FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "verified"]
+if TYPE_CHECKING:
+    from allocator.demo import InstanceSpec
+
+FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "levels", "verified"]
 
 
-def solve_seed(name: str, seed: int, time_limit: float, directory: Path) -> dict[str, Any]:
-    """Level 1 of round ``name`` generated with ``seed``: its ``solve()`` time and proof."""
+def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path,
+               all_levels: bool = False) -> dict[str, Any]:
+    """Round ``spec`` generated with ``seed``: its ``solve()`` time and proof, of level 1 alone
+    or, with ``all_levels``, of the whole proposal (the worst level's status and largest gap)."""
     from allocator import read_problem, solve, verify_plan
-    from allocator.demo import NAMED, write_instance
+    from allocator.demo import write_instance
 
-    folder = write_instance(dataclasses.replace(NAMED[name], seed=seed), directory / f"seed-{seed}", time_limit)
+    folder = write_instance(dataclasses.replace(spec, seed=seed), directory / f"seed-{seed}", time_limit)
     problem = read_problem(folder)
-    settings = problem.settings.with_overrides(objective__priorities=[["urgency"]])
+    settings = problem.settings
+    if not all_levels:
+        settings = settings.with_overrides(objective__priorities=[["urgency"]])
     started = time.perf_counter()
     result = solve(problem, settings)
     seconds = time.perf_counter() - started
     result.write(folder / "out")
     violations = verify_plan(folder, folder / "out" / "plan.csv")
-    level = result.levels[0]
+    proven = [level.status == "optimal" for level in result.levels]
+    gaps = [level.gap for level in result.levels]
     return {
         "seed": seed,
         "cases": len(problem.cases),
         "persons": int(problem.cases["size"].sum()),
         "solve_s": round(seconds, 3),
-        "status": level.status,
-        "gap": level.gap,
+        "status": "optimal" if all(proven) else next(lv.status for lv in result.levels if lv.status != "optimal"),
+        "gap": None if None in gaps else max(gaps),
+        "levels": " / ".join(_level_text(level.status, level.gap) for level in result.levels),
         "verified": "yes" if not violations else f"no ({len(violations)})",
     }
+
+
+def _level_text(status: str, gap: float | None) -> str:
+    return "proven" if status == "optimal" else f"{status} {_gap(gap)}"
 
 
 def summary(rows: list[dict[str, Any]], under: float) -> dict[str, Any]:
@@ -72,9 +87,10 @@ def _gap(value: float | None) -> str:
 
 
 def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under: float, info: dict[str, Any],
-             commit: str, day: str, command: str) -> str:
+             commit: str, day: str, command: str, all_levels: bool = False) -> str:
+    what = "Whole proposals" if all_levels else "Level 1"
     lines = [
-        f"# Level 1 over seeds of {name}, {day}",
+        f"# {what} over seeds of {name}, {day}",
         "",
         f"Machine: {machine_text(info)}",
         f"Commit {commit}. Command: `{command}`.",
@@ -83,14 +99,15 @@ def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under
         f"max {total['max_s']:.2f} s; {total['under']} under {under:g} s; {total['proven']} proven within the "
         f"relative gap; {total['verified']} verified.",
         "",
-        "`solve s` is the whole `solve()` with urgency alone (building, every re-solve and the plan's "
-        "extraction); reading the folder and verifying the plan are not in it.",
+        f"`solve s` is the whole `solve()` {'with every level of the round' if all_levels else 'with urgency alone'} "
+        "(building, every re-solve and the plan's extraction); reading the folder and verifying the plan "
+        "are not in it. `status` and `gap` are the worst level's; `levels` gives each level.",
         "",
-        "| seed | cases | persons | solve s | status | gap | verified |",
-        "| ---: | ---: | ---: | ---: | --- | ---: | --- |",
+        "| seed | cases | persons | solve s | status | gap | levels | verified |",
+        "| ---: | ---: | ---: | ---: | --- | ---: | --- | --- |",
     ]
     lines += [f"| {r['seed']} | {r['cases']:,} | {r['persons']:,} | {r['solve_s']:.2f} | {r['status']} | "
-              f"{_gap(r['gap'])} | {r['verified']} |" for r in rows]
+              f"{_gap(r['gap'])} | {r['levels']} | {r['verified']} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -98,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.seeds", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="national-2k", help="a round of allocator.demo.NAMED")
+    parser.add_argument("--cases", type=int, help="rounds of InstanceSpec(cases=N) instead of a named one")
+    parser.add_argument("--all-levels", action="store_true",
+                        help="solve every level of the round's priorities, as a proposal is made")
     parser.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 (default 32)")
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--under", type=float, default=1.0, help="count the rounds solved in less (seconds)")
@@ -105,26 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true", help="only print")
     args = parser.parse_args(argv)
 
-    from allocator.demo import NAMED
+    from allocator.demo import NAMED, InstanceSpec
 
-    if args.name not in NAMED:
+    if args.cases is not None:
+        spec, name = InstanceSpec(cases=args.cases), f"{args.cases}-cases"
+    elif args.name in NAMED:
+        spec, name = NAMED[args.name], args.name
+    else:
         parser.error(f"unknown round {args.name!r}; known: {', '.join(NAMED)}")
+    if args.all_levels:
+        name += "-all-levels"
     console = Console()
     info, commit = machine(), git_commit()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        solve_seed(args.name, args.seeds, args.time_limit, Path(tmp))  # not counted: the first load
+        solve_seed(spec, args.seeds, args.time_limit, Path(tmp))  # not counted: the first load
         for seed in range(args.seeds):
-            rows.append(solve_seed(args.name, seed, args.time_limit, Path(tmp)))
-            console.log(f"{args.name} seed {seed}: {rows[-1]['solve_s']:.2f} s, {rows[-1]['status']}")
+            rows.append(solve_seed(spec, seed, args.time_limit, Path(tmp), args.all_levels))
+            console.log(f"{name} seed {seed}: {rows[-1]['solve_s']:.2f} s, {rows[-1]['levels']}")
     total = summary(rows, args.under)
 
-    table = Table(title=f"level 1 over seeds of {args.name}", header_style="bold")
-    for heading in ("seed", "cases", "persons", "solve s", "status", "gap", "verified"):
-        table.add_column(heading, justify="left" if heading in ("status", "verified") else "right")
+    table = Table(title=f"{'whole proposals' if args.all_levels else 'level 1'} over seeds of {name}",
+                  header_style="bold")
+    for heading in ("seed", "cases", "persons", "solve s", "status", "gap", "levels", "verified"):
+        table.add_column(heading, justify="left" if heading in ("status", "levels", "verified") else "right")
     for r in rows:
         table.add_row(str(r["seed"]), f"{r['cases']:,}", f"{r['persons']:,}", f"{r['solve_s']:.2f}", r["status"],
-                      _gap(r["gap"]), r["verified"])
+                      _gap(r["gap"]), r["levels"], r["verified"])
     console.print(table)
     console.print(f"median {total['median_s']:.2f} s, p90 {total['p90_s']:.2f} s, max {total['max_s']:.2f} s; "
                   f"{total['under']} of {total['rounds']} under {args.under:g} s; {total['proven']} proven; "
@@ -132,15 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_save:
         day = dt.date.today().isoformat()
         args.out.mkdir(parents=True, exist_ok=True)
-        with (args.out / f"seeds-{args.name}-{day}.csv").open("w", newline="", encoding="utf-8") as f:
+        with (args.out / f"seeds-{name}-{day}.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS + ["commit"])
             writer.writeheader()
             writer.writerows({**r, "commit": commit} for r in rows)
         command = "python -m benchmarks.seeds " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = markdown(args.name, rows, total, args.under, info, commit, day, command.strip())
-        (args.out / f"seeds-{args.name}-{day}.md").write_text(text, encoding="utf-8")
-        (args.out / f"seeds-{args.name}-latest.md").write_text(text, encoding="utf-8")
-        console.print(f"wrote {args.out / f'seeds-{args.name}-{day}.csv'} and .md, and seeds-{args.name}-latest.md")
+        text = markdown(name, rows, total, args.under, info, commit, day, command.strip(), args.all_levels)
+        (args.out / f"seeds-{name}-{day}.md").write_text(text, encoding="utf-8")
+        (args.out / f"seeds-{name}-latest.md").write_text(text, encoding="utf-8")
+        console.print(f"wrote {args.out / f'seeds-{name}-{day}.csv'} and .md, and seeds-{name}-latest.md")
     failed = [r for r in rows if r["verified"] != "yes"]
     return 1 if failed else 0
 
