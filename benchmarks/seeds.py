@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="national-2k", help="a round of allocator.demo.NAMED")
     parser.add_argument("--cases", type=int, help="rounds of InstanceSpec(cases=N) instead of a named one")
+    parser.add_argument("--scores", action="store_true", help="with --cases: rounds with supplied scores")
     parser.add_argument("--all-levels", action="store_true",
                         help="solve every level of the round's priorities, as a proposal is made")
     parser.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 (default 32)")
@@ -127,11 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     from allocator.demo import NAMED, InstanceSpec
 
     if args.cases is not None:
-        spec, name = InstanceSpec(cases=args.cases), f"{args.cases}-cases"
+        spec = InstanceSpec(cases=args.cases, with_scores=args.scores)
+        name = f"{args.cases}-cases" + ("-scores" if args.scores else "")
     elif args.name in NAMED:
         spec, name = NAMED[args.name], args.name
     else:
         parser.error(f"unknown round {args.name!r}; known: {', '.join(NAMED)}")
+    if args.scores and args.cases is None:
+        parser.error("--scores goes with --cases (named rounds with scores end in -scores)")
     if args.all_levels:
         name += "-all-levels"
     console = Console()

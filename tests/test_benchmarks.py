@@ -176,8 +176,9 @@ def test_the_seeds_runner_solves_verifies_and_summarises_every_seed(tmp_path):
 
 def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
     out = tmp_path / "results"
-    assert seeds_main(["--cases", "40", "--all-levels", "--seeds", "2", "--time-limit", "10", "--out", str(out)]) == 0
-    [csv_path] = out.glob("seeds-40-cases-all-levels-*.csv")
+    assert seeds_main(["--cases", "40", "--scores", "--all-levels", "--seeds", "2", "--time-limit", "10",
+                       "--out", str(out)]) == 0
+    [csv_path] = out.glob("seeds-40-cases-scores-all-levels-*.csv")
     with csv_path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["seed"]) for r in rows] == [0, 1]
@@ -186,7 +187,8 @@ def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
         assert len(levels) == 3 and int(r["cases"]) == 40 and r["verified"] == "yes"
         # The row's status is the worst level's: proven only when every level is.
         assert (r["status"] == "optimal") == (levels == ["proven"] * 3)
-    assert "# Whole proposals over seeds of 40-cases-all-levels" in (out / "seeds-40-cases-all-levels-latest.md").read_text()
+    latest = (out / "seeds-40-cases-scores-all-levels-latest.md").read_text()
+    assert "# Whole proposals over seeds of 40-cases-scores-all-levels" in latest
 
 
 def test_the_seeds_summary_counts_what_it_says():
