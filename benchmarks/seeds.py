@@ -1,8 +1,8 @@
-"""How the time to level 1 (or to a whole proposal) varies over rounds of one size: one named round of
-``allocator.demo.NAMED`` (or ``InstanceSpec(cases=N)``, ``--cases``) generated with seeds 0, 1,
-..., each written as a problem folder, read, solved with urgency alone (or, ``--all-levels``, as
-a proposal is made: every level of the round's priorities) and its plan checked by
-``allocator.verify_plan``.
+"""How the time to level 1 (or to a whole proposal) varies over rounds of one size: one named
+round of ``allocator.demo.NAMED`` (or ``InstanceSpec(cases=N)``, ``--cases``) generated with
+seeds 0, 1, ..., each written as a problem folder, read, solved with urgency alone (or,
+``--all-levels``, as a proposal is made: every level of the round's priorities) and its plan
+checked by ``allocator.verify_plan``.
 
 The benchmark table (``benchmarks.run``) has one round per size; the packing at the heart of
 level 1 is a heuristic, so its time varies from round to round, and this shows by how much.
