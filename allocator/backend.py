@@ -98,6 +98,9 @@ class Outcome:
     #: LP solves only: the reduced cost of each variable (for a maximisation, a variable at its
     #: lower bound with reduced cost -r loses at least r per unit it rises).
     reduced_costs: np.ndarray | None = None
+    #: LP solves only: each lock's dual value, what a unit more of its bound would cost the
+    #: objective (0 where the lock does not bind).
+    lock_duals: np.ndarray | None = None
     #: A concrete plan (free case_id -> municipality number) behind ``values``, when a search
     #: over cases found it; else the counts are turned into cases after the level.
     plan: pd.Series | None = None
@@ -424,7 +427,8 @@ class MathOptBackend:
             result, error = answer
         if result is None:
             return Outcome("no_solution", None, None, None, time.perf_counter() - started, 0, f"solver error: {error}")
-        outcome = _outcome(result, model.n_vars, time.perf_counter() - started)
+        outcome = _outcome(result, model.n_vars, time.perf_counter() - started,
+                           range(model.matrix.shape[0], model.matrix.shape[0] + len(locks or [])))
         if integral and outcome.bound is not None:
             outcome = replace(outcome, bound=float(np.floor(outcome.bound + 1e-6)))
         if relax and outcome.status == "optimal" and nonzeros >= LP_PACE_MIN_NONZEROS:
@@ -483,18 +487,23 @@ def _number(text: str) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _outcome(result: result_pb2.SolveResultProto, n_vars: int, seconds: float) -> Outcome:
+def _outcome(result: result_pb2.SolveResultProto, n_vars: int, seconds: float, lock_rows: range) -> Outcome:
     reason = result.termination.reason
     reasons = result_pb2.TerminationReasonProto
     values = None
     objective = None
-    reduced = None
+    reduced = lock_duals = None
     for solution in result.solutions:
         dual = solution.dual_solution
         if len(dual.reduced_costs.ids):
             reduced = np.zeros(n_vars)
             reduced[np.fromiter(dual.reduced_costs.ids, dtype=np.int64)] = np.fromiter(
                 dual.reduced_costs.values, dtype=float)
+            rows = np.fromiter(dual.dual_values.ids, dtype=np.int64)
+            duals = np.fromiter(dual.dual_values.values, dtype=float)
+            at = np.isin(rows, lock_rows)
+            lock_duals = np.zeros(len(lock_rows))
+            lock_duals[rows[at] - lock_rows.start] = duals[at]
         primal = solution.primal_solution
         if primal.feasibility_status == solution_pb2.SOLUTION_STATUS_FEASIBLE:
             values = np.zeros(n_vars)
@@ -523,4 +532,5 @@ def _outcome(result: result_pb2.SolveResultProto, n_vars: int, seconds: float) -
         nodes=int(result.solve_stats.node_count),
         detail=result.termination.detail,
         reduced_costs=reduced,
+        lock_duals=lock_duals,
     )

@@ -46,6 +46,9 @@ MAX_GROUP, STALL_STEPS = 6, 50
 STOP_STEPS = 100
 #: Seconds at most for one step's MIP.
 STEP_SECONDS = 0.5
+#: Where locked scores are priced and the search stops, it goes on at this share of the price,
+#: down to this share of the first price (then without a price).
+PRICE_STEP, PRICE_FLOOR = 0.5, 1 / 16
 #: Movable cases at most per municipality in one step (the others are held in place).
 MAX_MOVABLE = 25
 #: Share of the neighbourhoods matched by the target counts (the rest are drawn at random).
@@ -76,7 +79,7 @@ class Rehouser:
     level above when supplied: no step lowers their sum."""
 
     def __init__(self, model: PlacementModel, assignment: pd.Series, weight_fit: float, weight_spread: float,
-                 weight_scores: float = 0.0, weight_ties: float = 0.0):
+                 weight_scores: float = 0.0, weight_ties: float = 0.0, score_price: float = 0.0):
         agg = model.agg
         self.agg = agg
         self.weights = (weight_fit, weight_spread)
@@ -100,6 +103,10 @@ class Rehouser:
         self.score_row = pools["score_row"].to_numpy()[pool]
         self.has_scores = len(agg.score_rows) > 0 and (self.score_row >= 0).any()
         self.keep_scores = self.has_scores and weight_scores == 0
+        # Locked scores may still fall in one step while the plan's sum stays above the lock: a
+        # step may spend what steps before it gained, and ``score_price`` (the lock's price in
+        # this level's cost) makes steps gain scores where that is cheap.
+        self.price = weight_scores if not self.keep_scores else score_price
         # Where ties are priced, a tied case away from its tie differs from its pool's others.
         tie_key = np.where(self.frozen, -1, self.tie) if weight_ties else np.full(len(pool), -1)
         key = pd.MultiIndex.from_arrays([self.req, self.minors, self.excl, self.score_row, tie_key]
@@ -121,6 +128,7 @@ class Rehouser:
         self.scores_at = np.bincount(self.at, weights=self._scores_of(np.arange(len(self.at)), self.at),
                                      minlength=n_muni)
         self.ties_at = np.bincount(self.at, weights=self.tie == self.at, minlength=n_muni)
+        self.score_floor = float(self.scores_at.sum())  # the sum of scores the lock holds
         types = agg.dwelling_types
         owner = types["municipality"].to_numpy()
         self.types_of = [np.flatnonzero((owner == m) & (types["supply"].to_numpy() > 0)) for m in range(n_muni)]
@@ -172,11 +180,17 @@ class Rehouser:
     def spread(self, m: int) -> float:
         return float(spread_cost(self.resolution[m], self.pinned_persons[m] + self.persons[m]))
 
-    def cost(self, munis) -> float:
-        """The weighted cost of some municipalities (minimised; see the class)."""
+    def cost(self, munis, priced: bool = True) -> float:
+        """The weighted cost of some municipalities (minimised; see the class); without the
+        price of locked scores unless ``priced``."""
         wf, ws = self.weights
-        return sum(wf * self.waste(int(m)) + ws * self.spread(int(m)) - self.weight_scores * self.scores_at[m]
+        price = self.price if priced or not self.keep_scores else 0.0
+        return sum(wf * self.waste(int(m)) + ws * self.spread(int(m)) - price * self.scores_at[m]
                    - self.weight_ties * self.ties_at[m] for m in munis)
+
+    def surplus(self) -> float:
+        """How far the plan's sum of locked scores is above its start (0 where not locked)."""
+        return max(float(self.scores_at.sum()) - self.score_floor, 0.0) if self.keep_scores else 0.0
 
     def totals(self) -> tuple[float, float]:
         """Bedrooms left empty and spread penalty of the whole plan (free cases and pins)."""
@@ -350,9 +364,9 @@ class Rehouser:
             score = self._scores_of(first[:, None], group[None, :])  # profile q at the group's k-th
             if self.keep_scores:
                 now = self._score(movable)
-                block(np.zeros(n_n, dtype=int), np.arange(n_n), score[qq, kk], 1, now - 1e-9 * max(1.0, abs(now)),
-                      np.inf)
-            cost[:n_n] -= self.weight_scores * score.reshape(-1)
+                block(np.zeros(n_n, dtype=int), np.arange(n_n), score[qq, kk], 1,
+                      now - self.surplus() - 1e-9 * max(1.0, abs(now)), np.inf)
+            cost[:n_n] -= self.price * score.reshape(-1)
         if self.weight_ties:
             cost[:n_n] -= self.weight_ties * (self.tie[first][:, None] == group[None, :]).reshape(-1)
         matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
@@ -369,7 +383,6 @@ class Rehouser:
         k_of = {int(m): k for k, m in enumerate(group)}
         n_q, n_k = int(inverse.max()) + 1, len(group)
         before = self.cost(group)
-        score_before = self._score(movable) if self.keep_scores else 0.0
         n = np.rint(values[:n_q * n_k]).astype(int).reshape(n_q, n_k)
         old = self.at.copy()
         for q in range(n_q):
@@ -385,7 +398,8 @@ class Rehouser:
             for i, k in zip(leaving, np.repeat(np.arange(n_k), np.maximum(want, 0))):
                 self._move(i, int(group[k]))
         after = self.cost(group)
-        scores_kept = not self.keep_scores or self._score(movable) >= score_before - 1e-9 * max(1.0, abs(score_before))
+        floor = self.score_floor
+        scores_kept = not self.keep_scores or self.scores_at.sum() >= floor - 1e-9 * max(1.0, abs(floor))
         if after > before - 1e-9 or not scores_kept or not self._keeps_rules(group):
             for i in np.flatnonzero(self.at != old):
                 self._move(i, int(old[i]))
@@ -408,6 +422,8 @@ def rehouse(
     weight_ties: float = 0.0,
     stop: StopFlag | None = None,
     grow: bool = True,
+    score_price: float = 0.0,
+    handover: float = np.inf,
 ) -> tuple[pd.Series, float, float]:
     """Improve a concrete plan (free case_id -> municipality number) for ``weight_fit`` times the
     housing fit plus ``weight_spread`` times the spread (less ``weight_scores`` times the
@@ -446,13 +462,19 @@ def rehouse(
         After ``STALL_STEPS`` fruitless steps, go on with larger neighbourhoods; if False, stop
         there (the caller has a better use for the time: the full model, which proves the
         small rounds' optimum from here in seconds).
+    score_price
+        Where scores are locked (``weight_scores`` 0), what a unit of their sum is worth in the
+        cost: steps then gain scores where that is cheap and later steps spend the gain where
+        it buys more. The plan returned is the best seen by the cost without that price. Where
+        the steps stall at the largest neighbourhoods, the search goes on at a lower price, unless
+        at least ``handover`` seconds are left (the caller's full model has a use for them).
 
     Returns
     -------
     tuple[pd.Series, float, float]
         The plan, its bedrooms left empty and its spread penalty.
     """
-    search = Rehouser(model, assignment, weight_fit, weight_spread, weight_scores, weight_ties)
+    search = Rehouser(model, assignment, weight_fit, weight_spread, weight_scores, weight_ties, score_price)
     rng = np.random.default_rng(seed)
     # Every municipality that could take a case, not only those holding some: on a round with
     # fewer cases than places, spread is won by moving cases to empty municipalities.
@@ -467,14 +489,17 @@ def rehouse(
     size = min(GROUP, len(active))
     gained = 0.0
     fruitless = 0  # steps since the last gain
-    # Each municipality's cost, kept current: a step changes only its group's.
-    costs = np.array([search.cost([m]) for m in active])
+    # Each municipality's cost (without a price of locked scores), kept current: a step changes
+    # only its group's.
+    costs = np.array([search.cost([m], priced=False) for m in active])
     where = {int(m): i for i, m in enumerate(active)}
+    best, best_at = costs.sum(), search.at.copy()
     # Steps on disjoint groups touch disjoint state, so ``threads`` of them are in flight at once:
     # when one's MIP is solved it is applied and the next is drawn, away from the groups still
     # being solved (step times vary tenfold; waiting for a whole batch wasted the second core).
     busy = np.zeros(len(active), dtype=bool)
     in_flight: dict[Future, Step] = {}
+    first_price = search.price
     with ThreadPoolExecutor(max(threads, 1)) as pool:
         while True:
             while len(in_flight) < threads and time.perf_counter() < deadline \
@@ -498,6 +523,13 @@ def rehouse(
                 busy[np.searchsorted(active, step.group)] = True
                 limit = min(STEP_SECONDS, max(deadline - time.perf_counter(), 0.01))
                 in_flight[pool.submit(search.solve_step, step, limit)] = step
+            if not in_flight and fruitless >= STOP_STEPS and search.keep_scores and search.price > 0 \
+                    and deadline - time.perf_counter() < handover:
+                # Stuck at this price of locked scores: at a lower one, other trades pay (the
+                # LP's dual value prices a unit at the margin, higher than whole steps trade it).
+                search.price = search.price * PRICE_STEP if search.price > first_price * PRICE_FLOOR else 0.0
+                size, fruitless = min(GROUP, len(active)), 0
+                continue
             if not in_flight:
                 # Out of time, gained enough, or stuck even with the largest neighbourhoods (the
                 # time left is the full model's: on the 200-case demo round it proves the
@@ -508,11 +540,16 @@ def rehouse(
                 step = in_flight.pop(future)
                 busy[np.searchsorted(active, step.group)] = False
                 gain = search.apply(step, future.result())
-                gained += gain
                 if gain > 0:
                     for m in step.group:
-                        costs[where[int(m)]] = search.cost([m])
+                        costs[where[int(m)]] = search.cost([m], priced=False)
+                    now = costs.sum()
+                    if now < best - 1e-9:
+                        gained += best - now
+                        best, best_at = now, search.at.copy()
                 fruitless = 0 if gain > 0 else fruitless + 1
+    for i in np.flatnonzero(search.at != best_at):  # back to the best plan (priced scores)
+        search._move(i, int(best_at[i]))
     waste, spread = search.totals()
     return search.assignment(), waste, spread
 

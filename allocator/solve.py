@@ -186,6 +186,8 @@ def solve(
         outcome = solve_level(
             backend, model, program, columns, weighted[k][columns],
             locks=[(weighted[j][columns], v) for j, v in enumerate(lock_values)],
+            score_locks=[settings.objective.weight("scores") * ("scores" in priorities[j])
+                         for j in range(len(lock_values))],
             budget=max(remaining * share, 0.05), settings=settings,
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
             stop=stop, on_log=report if on_progress is not None else None,
@@ -299,11 +301,21 @@ def solve(
                     repaired_plan = _plan_frame(agg, repaired)
                     keeps_locks = True
             moved_wins = False
-            if not keeps_locks and k > 0 and time.perf_counter() < deadline - 1.0:
+            # Also where the broken plan was proven and the repaired one, keeping every lock,
+            # falls short of it (400 cases with scores, level 2: the full model's 286.514 broke a
+            # service; the cases taken out packed back, the re-solve ended at 286.23; mended in
+            # 0.2 s, 286.40).
+            gap = settings.solver.relative_gap
+            short = keeps_locks and _proven(objective_value, bound, gap) \
+                and not _proven(repaired_value, objective_value, gap)
+            if (not keeps_locks or short) and k > 0 and time.perf_counter() < deadline - 1.0:
+                # Free where cases were taken out or packed back in.
+                changed = found.index[found.ne(repaired.reindex(found.index))]
+                packed_at = repaired.reindex(changed).dropna().to_numpy(dtype=int)
                 mended = _mend_around(backend, model, priorities[: k + 1], weighted, lock_values, k,
-                                      repaired_plan, found.index.difference(repaired.index), broken, settings,
+                                      repaired_plan, changed, np.union1d(broken, packed_at), settings,
                                       min((deadline - time.perf_counter()) * MEND_SHARE, MEND_SECONDS))
-                if mended is not None:
+                if mended is not None and (not keeps_locks or mended[2] > repaired_value):
                     repaired, repaired_values, repaired_value = mended
                     repaired_plan = _plan_frame(agg, repaired)
                     keeps_locks = True
@@ -401,8 +413,9 @@ def _mend_around(
 ) -> tuple[pd.Series, np.ndarray, float] | None:
     """Below the first level, taking cases out for a service capacity costs a level above its
     lock, so that plan cannot start the re-solve. Mend it with a search in the finer model that
-    may change only the broken municipalities and those with the most persons' room where the
-    cases taken out could go; the rest of the plan stays. Returns (assignment, values, level
+    may change only the ``broken`` municipalities (and those where cases were packed back) and
+    those with the most persons' room where the cases ``taken_out`` could go; the rest of the
+    plan stays. Returns (assignment, values, level
     objective) of a concrete plan that keeps every capacity and lock, or None."""
     agg = model.agg
     program, columns = model.program([t for level in levels for t in level])
@@ -707,6 +720,7 @@ def solve_level(
     polish: bool = False,
     terms: Sequence[str] = (),
     lp: Outcome | None = None,
+    score_locks: Sequence[float] = (),
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -729,7 +743,8 @@ def solve_level(
     a level whose ``terms`` (housing fit, spread, scores, ties) only depend on where the chosen
     cases go: before the MIPs, a search moves its cases between municipalities
     (:mod:`.rehouse`), which keeps every lock; if it wins, the returned ``Outcome.plan`` is that
-    concrete plan.
+    concrete plan. ``score_locks`` is the weight of the supplied scores in each lock: with the
+    LP's dual values of the locks, it prices the locked scores for that search.
     """
     started = time.perf_counter()
     gap = settings.solver.relative_gap
@@ -886,6 +901,14 @@ def solve_level(
     rehoused = None
     box = None
     box_start = hint
+    # What a unit of locked scores is worth here, by the LP: the search may then trade scores
+    # between its steps (national-1k-scores, level 3: about 17 bedrooms or spread units).
+    score_price = float(np.abs(lp.lock_duals) @ np.asarray(score_locks, dtype=float)) \
+        if lp.lock_duals is not None and len(score_locks) == len(lp.lock_duals) else 0.0
+    # The search that moves cases hands over what the full model after it needs.
+    handover = FULL_MODEL_LP_TIMES * lp.seconds
+    if score_price:
+        log.info("  locked scores priced at %.3f a unit (the LP's dual values of the locks)", score_price)
     searching = plan is not None and hint is not None and not (stop is not None and stop.stopped)
     if searching and "scores" in terms:
         # Scores priced: the rounding box first, for a share of the time (on small rounds it is
@@ -906,7 +929,8 @@ def solve_level(
         seconds = _rehouse_seconds(available, lp.seconds)
         full_after = seconds < available  # time is kept for the full model after the search
         rehoused = _rehouse(model, columns, objective, lp.values, plan, hint, locks, bound, gap, settings,
-                            time.perf_counter() + seconds, list(terms), stop, grow=not full_after)
+                            time.perf_counter() + seconds, list(terms), stop, grow=not full_after,
+                            score_price=score_price, handover=handover)
         if rehoused is not None:
             hint = rehoused[1]
         if full_after and not _proven(float(objective @ hint), bound, gap) \
@@ -934,7 +958,8 @@ def solve_level(
                     rehoused = (concrete, tried.values)
                     moved, hint = rehoused
             again = _rehouse(model, columns, objective, lp.values, moved, hint, locks, bound, gap, settings,
-                             time.perf_counter() + left(), list(terms), stop)
+                             time.perf_counter() + left(), list(terms), stop, score_price=score_price,
+                             handover=handover)
             if again is not None:
                 rehoused = again
                 hint = again[1]
@@ -1032,11 +1057,14 @@ def _rehouse(
     terms: list[str],
     stop: StopFlag | None,
     grow: bool = True,
+    score_price: float = 0.0,
+    handover: float = np.inf,
 ) -> tuple[pd.Series, np.ndarray] | None:
     """The concrete ``plan`` with its cases moved for this level's ``terms``
     (:func:`.rehouse.rehouse`, which stops at its first stall unless it may ``grow`` its
     neighbourhoods): the plan and its full vector over ``columns``, or None if it is no better
-    than ``hint`` or (never expected: cases only move) breaks a lock."""
+    than ``hint`` or (never expected: cases only move) breaks a lock. ``score_price`` and
+    ``handover`` are :func:`.rehouse.rehouse`'s."""
     def weight(term: str) -> float:
         return settings.objective.weight(term) if term in terms else 0.0
 
@@ -1060,7 +1088,8 @@ def _rehouse(
     moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
                                    settings.solver.seed, enough_gain=enough, target=target,
                                    threads=settings.solver.threads, weight_scores=weight("scores"),
-                                   weight_ties=weight("ties"), stop=stop, grow=grow)
+                                   weight_ties=weight("ties"), stop=stop, grow=grow, score_price=score_price,
+                                   handover=handover)
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
     log.info("  cases moved for %s: %.4f -> %.4f (%.0f bedrooms empty)", " and ".join(terms), start, value, waste)

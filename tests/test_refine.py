@@ -63,3 +63,25 @@ def test_a_plan_broken_below_the_first_level_is_mended_where_it_broke():
     assert found["H"] == 2 and found["S"] == 1
     assert not len(over_capacity(agg, found))
     assert weighted[0] @ values >= lock - 1e-6 and value == 1.0
+
+
+def test_a_repaired_plan_that_keeps_the_locks_but_lost_a_tie_is_mended():
+    # The ties level's counts put the family with three toddlers at A (one kindergarten place)
+    # and T at its tie B. Packed back with A modelled, the family went to B and pushed T to C:
+    # every lock kept, but no tie. Mending around where cases were taken out or packed back
+    # (A, B and C) moves the family to C and T back to B.
+    made = [family("H", [30, 2, 3, 4], days=300), single("T", 100, tie_municipality_id="B")]
+    munis = [muni("A", 4, capacity_kindergarten=1), muni("B", 4, capacity_kindergarten=5),
+             muni("C", 4, capacity_kindergarten=5)]
+    agg, model = coarse_model(made, munis, fine=[0])
+    broken_plan, repaired = pd.Series({"H": 0, "T": 1}), pd.Series({"H": 1, "T": 2})
+    terms = model.objective_terms()
+    weighted = [terms["urgency"], terms["ties"]]
+    lock = float(weighted[0] @ _values_of(model, broken_plan))
+    assert weighted[0] @ _values_of(model, repaired) >= lock - 1e-6 and weighted[1] @ _values_of(model, repaired) == 0
+    mended = _mend_around(MathOptBackend(), model, [["urgency"], ["ties"]], weighted, [lock - 1e-6], 1,
+                          _plan_frame(agg, repaired), pd.Index(["H", "T"]), np.array([0, 1, 2]), settings(), 10.0)
+    assert mended is not None
+    found, values, value = mended
+    assert found.to_dict() == {"H": 2, "T": 1} and value == 1.0
+    assert not len(over_capacity(agg, found))

@@ -4,6 +4,7 @@ independent verifier)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -243,3 +244,63 @@ def test_priced_ties_move_a_tied_case_to_its_tie():
 
     assert search.assignment().to_dict() == {"T1": 1, "T2": 2, "T3": 0, "V": 0}
     assert search.cost([0, 1, 2]) == -4.0
+
+
+def _bank_round():
+    # Four municipalities of resolution 4. A holds S1 and W; B two cases tied there; C S2 and
+    # three cases tied there; D holds V. S1 scores 1 at B, S2 1 at C, both 0 elsewhere. With
+    # scores locked, S1 to B costs 0.25 of spread for a score of 1, and S2 to D then gains 0.5
+    # of spread for it.
+    tied = [single(c, 100, tie_municipality_id=m) for c, m in
+            (("Y1", "B"), ("Y2", "B"), ("Z1", "C"), ("Z2", "C"), ("Z3", "C"))]
+    cases, persons = cases_and_persons(single("S1", 100), single("S2", 100), single("W", 100), single("V", 100),
+                                       *tied)
+    scores = [{"case_id": c, "municipality_id": m, "score": "1" if (c, m) in (("S1", "B"), ("S2", "C")) else "0"}
+              for c in ("S1", "S2") for m in "ABCD"]
+    agg, model = _two_municipalities(tiny_tables([muni(m, 4) for m in "ABCD"], cases, persons, scores=scores))
+    start = pd.Series([0, 2, 0, 3, 1, 1, 2, 2, 2], index=["S1", "S2", "W", "V", "Y1", "Y2", "Z1", "Z2", "Z3"],
+                      dtype=int)
+    return model, start
+
+
+def test_priced_locked_scores_are_gained_in_one_step_and_spent_in_another():
+    model, start = _bank_round()
+    unpriced = Rehouser(model, start, 0.0, 1.0)
+    assert unpriced.improve(np.array([0, 1])) == 0.0  # spread only rises
+    assert unpriced.improve(np.array([2, 3])) == 0.0  # the scores would fall
+
+    # Priced between what a unit of score costs on {A, B} and what it buys on {C, D}.
+    search = Rehouser(model, start, 0.0, 1.0, score_price=0.4)
+    spread_before = search.totals()[1]
+    assert search.improve(np.array([2, 3])) == 0.0  # nothing gained yet to spend
+    assert search.improve(np.array([0, 1])) == pytest.approx(0.15)  # 1 of score for 0.25 of spread
+    assert search.surplus() == pytest.approx(1.0)
+    assert search.improve(np.array([2, 3])) == pytest.approx(0.1)  # 0.5 of spread for it
+
+    assert search.assignment()[["S1", "S2"]].tolist() == [1, 3]
+    assert search.surplus() == pytest.approx(0.0)  # the scores' sum is where it started
+    assert search.totals()[1] == pytest.approx(spread_before - 0.25)
+
+
+def test_the_search_returns_its_best_plan_by_the_cost_without_the_price(monkeypatch):
+    # Steps on {A, B} only: priced high, S1 moves to B (spread +0.25), which the level's own
+    # cost calls worse; the plan returned is the start.
+    model, start = _bank_round()
+    monkeypatch.setattr(rehouse_module, "_draw_group", lambda *args: np.array([0, 1]))
+    moved, _, spread = rehouse(model, start, 0.0, 1.0, time.perf_counter() + 0.5, score_price=10.0)
+    assert moved.equals(start)
+    assert spread == pytest.approx(Rehouser(model, start, 0.0, 1.0).totals()[1])
+
+
+def test_a_search_stuck_at_its_price_goes_on_at_a_lower_one(monkeypatch):
+    # Priced at 2.5, S1 moves to B for its score, but no spread buys S2's score at C. Once the
+    # steps stall, the price halves; at 0.3125 moving S2 to D for 0.5 of spread pays, and moving
+    # S1 back for 0.25 does not: the plan is 0.25 of spread better with the same sum of scores.
+    model, start = _bank_round()
+    groups = itertools.cycle([np.array([0, 1]), np.array([2, 3])])
+    monkeypatch.setattr(rehouse_module, "_draw_group", lambda *args: next(groups))
+    monkeypatch.setattr(rehouse_module, "STALL_STEPS", 3)
+    monkeypatch.setattr(rehouse_module, "STOP_STEPS", 6)
+    moved, _, spread = rehouse(model, start, 0.0, 1.0, time.perf_counter() + 20.0, score_price=2.5)
+    assert moved[["S1", "S2"]].tolist() == [1, 3]
+    assert spread == pytest.approx(Rehouser(model, start, 0.0, 1.0).totals()[1] - 0.25)
