@@ -76,7 +76,8 @@ class Rehouser:
     The cost it lowers is ``weight_fit`` times the bedrooms left empty plus ``weight_spread``
     times the spread penalty, less ``weight_scores`` times the supplied scores and
     ``weight_ties`` times the ties honoured. Scores not priced here (weight 0) are locked by a
-    level above when supplied: no step lowers their sum."""
+    level above when supplied: their sum never falls below its start, and ``score_price`` is
+    what a unit of it is worth in the steps' cost (:func:`rehouse`)."""
 
     def __init__(self, model: PlacementModel, assignment: pd.Series, weight_fit: float, weight_spread: float,
                  weight_scores: float = 0.0, weight_ties: float = 0.0, score_price: float = 0.0):

@@ -413,10 +413,11 @@ def _mend_around(
 ) -> tuple[pd.Series, np.ndarray, float] | None:
     """Below the first level, taking cases out for a service capacity costs a level above its
     lock, so that plan cannot start the re-solve. Mend it with a search in the finer model that
-    may change only the ``broken`` municipalities (and those where cases were packed back) and
-    those with the most persons' room where the cases ``taken_out`` could go; the rest of the
-    plan stays. Returns (assignment, values, level
-    objective) of a concrete plan that keeps every capacity and lock, or None."""
+    may change only the ``broken`` municipalities (the caller adds those where cases were packed
+    back) and those with the most persons' room where the cases ``taken_out`` could go; the rest
+    of the plan stays. Also for a ``plan`` that keeps every lock but lost some of this level's
+    objective. Returns (assignment, values, level objective) of a concrete plan that keeps every
+    capacity and lock, or None."""
     agg = model.agg
     program, columns = model.program([t for level in levels for t in level])
     start = complete_hint(model, _hint_from_plan(model, plan))
