@@ -226,19 +226,21 @@ def solve(
             candidate = _expand(outcome.values, columns, model.n_vars)
         if incumbent is not None:
             # A re-solve after a refinement: keep the better of its plan and the repaired plan of
-            # the solve before; both bounds hold for the problem, so the lower one stands.
+            # the solve before; both bounds hold for the problem, so the lower one stands (the
+            # model before was a relaxation too: national-10k-scores, level 2's third solve had
+            # no time for its LP, and the bound of the first two stands).
             kept_plan, kept_bound = incumbent
-            kept = complete_hint(model, _hint_from_plan(model, kept_plan))
-            kept_value = float(weighted[k] @ kept)
             bounds = [b for b in (bound, kept_bound) if b is not None]
             bound = min(bounds) if bounds else None
-            if candidate is None or objective_value < kept_value:
+            kept = complete_hint(model, _hint_from_plan(model, kept_plan)) if kept_plan is not None else None
+            kept_value = float(weighted[k] @ kept) if kept is not None else -np.inf
+            if kept is not None and (candidate is None or objective_value < kept_value):
                 candidate, objective_value = kept, kept_value
-                status = "optimal" if bound is not None and _proven(kept_value, bound, settings.solver.relative_gap) \
-                    else "feasible"
+            if candidate is not None and status != "optimal":
+                status = _status(objective_value, bound, settings.solver.relative_gap)
             incumbent = None
         if candidate is None:
-            levels.append(LevelResult(names, outcome.status, None, outcome.bound, spent + outcome.seconds,
+            levels.append(LevelResult(names, outcome.status, None, bound, spent + outcome.seconds,
                                       outcome.nodes))
             spent = 0.0
             k += 1
@@ -338,7 +340,9 @@ def solve(
             if not (good_enough or out_of_time):
                 if keeps_locks:
                     plan_hint = repaired_plan
-                    incumbent = (repaired_plan, bound)
+                else:
+                    log.info("  the repaired plan misses a lock: only the bound is kept for the re-solve")
+                incumbent = (repaired_plan if keeps_locks else None, bound)
                 continue
             # Out of time, the plan this level started from (the level above's, or on a re-solve
             # the valid plan kept from the solve before) keeps every lock; the repaired plan is

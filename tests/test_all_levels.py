@@ -228,6 +228,29 @@ def test_without_its_own_lp_in_time_level_1_keeps_the_probes_bound(solve_verifie
     assert level.bound is not None and level.bound >= proven.bound - 1e-6 >= level.objective - 1e-6
 
 
+def test_a_re_solve_without_a_bound_of_its_own_keeps_the_bound_of_the_solve_before(solve_verified, monkeypatch):
+    # On this round the ties level's counts break a service capacity, and the plan with the
+    # cases taken out misses level 1's lock: the level is solved again with no plan kept. Its
+    # first bound (over a coarser model, a relaxation) still holds; national-10k-scores' third
+    # solve of level 2 had no time for its LP and used to end with no bound at all.
+    real = solve_module.solve_level
+    bounds: dict[tuple[str, ...], list[float | None]] = {}
+
+    def no_bound_on_a_re_solve(*args, terms, **kw):
+        outcome = real(*args, terms=terms, **kw)
+        solves = bounds.setdefault(tuple(terms), [])
+        solves.append(outcome.bound)
+        return dataclasses.replace(outcome, bound=None) if len(solves) > 1 else outcome  # as if no LP in time
+
+    monkeypatch.setattr(solve_module, "solve_level", no_bound_on_a_re_solve)
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
+    result = solve_verified(generate_tables(dataclasses.replace(NAMED["small"], cases=60, seed=6)), settings)
+    ties = result.levels[1]
+    assert ties.terms == ["ties", "scores"] and len(bounds[("ties", "scores")]) == 2
+    first = bounds[("ties", "scores")][0]
+    assert first is not None and ties.bound == first >= ties.objective
+
+
 def test_a_stop_ends_the_solve_soon_with_a_plan_that_keeps_every_rule(solve_verified):
     # national-2k uses all of a 60 s limit; HiGHS takes no interrupter, so a stop used to wait
     # for the running solver call and search (up to 31 s). Now it leaves them behind.
