@@ -59,13 +59,17 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
         "solve_s": round(seconds, 3),
         "status": next((level.status for level in result.levels if level.status != "optimal"), "optimal"),
         "gap": None if None in gaps else max(gaps),
-        "levels": " / ".join(_level_text(level.status, level.gap) for level in result.levels),
+        "levels": " / ".join(_level_text(level.status, level.objective, level.gap) for level in result.levels),
         "verified": "yes" if not violations else f"no ({len(violations)})",
     }
 
 
-def _level_text(status: str, gap: float | None) -> str:
-    return "proven" if status == "optimal" else f"{status} {_gap(gap)}"
+def _level_text(status: str, objective: float | None, gap: float | None) -> str:
+    """A level's status, its plan's value and, unless proven, its gap: rounds that end at the
+    same gap may differ in their plans."""
+    if objective is None:
+        return status
+    return f"proven {objective:,.2f}" if status == "optimal" else f"{status} {objective:,.2f} ({_gap(gap)})"
 
 
 def summary(rows: list[dict[str, Any]], under: float) -> dict[str, Any]:
@@ -100,7 +104,8 @@ def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under
         "",
         f"`solve s` is the whole `solve()` {'with every level of the round' if all_levels else 'with urgency alone'} "
         "(building, every re-solve and the plan's extraction); reading the folder and verifying the plan "
-        "are not in it. `status` and `gap` are the worst level's; `levels` gives each level.",
+        "are not in it. `status` and `gap` are the worst level's; `levels` gives each level: its status, "
+        "its plan's value and, unless proven, its gap.",
         "",
         "| seed | cases | persons | solve s | status | gap | levels | verified |",
         "| ---: | ---: | ---: | ---: | --- | ---: | --- | --- |",

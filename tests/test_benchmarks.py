@@ -186,7 +186,11 @@ def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
         levels = r["levels"].split(" / ")
         assert len(levels) == 3 and int(r["cases"]) == 40 and r["verified"] == "yes"
         # The row's status is the worst level's: proven only when every level is.
-        assert (r["status"] == "optimal") == (levels == ["proven"] * 3)
+        assert (r["status"] == "optimal") == all(level.startswith("proven ") for level in levels)
+        for level in levels:  # each with its plan's value, and its gap unless proven
+            status, value = level.split(" ")[:2]
+            assert float(value.replace(",", "")) == float(value.replace(",", ""))  # a number, not NaN
+            assert (status == "proven") == ("%)" not in level)
     latest = (out / "seeds-40-cases-scores-all-levels-latest.md").read_text()
     assert "# Whole proposals over seeds of 40-cases-scores-all-levels" in latest
 
