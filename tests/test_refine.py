@@ -4,6 +4,7 @@ rows, and mending the plan below the first level, where taking cases out would c
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
 
@@ -12,7 +13,7 @@ from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.extract import over_capacity, services_used
 from allocator.model import build_model
-from allocator.solve import _mend_around, _plan_frame, _values_of, too_small_for_a_case
+from allocator.solve import _full_model_from_repair, _mend_around, _plan_frame, _values_of, too_small_for_a_case
 
 
 def coarse_model(made, munis, fine=()):
@@ -85,3 +86,29 @@ def test_a_repaired_plan_that_keeps_the_locks_but_lost_a_tie_is_mended():
     found, values, value = mended
     assert found.to_dict() == {"H": 2, "T": 1} and value == 1.0
     assert not len(over_capacity(agg, found))
+
+
+def test_a_re_solve_whose_plan_before_was_proven_goes_straight_to_the_full_model():
+    # From the repaired plan (here the empty plan) with the bound of the solve before: the full
+    # model's plan, and the lower of the two bounds. Without an LP pace to tell whether its root
+    # fits in the time, or when it does not, the level is solved as usual (None).
+    made = [family("H", [30, 2, 3, 4], days=300), single("S", 100, tie_municipality_id="B"),
+            single("T", 50)]
+    munis = [muni("A", 4, capacity_kindergarten=1), muni("B", 4, capacity_kindergarten=5),
+             muni("C", 4, capacity_kindergarten=5)]
+    agg, model = coarse_model(made, munis, fine=[0, 1, 2])
+    program, columns = model.program(["urgency"])
+    objective = model.objective_terms()["urgency"][columns]
+    empty = np.zeros(program.n_vars)
+    common = dict(locks=[], seed=0, threads=1, stop=None)
+    backend = MathOptBackend()
+    assert _full_model_from_repair(backend, program, objective, empty, 1e6, 10.0, 1e-4, None, common) is None
+    backend.lp_pace = 1.0  # a second per nonzero: no root fits in 10 s
+    assert _full_model_from_repair(backend, program, objective, empty, 1e6, 10.0, 1e-4, None, common) is None
+    backend.lp_pace = 1e-9
+    outcome = _full_model_from_repair(backend, program, objective, empty, 1e6, 10.0, 1e-4, None, common)
+    assert outcome is not None and outcome.status == "optimal"
+    assert outcome.objective > 0 and outcome.bound < 1e6  # the full model's bound, not the loose one
+    assert outcome.objective == pytest.approx(float(objective @ outcome.values))
+    tight = _full_model_from_repair(backend, program, objective, empty, outcome.objective, 10.0, 1e-4, None, common)
+    assert tight.bound <= outcome.objective + 1e-9 and tight.status == "optimal"
