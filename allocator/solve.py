@@ -40,7 +40,10 @@ PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: The ties packing retries with new seeds for up to this share of the level's time left and
 #: this long (the MIP after it is far slower; one try takes 2.5-5.5 s on national-30k, by load,
 #: and without a complete try the level keeps the plan above's cases: 1,229 ties, not 1,947).
-TIES_PACK_SHARE, TIES_PACK_SECONDS = 0.4, 6.0
+#: Where the full model will have no time after it, the packing may take the larger share: it
+#: is the level's best chance (national-30k with level 1 polished to 122,544.4: a try took
+#: 4.8 s, and with 0.4 of the 9 s left the level ended at 1,242 ties of at most 1,878, not 1,836).
+TIES_PACK_SHARE, TIES_PACK_SECONDS, TIES_PACK_ALONE_SHARE = 0.4, 6.0, 0.8
 #: Tries the ties packing makes after one that reaches the bound but breaks a service capacity,
 #: and at most in all (a packing that completes did so by the 5th try on national-2k and -5k;
 #: a 150-case round made 73 fruitless tries in 3.6 s, where the full model then took 0.6 s).
@@ -877,10 +880,13 @@ def solve_level(
         # refinement (national-2k-scores: three more LPs, level 2 at 0.97% instead of 0.63%), and
         # the search that moves cases does better. Then the packing from the level's LP, which
         # may choose other cases within the locks.
+        def packing_seconds() -> float:
+            alone = left() < FULL_MODEL_LP_TIMES * lp.seconds  # no full model after it
+            return min(left() * (TIES_PACK_ALONE_SHARE if alone else TIES_PACK_SHARE), TIES_PACK_SECONDS)
+
         placements = [
             ("cases packed with the LP's ties", lambda: _pack_ties(
-                model, columns, lp.values, hint, locks,
-                time.perf_counter() + min(left() * TIES_PACK_SHARE, TIES_PACK_SECONDS),
+                model, columns, lp.values, hint, locks, time.perf_counter() + packing_seconds(),
                 settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9), stop)),
         ]
         if integral:

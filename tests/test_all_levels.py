@@ -262,3 +262,38 @@ def test_a_stop_ends_the_solve_soon_with_a_plan_that_keeps_every_rule(solve_veri
     result = solve_verified(tables, settings, stop=stop)  # the verifier finds no broken rule
     assert time.perf_counter() - started < 20
     assert result.levels[0].objective is not None and len(result.plan) > 0
+
+
+@pytest.mark.parametrize("full_model_fits", [True, False])
+def test_the_ties_packing_gets_the_larger_share_when_no_full_model_follows(full_model_fits, solve_verified,
+                                                                           monkeypatch):
+    # national-30k, level 1 polished: one try of the ties packing took 4.8 s, and with 0.4 of
+    # the 9 s left none completed (1,242 ties of at most 1,878, not 1,836). Where the full model
+    # has no time after it, the packing is the level's best chance and gets 0.8 of what is left.
+    level_ends: list[float] = []  # when each level's budget runs out
+    shares: list[float] = []  # the packing's time, as a share of its level's time left
+
+    real_level, real_pack = solve_module.solve_level, solve_module._pack_ties
+
+    def level(*args, budget, **kw):
+        level_ends.append(time.perf_counter() + budget)
+        return real_level(*args, budget=budget, **kw)
+
+    def timed(model, columns, lp_values, hint, locks, deadline, *args, **kw):
+        now = time.perf_counter()
+        shares.append((deadline - now) / (level_ends[-1] - now))
+        return real_pack(model, columns, lp_values, hint, locks, deadline, *args, **kw)
+
+    monkeypatch.setattr(solve_module, "_pack_ties", timed)
+    monkeypatch.setattr(solve_module, "_same_cases", lambda *a, **k: (None, False))  # the packing runs
+    monkeypatch.setattr(solve_module, "solve_level", level)
+    monkeypatch.setattr(solve_module, "TIES_PACK_SECONDS", 1e6)  # the share alone decides here
+    if not full_model_fits:
+        monkeypatch.setattr(solve_module, "FULL_MODEL_LP_TIMES", 10**9)
+    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=2))
+    settings = Settings.model_validate(demo_settings()).with_overrides(
+        solver__time_limit=20.0, objective__priorities=[["urgency"], ["ties"]])
+    solve_verified(tables, settings)
+    assert shares  # the ties level packed
+    expected = solve_module.TIES_PACK_SHARE if full_model_fits else solve_module.TIES_PACK_ALONE_SHARE
+    assert shares[0] == pytest.approx(expected, abs=0.02)
