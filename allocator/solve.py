@@ -41,8 +41,9 @@ PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: this long (the MIP after it is far slower; one try takes 2.5-5.5 s on national-30k, by load,
 #: and without a complete try the level keeps the plan above's cases: 1,229 ties, not 1,947).
 #: Where the full model will have no time after it, the packing may take the larger share: it
-#: is the level's best chance (national-30k with level 1 polished to 122,544.4: a try took
-#: 4.8 s, and with 0.4 of the 9 s left the level ended at 1,242 ties of at most 1,878, not 1,836).
+#: is the level's best chance (national-30k with level 1 polished to 122,544.4: a try takes
+#: 4.8 s and reaches 1,836 ties of at most 1,878; in a 60 s benchmark run the level's times left
+#: the packing about 3.4 s, and it ended at 1,242).
 TIES_PACK_SHARE, TIES_PACK_SECONDS, TIES_PACK_ALONE_SHARE = 0.4, 6.0, 0.8
 #: Tries the ties packing makes after one that reaches the bound but breaks a service capacity,
 #: and at most in all (a packing that completes did so by the 5th try on national-2k and -5k;

@@ -267,9 +267,9 @@ def test_a_stop_ends_the_solve_soon_with_a_plan_that_keeps_every_rule(solve_veri
 @pytest.mark.parametrize("full_model_fits", [True, False])
 def test_the_ties_packing_gets_the_larger_share_when_no_full_model_follows(full_model_fits, solve_verified,
                                                                            monkeypatch):
-    # national-30k, level 1 polished: one try of the ties packing took 4.8 s, and with 0.4 of
-    # the 9 s left none completed (1,242 ties of at most 1,878, not 1,836). Where the full model
-    # has no time after it, the packing is the level's best chance and gets 0.8 of what is left.
+    # national-30k, level 1 polished: one try of the ties packing takes 4.8 s (1,836 ties of at
+    # most 1,878); in a benchmark run it had about 3.4 s and the level ended at 1,242. Where the
+    # full model has no time after it, the packing is the level's best chance: 0.8 of what is left.
     level_ends: list[float] = []  # when each level's budget runs out
     shares: list[float] = []  # the packing's time, as a share of its level's time left
 
