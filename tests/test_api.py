@@ -132,7 +132,7 @@ def test_upload_json_rows_and_read_it_back(api_client):
 def test_upload_csv_text_and_column_rows_give_the_same_problem(api_client):
     tables = tiny_round()
     files = {name: frame.to_csv(index=False) for name, frame in tables.items()}
-    first = frame = api_client.post("/v1/problems", json={"files": files, "settings": SETTINGS}, headers=COORDINATOR)
+    first = api_client.post("/v1/problems", json={"files": files, "settings": SETTINGS}, headers=COORDINATOR)
     assert first.status_code == 201, first.text
     files = {name: {"columns": list(frame.columns), "rows": frame.to_numpy().tolist()}
              for name, frame in tables.items()}
