@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -154,9 +155,7 @@ def solve(
     plan_hint = warm_start
     refinements = 0
     spent = 0.0  # this level's time, re-solves included
-    # A level's valid plan (None if the repaired plan missed a lock), bound, and whether its plan
-    # was proven, across re-solves.
-    incumbent: tuple[pd.DataFrame | None, float | None, bool] | None = None
+    incumbent: _Incumbent | None = None  # what a re-solve of a level carries from the solve before
     k = 0
     while k < len(priorities):
         names = priorities[k]
@@ -218,8 +217,8 @@ def solve(
             else None,
             # A re-solve below the first level whose plan before was proven, in a coarser model,
             # starts from the repaired plan with the bound before.
-            known_bound=incumbent[1] if incumbent is not None and k > 0 and incumbent[0] is not None
-            and incumbent[2] else None,
+            known_bound=incumbent.bound if incumbent is not None and k > 0 and incumbent.plan is not None
+            and incumbent.proven else None,
         )
         probed = None  # a re-solve (after a refinement) solves its own LP
         if k == 0 and outcome.bound is None and probe_bound is not None:
@@ -239,7 +238,7 @@ def solve(
             # the solve before; both bounds hold for the problem, so the lower one stands (the
             # model before was a relaxation too: national-10k-scores, level 2's third solve had
             # no time for its LP, and the bound of the first two stands).
-            kept_plan, kept_bound, _ = incumbent
+            kept_plan, kept_bound = incumbent.plan, incumbent.bound
             bounds = [b for b in (bound, kept_bound) if b is not None]
             bound = min(bounds) if bounds else None
             kept = complete_hint(model, _hint_from_plan(model, kept_plan)) if kept_plan is not None else None
@@ -352,7 +351,7 @@ def solve(
                     plan_hint = repaired_plan
                 else:
                     log.info("  the repaired plan misses a lock: only the bound is kept for the re-solve")
-                incumbent = (repaired_plan if keeps_locks else None, bound, status == "optimal")
+                incumbent = _Incumbent(repaired_plan if keeps_locks else None, bound, status == "optimal")
                 continue
             # Out of time, the plan this level started from (the level above's, or on a re-solve
             # the valid plan kept from the solve before) keeps every lock; the repaired plan is
@@ -377,6 +376,14 @@ def solve(
         lock_values.append(_lock_value(reached))
         k += 1
     return _result(problem, settings, model, values, assignment, levels, backend, started, build_seconds)
+
+
+class _Incumbent(NamedTuple):
+    """What a level's re-solve after a refinement carries from the solve before."""
+
+    plan: pd.DataFrame | None  # the repaired plan; None if it missed a lock
+    bound: float | None  # holds for the level: the model before was a relaxation
+    proven: bool  # the plan before the refinement was within the gap of its bound
 
 
 def _keep_locks(
