@@ -26,7 +26,7 @@ from .problem import Problem
 from .result import LevelResult, Result
 from .same_cases import place_same_cases
 from .scoring import pinned_offsets, plan_terms
-from .settings import Settings
+from .settings import ObjectiveSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -1160,13 +1160,25 @@ def _rehouse(
                                    settings.solver.seed, enough_gain=enough, target=target,
                                    threads=settings.solver.threads, weight_scores=weight("scores"),
                                    weight_ties=weight("ties"), stop=stop, grow=grow, score_price=score_price,
-                                   handover=handover)
+                                   handover=handover, tie_credit=_tie_credit(settings.objective, terms))
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
     log.info("  cases moved for %s: %.4f -> %.4f (%.0f bedrooms empty)", " and ".join(terms), start, value, waste)
-    if value <= start + 1e-9 or not all(c @ values >= v - 1e-9 for c, v in locks):
+    if value <= start + 1e-9:
+        return None
+    if not all(c @ values >= v - 1e-9 for c, v in locks):
+        log.warning("  the moved plan breaks a lock of a level above: not used")
         return None
     return moved, values
+
+
+def _tie_credit(objective: ObjectiveSettings, terms: list[str]) -> float:
+    """Where a level above the one of ``terms`` locks the ties and the supplied scores together
+    (and nothing else), what a tie honoured is worth in units of score in that lock; else 0."""
+    above = objective.priorities[: objective.priorities.index(terms)]
+    if not any(set(level) == {"ties", "scores"} for level in above) or objective.weight("scores") <= 0:
+        return 0.0
+    return objective.weight("ties") / objective.weight("scores")
 
 
 def _status(value: float, bound: float | None, gap: float) -> str:

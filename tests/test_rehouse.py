@@ -304,3 +304,48 @@ def test_a_search_stuck_at_its_price_goes_on_at_a_lower_one(monkeypatch):
     moved, _, spread = rehouse(model, start, 0.0, 1.0, time.perf_counter() + 20.0, score_price=2.5)
     assert moved[["S1", "S2"]].tolist() == [1, 3]
     assert spread == pytest.approx(Rehouser(model, start, 0.0, 1.0).totals()[1] - 0.25)
+
+
+def _credit_round():
+    # Three municipalities of resolution 4. A holds T1-T3, all tied there (spread 0 + 1/4 + 2/4);
+    # B holds S, who scores 1 at C and 0 elsewhere; C is empty. With ties and scores locked
+    # together, T1 may leave its tie for B if S moves to C and scores 1 (0.5 of spread gained).
+    tied = [single(c, 100, tie_municipality_id="A") for c in ("T1", "T2", "T3")]
+    cases, persons = cases_and_persons(single("S", 100), *tied)
+    scores = [{"case_id": "S", "municipality_id": m, "score": "1" if m == "C" else "0"} for m in "ABC"]
+    agg, model = _two_municipalities(tiny_tables([muni(m, 4) for m in "ABC"], cases, persons, scores=scores))
+    start = pd.Series([1, 0, 0, 0], index=["S", "T1", "T2", "T3"], dtype=int)
+    return model, start
+
+
+def test_ties_locked_with_scores_leave_their_tie_where_scores_make_up_for_it():
+    model, start = _credit_round()
+    assert Rehouser(model, start, 0.0, 1.0).improve(np.arange(3)) == 0.0  # tied cases held
+
+    search = Rehouser(model, start, 0.0, 1.0, tie_credit=1.0)
+    locked_before = search.scores_at.sum()
+    assert locked_before == 3.0  # three ties honoured, no score
+
+    assert search.improve(np.arange(3)) == pytest.approx(0.5)
+
+    moved = search.assignment()
+    assert moved["S"] == 2 and sorted(moved[["T1", "T2", "T3"]].tolist()) == [0, 0, 1]
+    assert search.scores_at.sum() == pytest.approx(3.0)  # two ties and a score of 1: the lock holds
+
+    # Where a tie is worth two units of score, the score of 1 does not make up for it.
+    assert Rehouser(model, start, 0.0, 1.0, tie_credit=2.0).improve(np.arange(3)) == 0.0
+
+
+def test_the_tie_credit_is_the_ties_weight_in_units_of_score_where_they_are_locked_together():
+    from allocator.settings import ObjectiveSettings
+    from allocator.solve import _tie_credit
+
+    default = ObjectiveSettings()
+    assert _tie_credit(default, ["housing_fit", "spread"]) == 1.0
+    assert _tie_credit(default, ["ties", "scores"]) == 0.0  # the level itself prices them
+    weighted = ObjectiveSettings(weights={"ties": 3.0, "scores": 2.0})
+    assert _tie_credit(weighted, ["housing_fit", "spread"]) == 1.5
+    apart = ObjectiveSettings(priorities=[["urgency"], ["ties"], ["scores"], ["housing_fit", "spread"]])
+    assert _tie_credit(apart, ["housing_fit", "spread"]) == 0.0
+    with_spread = ObjectiveSettings(priorities=[["urgency"], ["ties", "scores", "spread"], ["housing_fit"]])
+    assert _tie_credit(with_spread, ["housing_fit"]) == 0.0
