@@ -1175,7 +1175,8 @@ def _rehouse(
 def _tie_credit(objective: ObjectiveSettings, terms: list[str]) -> float:
     """Where a level above the one of ``terms`` locks the ties and the supplied scores together
     (and nothing else), what a tie honoured is worth in units of score in that lock; else 0."""
-    above = objective.priorities[: objective.priorities.index(terms)]
+    levels = objective.priorities
+    above = levels[: levels.index(terms)] if terms in levels else []
     if not any(set(level) == {"ties", "scores"} for level in above) or objective.weight("scores") <= 0:
         return 0.0
     return objective.weight("ties") / objective.weight("scores")

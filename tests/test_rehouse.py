@@ -349,3 +349,4 @@ def test_the_tie_credit_is_the_ties_weight_in_units_of_score_where_they_are_lock
     assert _tie_credit(apart, ["housing_fit", "spread"]) == 0.0
     with_spread = ObjectiveSettings(priorities=[["urgency"], ["ties", "scores", "spread"], ["housing_fit"]])
     assert _tie_credit(with_spread, ["housing_fit"]) == 0.0
+    assert _tie_credit(default, ["spread"]) == 0.0  # not a level of these settings
