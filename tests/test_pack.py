@@ -3,6 +3,10 @@ places them with every model row kept and reaches the LP bound; where none exist
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,6 +118,25 @@ def test_national_round_level_one_is_proven_and_verified(national_1k, solve_veri
     level = result.levels[0]
     assert level.status == "optimal"
     assert level.bound - level.objective <= 1e-4 * level.bound
+
+
+@pytest.mark.parametrize(("name", "seed", "cp_sat"), [("national-2k", 7, True), ("national-1k", 5, False)])
+def test_a_stalled_packing_is_finished_by_cp_sat_or_else_by_highs(name, seed, cp_sat, solve_verified, caplog,
+                                                                    monkeypatch):
+    """national-2k seed 7: the packing leaves two singles waiting and CP-SAT finds a plan within
+    the gap; national-1k seed 5: the LP is not tight there, CP-SAT proves that no plan in the
+    neighbourhood reaches the gap, and HiGHS's MIP finds the best one. Either way the level is
+    proven and the plan verified; the result names CP-SAT only when its plan is used. (CP-SAT's
+    time limit is lifted: on a slow machine it could otherwise run out first.)"""
+    monkeypatch.setattr(sys.modules["allocator.solve"], "FIND_PLAN_LP_TIMES", 1000.0)
+    tables = generate_tables(dataclasses.replace(NAMED[name], seed=seed))
+    with caplog.at_level(logging.INFO, logger="allocator.solve"):
+        result = solve_verified(tables, Settings.model_validate(demo_settings()).with_overrides(
+            objective__priorities=[["urgency"]]))
+    finished = [r.getMessage() for r in caplog.records if "packing finished by a search" in r.getMessage()]
+    assert len(finished) == 1 and ("CP-SAT: a plan at the target" in finished[0]) == cp_sat
+    assert result.levels[0].status == "optimal"
+    assert ("CP-SAT" in result.solver) == cp_sat
 
 
 def test_refill_after_a_service_broke_places_the_case_taken_out():

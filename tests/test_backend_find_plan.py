@@ -1,0 +1,76 @@
+"""CP-SAT's search for any plan at a target: whole values, every row kept, nothing where no plan
+reaches the target, and the result's solver names CP-SAT once one of its plans is used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_backend_errors import knapsack
+
+from allocator.backend import MathOptBackend, StopFlag, _keeps_rows
+from allocator.model import LinearProgram
+
+
+def find(program: LinearProgram, objective: np.ndarray, target: float, backend: MathOptBackend | None = None,
+         **kwargs):
+    backend = backend or MathOptBackend()
+    return backend.find_plan(program, objective, target, lower=program.lower, upper=program.upper, hint=None,
+                             time_limit=10.0, **kwargs)
+
+
+def test_finds_a_plan_at_the_target_and_names_cp_sat():
+    backend = MathOptBackend()
+    assert "CP-SAT" not in backend.version
+    out = find(knapsack(), np.array([3.0, 2.0, 2.0]), 3.5, backend)
+    assert out.status == "feasible" and out.bound is None
+    assert out.values.tolist() == [0.0, 1.0, 1.0] and out.objective == pytest.approx(4.0)
+    assert backend.version.endswith("+ CP-SAT")
+
+
+def test_no_plan_where_none_reaches_the_target():
+    backend = MathOptBackend()
+    out = find(knapsack(), np.array([3.0, 2.0, 2.0]), 4.5, backend)
+    assert out.status == "no_solution" and out.values is None
+    assert "CP-SAT" not in backend.version
+
+
+def test_bounds_and_locks_restrict_the_plans():
+    program = knapsack()
+    upper = program.upper.copy()
+    upper[2] = 0.0  # c out: the best is a alone (3)
+    out = MathOptBackend().find_plan(program, np.array([3.0, 2.0, 2.0]), 2.5, lower=program.lower, upper=upper,
+                                     hint=None, time_limit=10.0)
+    assert out.values.tolist() == [1.0, 0.0, 0.0]
+    # A lock that a be taken leaves a alone (3): nothing reaches 3.5.
+    a_taken = [(np.array([1.0, 0.0, 0.0]), 1.0)]
+    assert find(program, np.array([3.0, 2.0, 2.0]), 3.5, locks=a_taken).status == "no_solution"
+    assert find(program, np.array([3.0, 2.0, 2.0]), 2.5, locks=a_taken).values.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_continuous_variables_come_back_whole():
+    # max x + y with x + y <= 1.5, x continuous in [0, 1.5], y integer in [0, 1]: the MIP can reach
+    # 1.5 (y = 1, x = 0.5); whole values reach 1 at most.
+    program = LinearProgram(lower=np.zeros(2), upper=np.array([1.5, 1.0]), integer=np.array([False, True]),
+                            matrix=sp.csr_matrix(np.array([[1.0, 1.0]])), row_lower=np.array([-np.inf]),
+                            row_upper=np.array([1.5]))
+    assert find(program, np.array([1.0, 1.0]), 1.25).status == "no_solution"
+    out = find(program, np.array([1.0, 1.0]), 0.9)
+    assert out.objective == pytest.approx(1.0)
+    assert np.array_equal(out.values, np.rint(out.values))
+
+
+def test_a_stopped_round_asks_nothing():
+    stop = StopFlag()
+    stop.stop()
+    out = find(knapsack(), np.array([3.0, 2.0, 2.0]), 1.0, stop=stop)
+    assert out.status == "no_solution" and out.detail == "stopped"
+
+
+def test_a_plan_that_breaks_a_row_lock_or_bound_is_told():
+    program = knapsack()
+    lower, upper = program.lower, program.upper
+    assert _keeps_rows(program, [], np.array([0.0, 1.0, 1.0]), lower, upper)
+    assert not _keeps_rows(program, [], np.array([1.0, 1.0, 0.0]), lower, upper)  # 2 + 1 > 2
+    assert not _keeps_rows(program, [(np.array([1.0, 0.0, 0.0]), 1.0)], np.array([0.0, 1.0, 1.0]), lower, upper)
+    assert not _keeps_rows(program, [], np.array([0.0, 2.0, 0.0]), lower, upper)  # b above its bound
