@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import ortools
 import scipy.sparse as sp
-from ortools.math_opt import model_parameters_pb2, model_pb2, result_pb2, solution_pb2
+from ortools.math_opt import callback_pb2, model_parameters_pb2, model_pb2, result_pb2, solution_pb2
 from ortools.math_opt.core.python import solver as core_solver
 from ortools.math_opt.python import callback, init_arguments, parameters
 from ortools.util.python import solve_interrupter
@@ -424,23 +424,21 @@ class MathOptBackend:
         threads: int = 1,
         stop: StopFlag | None = None,
     ) -> Outcome:
-        """A plan of ``model`` plus ``locks`` within ``lower`` and ``upper`` whose ``objective``
-        is at least ``target``, every variable whole, by CP-SAT with ``threads`` workers: a
-        search for any such plan, which stops at the first (no bound; ``no_solution`` if there
-        is none or none was found in time).
+        """Maximise ``objective`` over ``model`` plus ``locks`` within ``lower`` and ``upper``,
+        every variable whole, by CP-SAT with ``threads`` workers from ``hint``, and stop at the
+        first plan whose value is at least ``target``: the best plan found (``feasible``, its
+        ``detail`` says whether it reached the target; no bound), or ``no_solution``.
 
         Where a packing leaves a few cases waiting, HiGHS's MIP over the municipalities around
-        them finds a plan within the gap only after its root cuts (national-2k: 0.2-0.8 s);
-        CP-SAT's feasibility search finds one in 0.1-0.6 s, and on national-30k, within a
-        quarter of the gap, in 2.6 s where HiGHS took 8-9 s for a plan outside it. Every
-        variable whole restricts the model, so its plans are the model's; each is checked
-        against every row before it is returned.
+        them finds a plan near the bound only after its root cuts: on national-30k, with levels
+        to follow, it took 8-9 s to end outside a quarter of the gap; CP-SAT was within it in
+        2.2-2.9 s. Every variable whole restricts the model, so its plans are the model's; the
+        one returned is checked against every row.
         """
         started = time.perf_counter()
         if stop is not None and stop.stopped:
             return Outcome("no_solution", None, None, None, 0.0, 0, "stopped")
-        rows = [*(locks or []), (objective, target)]
-        proto = self._proto(model, np.zeros_like(objective), rows, lower, upper, np.ones(model.n_vars, dtype=bool))
+        proto = self._proto(model, objective, locks or [], lower, upper, np.ones(model.n_vars, dtype=bool))
         params = parameters.SolveParameters(time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
                                             random_seed=seed, threads=threads)
         model_params = model_parameters_pb2.ModelSolveParametersProto()
@@ -448,22 +446,32 @@ class MathOptBackend:
             h = model_params.solution_hints.add()
             h.variable_values.ids.extend(range(len(hint)))
             h.variable_values.values.extend(np.rint(hint).tolist())
-        answer = _call(proto, parameters.SolverType.CP_SAT, params, model_params, None, stop, threading.Event())
+        registration = callback_pb2.CallbackRegistrationProto(
+            request_registration=[callback_pb2.CALLBACK_EVENT_MIP_SOLUTION])
+
+        def at_target(data: callback_pb2.CallbackDataProto) -> callback_pb2.CallbackResultProto:
+            vector = data.primal_solution_vector
+            value = float(objective[np.fromiter(vector.ids, dtype=np.int64)] @ np.fromiter(vector.values, dtype=float))
+            return callback_pb2.CallbackResultProto(terminate=value >= target)
+
+        answer = _call(proto, parameters.SolverType.CP_SAT, params, model_params, None, stop, threading.Event(),
+                       registration, at_target)
         seconds = time.perf_counter() - started
         if answer is None:
             return Outcome("no_solution", None, None, None, seconds, 0, "stopped")
         result, error = answer
         if result is None:
             return Outcome("no_solution", None, None, None, seconds, 0, f"CP-SAT error: {error}")
-        outcome = _outcome(result, model.n_vars, seconds, range(0))
-        values = outcome.values
+        values = _outcome(result, model.n_vars, seconds, range(0)).values
         if values is None:
-            return replace(outcome, status="no_solution", bound=None, detail=f"CP-SAT: {outcome.status}")
-        if not _keeps_rows(model, rows, values, lower, upper):
+            return Outcome("no_solution", None, None, None, seconds, 0, "CP-SAT: no plan")
+        if not _keeps_rows(model, locks or [], values, lower, upper):
             log.warning("CP-SAT's plan breaks a row of the model: not used")
             return Outcome("no_solution", None, None, None, seconds, 0, "CP-SAT's plan breaks a row")
         self.used_cp_sat = True
-        return Outcome("feasible", values, float(objective @ values), None, seconds, 0, "CP-SAT: a plan at the target")
+        value = float(objective @ values)
+        return Outcome("feasible", values, value, None, seconds, 0,
+                       "CP-SAT: a plan at the target" if value >= target else "CP-SAT: its best plan in time")
 
 
 def _call(
@@ -474,10 +482,13 @@ def _call(
     message: Callable[[list[str]], None] | None,
     stop: StopFlag | None,
     abandoned: threading.Event,
+    registration: callback_pb2.CallbackRegistrationProto | None = None,
+    user_callback: Callable[[callback_pb2.CallbackDataProto], callback_pb2.CallbackResultProto] | None = None,
 ) -> tuple[result_pb2.SolveResultProto | None, str] | None:
     """One solver call, asked again after an internal failure: the result (None after repeated
     failures) and the last error, or None when ``stop`` left the call behind (``abandoned`` is
-    then set, so that its messages are dropped)."""
+    then set, so that its messages are dropped). ``user_callback`` is called on the events of
+    ``registration``."""
     interrupter = solve_interrupter.SolveInterrupter()
     # Only a call that can be stopped gets it: with one, SCIP (OR-Tools 9.15) writes
     # "SCIPcatchEvent does not support variable or row change events" on every call.
@@ -494,8 +505,8 @@ def _call(
                     params.to_proto(),
                     model_params,
                     message,
-                    callback.CallbackRegistration().to_proto(),
-                    None,
+                    registration if registration is not None else callback.CallbackRegistration().to_proto(),
+                    user_callback,
                     listens,
                 ), ""
             except StatusNotOk as exc:

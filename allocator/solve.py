@@ -83,12 +83,9 @@ FULL_MODEL_ROOT_LP_TIMES = 12
 SCORES_BOX_SHARE = 0.25
 #: With levels to follow, the first level's plan is polished to within this share of the gap.
 POLISH_GAP = 0.25
-#: The share of the gap wanted that a plan searched for by CP-SAT may be from the bound: a
-#: little under all of it, so that its scaled rows' tolerance never leaves it outside.
-TARGET_SHARE_OF_GAP = 0.99
 #: CP-SAT's search for a plan that finishes a packing gets at most this many times the level's
-#: LP time: mostly it takes 0.1-0.6 s on national-2k (LP 0.3-0.5 s), now and then 2 s, when
-#: HiGHS's MIP after it finds one in under 1 s.
+#: LP time (national-2k: mostly 0.1-0.4 s, at most 1.7 s, with LPs of 0.3-0.5 s), so that
+#: HiGHS's MIP after it has time where it finds nothing within the gap.
 FIND_PLAN_LP_TIMES = 3.0
 #: How far, relative to the bound, the final plan's value may exceed a level's bound before the
 #: bound counts as disproved (the input's scoring and the model's differ in the last bits only).
@@ -873,18 +870,21 @@ def solve_level(
             lower, upper = program.lower.copy(), program.upper.copy()
             fixed = ~packing.neighbourhood[model.y_muni]
             lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
-            # Any plan within the gap wanted will do: CP-SAT's search for one, then, where it finds
-            # none, HiGHS's MIP for the best it can.
-            wanted = (gap * POLISH_GAP if polish else gap) * TARGET_SHARE_OF_GAP * abs(bound)
-            repair = backend.find_plan(program, objective, bound - wanted, lower=lower, upper=upper, hint=packed,
+            # A plan within a quarter of the gap (what HiGHS's MIP below is asked for) ends the
+            # search: CP-SAT's first, then, where it finds none within the gap, HiGHS's.
+            repair = backend.find_plan(program, objective, bound - gap * POLISH_GAP * abs(bound), lower=lower,
+                                       upper=upper, hint=packed,
                                        time_limit=min(left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds),
                                        **common)
-            if repair.values is None:
+            if repair.values is None or not _proven(repair.objective, bound, gap):
                 log.info("  no plan within the gap in the packing's neighbourhood by CP-SAT (%s, %.2fs)",
                          repair.detail, repair.seconds)
+                searched = repair if repair.values is not None and repair.objective > value else None
                 repair = backend.solve(program, objective, time_limit=left() * REPAIR_SHARE, relative_gap=gap / 4,
-                                       hint=packed, lower=lower, upper=upper, absolute_gap=gap * abs(bound) / 4,
-                                       on_log=on_log, **common)
+                                       hint=packed if searched is None else searched.values, lower=lower,
+                                       upper=upper, absolute_gap=gap * abs(bound) / 4, on_log=on_log, **common)
+                if searched is not None and (repair.values is None or repair.objective < searched.objective):
+                    repair = searched
             log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
                      int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds,
                      repair.detail)

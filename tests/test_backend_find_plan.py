@@ -1,4 +1,4 @@
-"""CP-SAT's search for any plan at a target: whole values, every row kept, nothing where no plan
+"""CP-SAT's search for a plan at a target: whole values, every row kept, its best plan where none
 reaches the target, and the result's solver names CP-SAT once one of its plans is used."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from allocator.model import LinearProgram
 
 
 def find(program: LinearProgram, objective: np.ndarray, target: float, backend: MathOptBackend | None = None,
-         **kwargs):
+         hint: np.ndarray | None = None, **kwargs):
     backend = backend or MathOptBackend()
-    return backend.find_plan(program, objective, target, lower=program.lower, upper=program.upper, hint=None,
+    return backend.find_plan(program, objective, target, lower=program.lower, upper=program.upper, hint=hint,
                              time_limit=10.0, **kwargs)
 
 
@@ -23,16 +23,21 @@ def test_finds_a_plan_at_the_target_and_names_cp_sat():
     backend = MathOptBackend()
     assert "CP-SAT" not in backend.version
     out = find(knapsack(), np.array([3.0, 2.0, 2.0]), 3.5, backend)
-    assert out.status == "feasible" and out.bound is None
+    assert out.status == "feasible" and out.bound is None and out.detail == "CP-SAT: a plan at the target"
     assert out.values.tolist() == [0.0, 1.0, 1.0] and out.objective == pytest.approx(4.0)
     assert backend.version.endswith("+ CP-SAT")
 
 
-def test_no_plan_where_none_reaches_the_target():
-    backend = MathOptBackend()
-    out = find(knapsack(), np.array([3.0, 2.0, 2.0]), 4.5, backend)
+def test_the_best_plan_comes_back_where_none_reaches_the_target():
+    out = find(knapsack(), np.array([3.0, 2.0, 2.0]), 4.5, hint=np.array([1.0, 0.0, 0.0]))
+    assert out.status == "feasible" and out.detail == "CP-SAT: its best plan in time"
+    assert out.values.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_no_plan_where_the_model_has_none():
+    program = knapsack()
+    out = find(program, np.array([3.0, 2.0, 2.0]), 0.0, locks=[(np.array([1.0, 1.0, 0.0]), 2.0)])  # a and b
     assert out.status == "no_solution" and out.values is None
-    assert "CP-SAT" not in backend.version
 
 
 def test_bounds_and_locks_restrict_the_plans():
@@ -42,10 +47,9 @@ def test_bounds_and_locks_restrict_the_plans():
     out = MathOptBackend().find_plan(program, np.array([3.0, 2.0, 2.0]), 2.5, lower=program.lower, upper=upper,
                                      hint=None, time_limit=10.0)
     assert out.values.tolist() == [1.0, 0.0, 0.0]
-    # A lock that a be taken leaves a alone (3): nothing reaches 3.5.
-    a_taken = [(np.array([1.0, 0.0, 0.0]), 1.0)]
-    assert find(program, np.array([3.0, 2.0, 2.0]), 3.5, locks=a_taken).status == "no_solution"
-    assert find(program, np.array([3.0, 2.0, 2.0]), 2.5, locks=a_taken).values.tolist() == [1.0, 0.0, 0.0]
+    # A lock that a be taken leaves a alone (3), short of 3.5.
+    out = find(program, np.array([3.0, 2.0, 2.0]), 3.5, locks=[(np.array([1.0, 0.0, 0.0]), 1.0)])
+    assert out.values.tolist() == [1.0, 0.0, 0.0] and out.detail == "CP-SAT: its best plan in time"
 
 
 def test_continuous_variables_come_back_whole():
@@ -54,9 +58,8 @@ def test_continuous_variables_come_back_whole():
     program = LinearProgram(lower=np.zeros(2), upper=np.array([1.5, 1.0]), integer=np.array([False, True]),
                             matrix=sp.csr_matrix(np.array([[1.0, 1.0]])), row_lower=np.array([-np.inf]),
                             row_upper=np.array([1.5]))
-    assert find(program, np.array([1.0, 1.0]), 1.25).status == "no_solution"
-    out = find(program, np.array([1.0, 1.0]), 0.9)
-    assert out.objective == pytest.approx(1.0)
+    out = find(program, np.array([1.0, 1.0]), 1.25)
+    assert out.objective == pytest.approx(1.0) and out.detail == "CP-SAT: its best plan in time"
     assert np.array_equal(out.values, np.rint(out.values))
 
 
