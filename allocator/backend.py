@@ -1,4 +1,5 @@
-"""Solving a built model with an OR-Tools MathOpt backend (HiGHS by default, or SCIP).
+"""Solving a built model with an OR-Tools MathOpt backend (HiGHS by default, or SCIP), and
+CP-SAT's search for a plan at a target (:meth:`MathOptBackend.find_plan`).
 
 The model proto is filled straight from numpy arrays (no per-variable Python objects), and the
 result carries the solver's own primal and dual bounds, so every gap we report is proven by the
@@ -407,7 +408,6 @@ class MathOptBackend:
                               lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
                               on_line=on_line)
         return outcome
-
 
     def find_plan(
         self,
