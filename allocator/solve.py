@@ -870,21 +870,8 @@ def solve_level(
             lower, upper = program.lower.copy(), program.upper.copy()
             fixed = ~packing.neighbourhood[model.y_muni]
             lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
-            # A plan within a quarter of the gap (what HiGHS's MIP below is asked for) ends the
-            # search: CP-SAT's first, then, where it finds none within the gap, HiGHS's.
-            repair = backend.find_plan(program, objective, bound - gap * POLISH_GAP * abs(bound), lower=lower,
-                                       upper=upper, hint=packed,
-                                       time_limit=min(left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds),
-                                       **common)
-            if repair.values is None or not _proven(repair.objective, bound, gap):
-                log.info("  no plan within the gap in the packing's neighbourhood by CP-SAT (%s, %.2fs)",
-                         repair.detail, repair.seconds)
-                searched = repair if repair.values is not None and repair.objective > value else None
-                repair = backend.solve(program, objective, time_limit=left() * REPAIR_SHARE, relative_gap=gap / 4,
-                                       hint=packed if searched is None else searched.values, lower=lower,
-                                       upper=upper, absolute_gap=gap * abs(bound) / 4, on_log=on_log, **common)
-                if searched is not None and (repair.values is None or repair.objective < searched.objective):
-                    repair = searched
+            repair = _finish_packing(backend, program, objective, packed, lower, upper, bound, gap,
+                                     lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds, on_log, common)
             log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
                      int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds,
                      repair.detail)
@@ -1076,6 +1063,39 @@ def solve_level(
     # break a service where classes are counted, it is the plan that keeps every rule (``solve``).
     return Outcome(status, best.values, best.objective, bound, seconds, box_nodes + full.nodes, full.detail,
                    plan=start.plan if start is not None else None)
+
+
+def _finish_packing(
+    backend: MathOptBackend,
+    program: LinearProgram,
+    objective: np.ndarray,
+    packed: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    bound: float,
+    gap: float,
+    seconds: Callable[[], float],
+    cp_sat_seconds: float,
+    on_log: Callable[[float | None, float | None], None] | None,
+    common: dict,
+) -> Outcome:
+    """The search that finishes a stalled packing in its neighbourhood (``lower``/``upper``),
+    from the ``packed`` plan: a plan within a quarter of the gap of ``bound`` (what HiGHS's MIP
+    is asked for) ends it. CP-SAT searches first, for at most ``cp_sat_seconds``; where its best
+    plan is not within the gap, HiGHS's MIP searches from it for ``seconds()``."""
+    found = backend.find_plan(program, objective, bound - gap * POLISH_GAP * abs(bound), lower=lower, upper=upper,
+                              hint=packed, time_limit=min(seconds(), cp_sat_seconds), **common)
+    if found.values is not None and _proven(found.objective, bound, gap):
+        return found
+    log.info("  no plan within the gap in the packing's neighbourhood by CP-SAT (%s, %.2fs)", found.detail,
+             found.seconds)
+    better = found.values is not None and found.objective > float(objective @ packed)
+    searched = backend.solve(program, objective, time_limit=seconds(), relative_gap=gap / 4,
+                             hint=found.values if better else packed, lower=lower, upper=upper,
+                             absolute_gap=gap * abs(bound) / 4, on_log=on_log, **common)
+    if better and (searched.values is None or searched.objective < found.objective):
+        return found
+    return searched
 
 
 def _full_model_from_repair(
