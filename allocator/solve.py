@@ -1084,7 +1084,8 @@ def _finish_packing(
     is asked for) ends it. CP-SAT searches first, for at most ``cp_sat_seconds``; where its best
     plan is not within the gap, HiGHS's MIP searches from it for ``seconds()``."""
     found = backend.find_plan(program, objective, bound - gap * POLISH_GAP * abs(bound), lower=lower, upper=upper,
-                              hint=packed, time_limit=min(seconds(), cp_sat_seconds), **common)
+                              hint=packed, time_limit=min(seconds(), cp_sat_seconds), locks=common["locks"],
+                              seed=common["seed"], stop=common["stop"])
     if found.values is not None and _proven(found.objective, bound, gap):
         return found
     log.info("  no plan within the gap in the packing's neighbourhood by CP-SAT (%s, %.2fs)", found.detail,

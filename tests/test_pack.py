@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import cases_and_persons, dwelling, family, muni, settings, single, tiny_tables
 
-from allocator import Settings, build_problem
+from allocator import Settings, build_problem, solve
 from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.demo import NAMED, demo_settings, generate_tables
@@ -139,6 +139,9 @@ def test_a_stalled_packing_is_finished_by_cp_sat_or_else_by_highs(name, seed, cp
     assert any("no plan within the gap in the packing's neighbourhood by CP-SAT" in m for m in messages) != cp_sat
     assert result.levels[0].status == "optimal"
     assert result.solver.endswith("+ CP-SAT")  # its plan finished the packing, or started HiGHS's search
+    # Solved again, the same plan: CP-SAT runs one worker, whose search does not depend on timing.
+    again = solve(build_problem(tables, result.settings))
+    pd.testing.assert_frame_equal(again.plan, result.plan)
 
 
 def test_refill_after_a_service_broke_places_the_case_taken_out():
