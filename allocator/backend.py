@@ -419,14 +419,16 @@ class MathOptBackend:
         upper: np.ndarray,
         hint: np.ndarray | None,
         time_limit: float,
+        relative_gap: float = 0.0,
         locks: list[tuple[np.ndarray, float]] | None = None,
         seed: int = 0,
         stop: StopFlag | None = None,
     ) -> Outcome:
         """Maximise ``objective`` over ``model`` plus ``locks`` within ``lower`` and ``upper``,
         every variable whole, by CP-SAT from ``hint``, and stop at the first plan whose value is
-        at least ``target``: the best plan found (``feasible``, its ``detail`` says whether it
-        reached the target; no bound), or ``no_solution``.
+        at least ``target``, or once CP-SAT proves its plan within ``relative_gap`` of its own
+        bound: the best plan found (``feasible``, its ``detail`` says whether it reached the
+        target; no bound, as CP-SAT's holds only for the restricted model), or ``no_solution``.
 
         CP-SAT runs one worker: with two, which plan comes first depends on timing, and a round
         solved again must give the same plan (a scenario's months are solved again with the same
@@ -443,7 +445,7 @@ class MathOptBackend:
             return Outcome("no_solution", None, None, None, 0.0, 0, "stopped")
         proto = self._proto(model, objective, locks or [], lower, upper, np.ones(model.n_vars, dtype=bool))
         params = parameters.SolveParameters(time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
-                                            random_seed=seed, threads=1)
+                                            random_seed=seed, threads=1, relative_gap_tolerance=relative_gap)
         model_params = model_parameters_pb2.ModelSolveParametersProto()
         if hint is not None:
             h = model_params.solution_hints.add()
