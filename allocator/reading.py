@@ -93,16 +93,12 @@ def _read_arrow(
             memory_pool=_POOL,
         )
     except pa.ArrowInvalid as exc:
-        raise ProblemValidationError(_unreadable(source, file, exc)) from None
+        raise ProblemValidationError(_unreadable(file, exc)) from None
     return table, bad_rows
 
 
-def _unreadable(source: str | Path | bytes, file: str, exc: pa.ArrowInvalid) -> list[InputIssue]:
-    """What made arrow give up, by row where it can be found: mostly text that is not UTF-8,
-    which arrow names by column only (or, in a row with a wrong cell count, by the row's text)."""
-    rows = _not_utf8_lines(source)
-    if rows:
-        return [InputIssue(file, row, None, "unreadable-csv", "the row is not UTF-8 text") for row in rows]
+def _unreadable(file: str, exc: pa.ArrowInvalid) -> list[InputIssue]:
+    """What made arrow give up (text that is not UTF-8 is named by row before arrow reads)."""
     # Arrow's parse errors quote the row; its cells may name a person, so only the rest is told.
     return [InputIssue(file, None, None, "unreadable-csv", _ROW_TEXT.sub(r"\1", str(exc)).strip())]
 
