@@ -77,3 +77,31 @@ def test_a_plan_that_breaks_a_row_lock_or_bound_is_told():
     assert not _keeps_rows(program, [], np.array([1.0, 1.0, 0.0]), lower, upper)  # 2 + 1 > 2
     assert not _keeps_rows(program, [(np.array([1.0, 0.0, 0.0]), 1.0)], np.array([0.0, 1.0, 1.0]), lower, upper)
     assert not _keeps_rows(program, [], np.array([0.0, 2.0, 0.0]), lower, upper)  # b above its bound
+
+
+
+def test_a_last_level_stops_at_the_first_plan_within_the_gap():
+    # A knapsack of 300 items with five weights, and a greedy plan within 5% of its LP bound:
+    # with no level below, that plan is the level's proven answer; with levels below (locked
+    # to its value) the search goes on towards the bound.
+    from allocator.solve import _finish_packing
+
+    rng = np.random.default_rng(0)
+    weights, values = rng.integers(1, 30, size=(5, 300)).astype(float), rng.integers(1, 40, size=300).astype(float)
+    capacity = weights.sum(axis=1) / 3
+    program = LinearProgram(lower=np.zeros(300), upper=np.ones(300), integer=np.ones(300, dtype=bool),
+                            matrix=sp.csr_matrix(weights), row_lower=np.full(5, -np.inf), row_upper=capacity)
+    greedy, used = np.zeros(300), np.zeros(5)
+    for item in np.argsort(-values / weights.sum(axis=0)):
+        if (used + weights[:, item] <= capacity).all():
+            greedy[item], used = 1.0, used + weights[:, item]
+    bound = MathOptBackend().solve(program, values, time_limit=10.0, relative_gap=0.0, relax=True).objective
+    assert values @ greedy >= 0.95 * bound
+
+    def finish(polish: bool) -> float:
+        return _finish_packing(MathOptBackend(), program, values, greedy, program.lower, program.upper, bound, 0.05,
+                               lambda: 10.0, 10.0, None, {"locks": [], "seed": 0, "stop": None},
+                               polish=polish).objective
+
+    assert finish(False) == pytest.approx(values @ greedy)
+    assert finish(True) > values @ greedy + 1
