@@ -60,6 +60,23 @@ def test_the_carried_lp_is_a_point_of_the_refined_lp_at_the_probes_optimum(probe
     assert (got >= np.minimum(want, fine.upper[fine.blocks["y"]][kept]) - 1e-9).all()
 
 
+def test_the_carried_lp_is_solved_by_simplex_to_a_vertex(probed, monkeypatch):
+    # Most counts start at their lower bounds, a few pivots from the optimum: dual simplex. The
+    # probe's own LP stays with the interior point method, whose vertex packs better.
+    from test_backend_errors import params_asked
+
+    backend, coarse, lp, fine, program, columns, objective = probed
+    asked = params_asked(monkeypatch)
+    carried = carry_lp(backend, coarse, lp, fine, program, columns, objective, 10.0, 1e-4)
+    assert [p.highs.string_options["solver"] for p in asked] == ["simplex"]
+    # A basic solution: no more fractional values than rows.
+    fractional = np.abs(carried.values - np.rint(carried.values)) > 1e-6
+    assert fractional.sum() <= program.matrix.shape[0]
+    asked.clear()
+    probe_services(coarse, backend, ["urgency"], Settings.model_validate(demo_settings()))
+    assert [p.highs.string_options["solver"] for p in asked] == ["ipm"]
+
+
 def test_a_carry_short_of_the_probes_optimum_is_refused(probed):
     backend, coarse, lp, fine, program, columns, objective = probed
     # A probe claiming one point more than any carried point reaches: the whole LP is needed.
