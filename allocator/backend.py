@@ -309,9 +309,10 @@ class MathOptBackend:
         ``upper`` replaces the variables' upper bounds (to search a restricted neighbourhood);
         ``relax`` drops integrality (the LP relaxation, whose optimum bounds the model's).
         ``on_line`` receives every line of the solver's log. ``simplex`` solves an LP (``relax``)
-        by HiGHS's dual simplex instead of its interior point method. ``absolute_gap`` stops the search once the plan is this close to the solver's own bound
-        (with a bound from outside that is no better than the solver's, a plan within
-        ``absolute_gap`` of that bound always stops it).
+        by HiGHS's dual simplex instead of its interior point method. ``absolute_gap`` stops the
+        search once the plan is this close to the solver's own bound (with a bound from outside
+        that is no better than the solver's, a plan within ``absolute_gap`` of that bound always
+        stops it).
         """
         if stop is not None and stop.stopped:
             # MathOpt's HiGHS does not take an interrupter: a solve once started runs to its time
