@@ -146,6 +146,17 @@ def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
 
 
 
+def test_the_distributions_lp_is_solved_by_simplex(monkeypatch):
+    # A transportation with a few side rows: simplex's basic solutions are whole on the
+    # transportation part, and it is faster than the interior point method on these small LPs.
+    from test_backend_errors import params_asked
+
+    asked = params_asked(monkeypatch)
+    counts, broken = _distribute_unsafe(random_slots(np.random.default_rng(0)))
+    assert asked[0].highs.string_options["solver"] == "simplex"
+    assert len(broken) == 0 and counts.sum() > 0
+
+
 def test_where_no_distribution_keeps_every_capacity_the_breaks_are_reported_without_a_search(monkeypatch):
     # national-2k seed 12: even the distribution's LP breaks a capacity, so every distribution
     # does, and the level models those municipalities whichever break. No search for the fewest
