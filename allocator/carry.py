@@ -55,10 +55,10 @@ def carry_lp(
     lower = program.lower.copy()
     lower[y_in] = np.minimum(probe_count[~new], program.upper[y_in])
     # By simplex: most counts start at their lower bounds, a few pivots from the optimum, where
-    # the interior point method starts from nothing (national-30k: 0.49 s against 0.79 s;
-    # national-2k: 0.07 s against 0.15 s). The vertex is mostly the probe's, found by the
-    # interior point method (national-2k, 32 seeds twice: 84.7 s against 98.2 s in all;
-    # 12 national-5k rounds: 21.7 s against 28.6 s).
+    # the interior point method starts from nothing (replayed: national-30k 0.49 s against
+    # 0.79 s, national-10k 0.29 s against 0.58 s, national-2k 0.07 s against 0.15 s). The vertex
+    # is mostly the probe's, found by the interior point method; whole level 1 over national-2k's
+    # 32 seeds: 84.7 s against 98.2 s in all, the same within the noise on national-5k's rounds.
     lp = backend.solve(program, objective, time_limit=time_limit, relative_gap=0.0, relax=True, lower=lower,
                        simplex=True)
     if lp.status != "optimal" or lp.values is None \
