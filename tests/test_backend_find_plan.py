@@ -10,6 +10,7 @@ from test_backend_errors import knapsack
 
 from allocator.backend import MathOptBackend, StopFlag, _keeps_rows
 from allocator.model import LinearProgram
+from allocator.solve import _finish_packing
 
 
 def find(program: LinearProgram, objective: np.ndarray, target: float, backend: MathOptBackend | None = None,
@@ -79,13 +80,10 @@ def test_a_plan_that_breaks_a_row_lock_or_bound_is_told():
     assert not _keeps_rows(program, [], np.array([0.0, 2.0, 0.0]), lower, upper)  # b above its bound
 
 
-
 def test_a_last_level_stops_at_the_first_plan_within_the_gap():
     # A knapsack of 300 items with five weights, and a greedy plan within 5% of its LP bound:
     # with no level below, that plan is the level's proven answer; with levels below (locked
     # to its value) the search goes on towards the bound.
-    from allocator.solve import _finish_packing
-
     rng = np.random.default_rng(0)
     weights, values = rng.integers(1, 30, size=(5, 300)).astype(float), rng.integers(1, 40, size=300).astype(float)
     capacity = weights.sum(axis=1) / 3

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from test_backend_errors import params_asked
 from test_pack import keeps_every_row
 
 from allocator import Settings, build_problem, solve, verify_plan, write_problem
@@ -63,8 +64,6 @@ def test_the_carried_lp_is_a_point_of_the_refined_lp_at_the_probes_optimum(probe
 def test_the_carried_lp_is_solved_by_simplex_to_a_vertex(probed, monkeypatch):
     # Most counts start at their lower bounds, a few pivots from the optimum: dual simplex. The
     # probe's own LP stays with the interior point method, whose vertex packs better.
-    from test_backend_errors import params_asked
-
     backend, coarse, lp, fine, program, columns, objective = probed
     asked = params_asked(monkeypatch)
     carried = carry_lp(backend, coarse, lp, fine, program, columns, objective, 10.0, 1e-4)

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
+from test_backend_errors import params_asked
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
@@ -149,8 +150,6 @@ def test_class_slots_keep_every_capacity_that_some_assignment_keeps():
 def test_the_distributions_lp_is_solved_by_simplex(monkeypatch):
     # A transportation with a few side rows: simplex's basic solutions are whole on the
     # transportation part, and it is faster than the interior point method on these small LPs.
-    from test_backend_errors import params_asked
-
     asked = params_asked(monkeypatch)
     counts, broken = _distribute_unsafe(random_slots(np.random.default_rng(0)))
     assert asked[0].highs.string_options["solver"] == "simplex"
