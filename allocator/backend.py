@@ -368,12 +368,7 @@ class MathOptBackend:
                         params.highs.string_options[key] = value
         else:
             params.threads = threads
-        model_params = model_parameters_pb2.ModelSolveParametersProto()
-        if hint is not None:
-            # HiGHS takes a hint only when it gives every variable (a partial one is ignored).
-            h = model_params.solution_hints.add()
-            h.variable_values.ids.extend(range(len(hint)))
-            h.variable_values.values.extend(hint.tolist())
+        model_params = _with_hint(hint)
 
         abandoned = threading.Event()  # set when a stop leaves the call behind: report nothing more
 
@@ -451,11 +446,7 @@ class MathOptBackend:
         proto = self._proto(model, objective, locks or [], lower, upper, np.ones(model.n_vars, dtype=bool))
         params = parameters.SolveParameters(time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
                                             random_seed=seed, threads=1, relative_gap_tolerance=relative_gap)
-        model_params = model_parameters_pb2.ModelSolveParametersProto()
-        if hint is not None:
-            h = model_params.solution_hints.add()
-            h.variable_values.ids.extend(range(len(hint)))
-            h.variable_values.values.extend(np.rint(hint).tolist())
+        model_params = _with_hint(None if hint is None else np.rint(hint))
         registration = callback_pb2.CallbackRegistrationProto(
             request_registration=[callback_pb2.CALLBACK_EVENT_MIP_SOLUTION])
 
@@ -482,6 +473,17 @@ class MathOptBackend:
         value = float(objective @ values)
         return Outcome("feasible", values, value, None, seconds, 0,
                        "CP-SAT: a plan at the target" if value >= target else "CP-SAT: its best plan in time")
+
+
+def _with_hint(hint: np.ndarray | None) -> model_parameters_pb2.ModelSolveParametersProto:
+    """Model parameters carrying ``hint`` as a solution hint over every variable (HiGHS takes a
+    hint only when it gives every variable: a partial one is ignored)."""
+    model_params = model_parameters_pb2.ModelSolveParametersProto()
+    if hint is not None:
+        h = model_params.solution_hints.add()
+        h.variable_values.ids.extend(range(len(hint)))
+        h.variable_values.values.extend(hint.tolist())
+    return model_params
 
 
 def _call(
