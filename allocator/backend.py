@@ -303,13 +303,17 @@ class MathOptBackend:
         presolve: bool = True,
         on_line: Callable[[str], None] | None = None,
         simplex: bool = False,
+        tiny: bool = False,
     ) -> Outcome:
         """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``).
 
         ``upper`` replaces the variables' upper bounds (to search a restricted neighbourhood);
         ``relax`` drops integrality (the LP relaxation, whose optimum bounds the model's).
         ``on_line`` receives every line of the solver's log. ``simplex`` solves an LP (``relax``)
-        by HiGHS's dual simplex instead of its interior point method. ``absolute_gap`` stops the
+        by HiGHS's dual simplex instead of its interior point method. ``tiny`` marks a MIP of a
+        few dozen variables, solved thousands of times (the case-moving search's steps): HiGHS
+        then skips its feasibility jump and symmetry detection, which took longer than the
+        solve itself (a 42-variable step: 10 ms with them, 2.4 ms without; the same optimum). ``absolute_gap`` stops the
         search once the plan is this close to the solver's own bound (with a bound from outside
         that is no better than the solver's, a plan within ``absolute_gap`` of that bound always
         stops it).
@@ -345,6 +349,9 @@ class MathOptBackend:
             # error, so the pool keeps HiGHS's own default (its MIP search is mostly serial).
             if not presolve:
                 params.highs.string_options["presolve"] = "off"
+            if tiny:
+                params.highs.bool_options["mip_heuristic_run_feasibility_jump"] = False
+                params.highs.bool_options["mip_detect_symmetry"] = False
             if relax:
                 # These LPs are highly degenerate: the interior point method with crossover (to a
                 # vertex, which the rounding needs) is faster than simplex on the large ones, and
@@ -406,7 +413,7 @@ class MathOptBackend:
             return self.solve(model, objective, locks=locks, time_limit=time_limit, relative_gap=relative_gap,
                               seed=seed, threads=threads, hint=hint, stop=stop, on_log=on_log, upper=upper,
                               lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
-                              on_line=on_line)
+                              on_line=on_line, tiny=tiny)
         return outcome
 
     def find_plan(

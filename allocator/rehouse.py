@@ -262,7 +262,7 @@ class Rehouser:
     def solve_step(self, step: Step, time_limit: float) -> np.ndarray | None:
         """The step's MIP solved (reads no search state, so steps on disjoint groups may be
         solved in parallel threads: HiGHS releases the GIL)."""
-        out = self.backend.solve(step.program, -step.cost, time_limit=time_limit, relative_gap=1e-6)
+        out = self.backend.solve(step.program, -step.cost, time_limit=time_limit, relative_gap=1e-6, tiny=True)
         return out.values
 
     def prepare(self, group: np.ndarray, hold: np.ndarray | None = None) -> Step | None:
@@ -363,11 +363,16 @@ class Rehouser:
               n_k, f_persons, f_persons)
         if self.housing:
             # Housing: each (municipality, requirement) demand flows to compatible types.
-            dem = pd.MultiIndex.from_arrays([flow_k, flow_r]).unique()
-            d_row = dem.get_indexer(pd.MultiIndex.from_arrays([flow_k, flow_r]))
-            q_row = dem.get_indexer(pd.MultiIndex.from_arrays([kk, q_req[qq]]))
+            # One row per (k, requirement) pair with a flow, in order of first appearance; pairs as
+            # numbers k * n_req + r (pandas' MultiIndex took half of a step's preparing time).
+            flow_key = flow_k * self.n_req + flow_r
+            dem = pd.unique(flow_key)
+            row_of = np.full(n_k * self.n_req, -1)
+            row_of[dem] = np.arange(len(dem))
+            d_row = row_of[flow_key]
+            q_row = row_of[kk * self.n_req + q_req[qq]]
             ok = q_row >= 0
-            d_k, d_r = dem.get_level_values(0).to_numpy(), dem.get_level_values(1).to_numpy()
+            d_k, d_r = np.divmod(dem, self.n_req)
             fixed_demand = f_count[d_k, d_r]
             block(np.r_[d_row, q_row[ok]], np.r_[n_n + np.arange(n_f), np.arange(n_n)[ok]],
                   np.r_[np.ones(n_f), -np.ones(ok.sum())], len(dem), fixed_demand, fixed_demand)

@@ -49,3 +49,15 @@ def test_the_ties_level_that_highs_got_wrong_is_proven_at_its_optimum():
     out = MathOptBackend().solve(program, saved["objective"], time_limit=120.0, relative_gap=1e-4)
     assert out.status == "optimal"
     assert out.objective == pytest.approx(32.0) and out.bound == 32.0
+
+
+def test_a_tiny_mip_skips_the_feasibility_jump_and_symmetry_detection(monkeypatch):
+    # The case-moving search's steps: thousands of MIPs of a few dozen variables, where these
+    # took longer than the solve itself.
+    asked = params_asked(monkeypatch)
+    backend, objective = MathOptBackend(), np.array([3.5, 2.0, 2.0])
+    plain = backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=1e-6, upper=np.ones(3))
+    tiny = backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=1e-6, upper=np.ones(3), tiny=True)
+    skipped = {"mip_heuristic_run_feasibility_jump": False, "mip_detect_symmetry": False}
+    assert [dict(p.highs.bool_options) for p in asked] == [{}, skipped]
+    assert plain.objective == tiny.objective == 4.0
