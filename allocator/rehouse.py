@@ -57,6 +57,9 @@ MAX_MOVABLE = 25
 GUIDED_SHARE = 0.7
 #: Weight of a municipality that does not match the group, against the best match.
 MATCH_FLOOR = 0.02
+#: Municipalities joined to one whose service capacity a plan breaks, in a step that mends it,
+#: and the steps tried per such municipality.
+MEND_PARTNERS, MEND_TRIES = 4, 5
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class Rehouser:
         pools = agg.pools
         self.ids = assignment.index.to_numpy()
         pool = free.loc[self.ids, "pool"].to_numpy()
+        self.pool = pool
         self.req = pools["requirement"].to_numpy()[pool]
         self.minors = pools["minors"].to_numpy(dtype=float)[pool]
         self.use = pools[[f"use_{s}" for s in agg.problem.services]].to_numpy(dtype=float)[pool]
@@ -392,9 +396,10 @@ class Rehouser:
         program = LinearProgram(lower, upper, integer.astype(bool), matrix, np.concatenate(lo), np.concatenate(hi))
         return Step(group, movable, inverse, program, cost)
 
-    def apply(self, step: Step, values: np.ndarray | None) -> float:
+    def apply(self, step: Step, values: np.ndarray | None, mend: bool = False) -> float:
         """Move the step's cases as its MIP solution ``values`` says, if that keeps every rule
-        and lowers the cost; returns the gain (0 and nothing moved otherwise)."""
+        and lowers the cost (with ``mend``, at any cost: the group broke a rule before); returns
+        the gain (0 and nothing moved otherwise; with ``mend``, negative where it cost)."""
         if values is None:
             return 0.0
         group, movable, inverse = step.group, step.movable, step.inverse
@@ -418,7 +423,7 @@ class Rehouser:
         after = self.cost(group)
         floor = self.score_floor
         scores_kept = not self.keep_scores or self.scores_at.sum() >= floor - 1e-9 * max(1.0, abs(floor))
-        if after > before - 1e-9 or not scores_kept or not self._keeps_rules(group):
+        if (after > before - 1e-9 and not mend) or not scores_kept or not self._keeps_rules(group):
             for i in np.flatnonzero(self.at != old):
                 self._move(i, int(old[i]))
             return 0.0
@@ -576,6 +581,66 @@ def rehouse(
         search._move(i, int(best_at[i]))
     waste, spread = search.totals()
     return search.assignment(), waste, spread
+
+
+def mend_services(
+    model: PlacementModel,
+    assignment: pd.Series,
+    broken: np.ndarray,
+    weight_fit: float,
+    weight_spread: float,
+    seed: int = 0,
+    weight_scores: float = 0.0,
+    weight_ties: float = 0.0,
+    tie_credit: float = 0.0,
+) -> pd.Series | None:
+    """A concrete plan whose cases use more of a service than the ``broken`` municipalities
+    have (cases chosen from class counts, where the model counts no service), mended by the
+    search's steps: the movable cases of each broken municipality re-assigned, at the least cost
+    (the weights as for :func:`rehouse`), among it and the ``MEND_PARTNERS`` municipalities with
+    the most of the broken services and of persons left (then, ``MEND_TRIES`` times, others
+    drawn from the roomiest). The same cases stay placed and a tied case at its tie stays there,
+    so every lock of urgency and ties holds; locked scores never fall in sum. Returns the plan,
+    or None if a municipality stays broken."""
+    search = Rehouser(model, assignment, weight_fit, weight_spread, weight_scores, weight_ties, tie_credit=tie_credit)
+    agg = model.agg
+    rng = np.random.default_rng(seed)
+
+    def used() -> np.ndarray:
+        out = np.zeros_like(agg.services_left)
+        np.add.at(out, search.at, search.use)
+        return out
+
+    for m in np.asarray(broken, dtype=int):
+        for attempt in range(MEND_TRIES):
+            left = agg.services_left - used()
+            over = left[m] < -1e-9
+            if not over.any():
+                break
+            # The cases that use a broken service, and where each could go: a municipality
+            # that may take its pool and has that much of the broken services left (the step
+            # may free persons and other services there by moving its cases).
+            users = np.flatnonzero((search.at == m) & ~search.frozen & (search.use[:, over] > 0).any(axis=1))
+            if not len(users):
+                break
+            takes = agg.pair_bounds(agg.pools.iloc[search.pool[users]]) > 0
+            takes &= (left[None, :, over] >= search.use[users][:, None, over] - 1e-9).all(axis=2)
+            takes[:, m] = False
+            room = agg.persons_left - search.persons
+            # Those that could take the most of them first, then those with the most room.
+            partners = np.lexsort((-room, -takes.sum(axis=0)))
+            partners = partners[takes[:, partners].any(axis=0)]
+            if attempt:
+                pool = partners[: MEND_PARTNERS * 4]
+                partners = rng.choice(pool, size=min(MEND_PARTNERS, len(pool)), replace=False)
+            step = search.prepare(np.r_[m, partners[:MEND_PARTNERS]])
+            if step is None:
+                break
+            search.apply(step, search.solve_step(step, STEP_SECONDS), mend=True)
+    placed = used()
+    if ((placed > agg.services_left + 1e-9) & (placed > 0)).any():
+        return None
+    return search.assignment()
 
 
 def _draw_group(search: Rehouser, active: np.ndarray, weight: np.ndarray, taken: np.ndarray,

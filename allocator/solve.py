@@ -19,7 +19,7 @@ from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings, chosen_cases, over_capacity, services_used, services_used_by
 from .fill import round_and_fill
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
-from .rehouse import rehouse, restore_ties
+from .rehouse import mend_services, rehouse, restore_ties
 from .ties import honour_more_ties, prefer_tied_cases, split_class_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
@@ -993,10 +993,10 @@ def solve_level(
                 return Outcome("optimal", tried.values, tried.objective, bound, time.perf_counter() - started,
                                tried.nodes, tried.detail, plan=moved)
             if tried.values is not None and tried.objective > float(objective @ hint) + 1e-9:
-                concrete = _concrete(model, columns, tried.values)
-                if concrete is not None:
-                    rehoused = (concrete, tried.values)
-                    moved, hint = rehoused
+                concrete = _concrete_or_mended(model, columns, objective, tried.values, locks, settings, terms)
+                if concrete is not None and concrete[1] > float(objective @ hint) + 1e-9:
+                    moved, hint = concrete[0], _values_of(model, concrete[0])[columns]
+                    rehoused = (moved, hint)
             again = _rehouse(model, columns, objective, lp.values, moved, hint, locks, bound, gap, settings,
                              time.perf_counter() + left(), list(terms), stop, score_price=score_price,
                              handover=handover)
@@ -1184,9 +1184,7 @@ def _rehouse(
     neighbourhoods): the plan and its full vector over ``columns``, or None if it is no better
     than ``hint`` or (never expected: cases only move) breaks a lock. ``score_price`` and
     ``handover`` are :func:`.rehouse.rehouse`'s."""
-    def weight(term: str) -> float:
-        return settings.objective.weight(term) if term in terms else 0.0
-
+    weight = _search_weights(settings.objective, terms)
     guide = target = enough = None
     start = float(objective @ hint)  # the plan's counts (a concrete plan may honour a tie fewer)
     if lp_values is not None:
@@ -1204,10 +1202,10 @@ def _rehouse(
     if bound is not None:
         # Stop once within the gap of the bound: the cost must fall by this much.
         enough = bound - gap * max(abs(bound), 1e-9) - start
-    moved, waste, spread = rehouse(model, plan, weight("housing_fit"), weight("spread"), deadline, guide,
+    moved, waste, spread = rehouse(model, plan, weight["housing_fit"], weight["spread"], deadline, guide,
                                    settings.solver.seed, enough_gain=enough, target=target,
-                                   threads=settings.solver.threads, weight_scores=weight("scores"),
-                                   weight_ties=weight("ties"), stop=stop, grow=grow, score_price=score_price,
+                                   threads=settings.solver.threads, weight_scores=weight["scores"],
+                                   weight_ties=weight["ties"], stop=stop, grow=grow, score_price=score_price,
                                    handover=handover, tie_credit=_tie_credit(settings.objective, terms))
     values = _values_of(model, moved)[columns]
     value = float(objective @ values)
@@ -1240,6 +1238,34 @@ def _concrete(model: PlacementModel, columns: np.ndarray, values: np.ndarray) ->
     ``columns``, or None where its class slots break a service capacity."""
     found, broken = choose_cases(model, complete_hint(model, _expand(values, columns, model.n_vars)))
     return None if len(broken) else found
+
+
+def _concrete_or_mended(
+    model: PlacementModel, columns: np.ndarray, objective: np.ndarray, values: np.ndarray,
+    locks: list[tuple[np.ndarray, float]], settings: Settings, terms: Sequence[str],
+) -> tuple[pd.Series, float] | None:
+    """The concrete plan of counts ``values`` over ``columns`` and its value, where its class
+    slots break a service capacity mended by the search's steps (:func:`.rehouse.mend_services`):
+    national-2k's level 3 had dropped the full model's -1,941.4 for it, and ended at -1,945.4.
+    None if not mended, or if the plan breaks a lock."""
+    found, broken = choose_cases(model, complete_hint(model, _expand(values, columns, model.n_vars)))
+    if len(broken):
+        weights = _search_weights(settings.objective, terms)
+        found = mend_services(model, found, broken, weights["housing_fit"], weights["spread"], settings.solver.seed,
+                              weights["scores"], weights["ties"], _tie_credit(settings.objective, list(terms)))
+        log.info("  the full model's class counts broke a service capacity in %d municipalities: %s", len(broken),
+                 "mended" if found is not None else "not mended")
+        if found is None:
+            return None
+    plan = _values_of(model, found)[columns]
+    if not all(c @ plan >= v - 1e-9 for c, v in locks):
+        return None
+    return found, float(objective @ plan)
+
+
+def _search_weights(objective: ObjectiveSettings, terms: Sequence[str]) -> dict[str, float]:
+    """The weight of each term the search that moves cases prices: 0 for those not in ``terms``."""
+    return {t: objective.weight(t) if t in terms else 0.0 for t in ("housing_fit", "spread", "scores", "ties")}
 
 
 def _moves_cases(terms: list[str], has_scores: bool) -> bool:

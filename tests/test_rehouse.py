@@ -11,16 +11,17 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cases_and_persons, muni, settings, single, tiny_tables
+from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
 
 from allocator import Settings, build_problem, solve, verify_plan, write_problem
 from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.demo import NAMED, demo_settings, generate_tables
-from allocator.extract import choose_dwellings
+from allocator.extract import choose_cases, choose_dwellings, over_capacity
 from allocator.model import build_model
 import allocator.rehouse as rehouse_module
-from allocator.rehouse import Rehouser, _matched_group, rehouse
+from allocator.rehouse import Rehouser, _matched_group, mend_services, rehouse
+from allocator.solve import _concrete_or_mended, _values_of
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +379,49 @@ def test_the_tie_credit_is_the_ties_weight_in_units_of_score_where_they_are_lock
     with_spread = ObjectiveSettings(priorities=[["urgency"], ["ties", "scores", "spread"], ["housing_fit"]])
     assert _tie_credit(with_spread, ["housing_fit"]) == 0.0
     assert _tie_credit(default, ["spread"]) == 0.0  # not a level of these settings
+
+
+def _broken_round(kindergarten_at_b: int):
+    # F1 (three persons, a child of 3: one kindergarten place) at A, which has none; F3 (four
+    # adults) at B, which has kindergarten_at_b places. Either fits either's resolution.
+    munis = [muni(m, 4, capacity_school=5, capacity_kindergarten=k, capacity_introduction=5)
+             for m, k in (("A", 0), ("B", kindergarten_at_b))]
+    cases, persons = cases_and_persons(family("F1", [30, 3, 8]), family("F3", [30, 30, 30, 30]))
+    problem = build_problem(tiny_tables(munis, cases, persons), settings())
+    agg = aggregate(problem)
+    return agg, pd.Series([0, 1], index=["F1", "F3"], dtype=int)
+
+
+def test_a_plan_that_breaks_a_service_is_mended_by_moving_its_cases():
+    agg, broken_plan = _broken_round(kindergarten_at_b=2)
+    model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))  # services counted nowhere
+    assert list(over_capacity(agg, broken_plan)) == [0]
+
+    mended = mend_services(model, broken_plan, np.array([0]), 1.0, 1.0)
+
+    assert mended is not None and dict(mended) == {"F1": 1, "F3": 0}
+    assert len(over_capacity(agg, mended)) == 0
+
+
+def test_a_plan_no_move_can_mend_is_not_mended():
+    agg, broken_plan = _broken_round(kindergarten_at_b=0)
+    model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
+    assert mend_services(model, broken_plan, over_capacity(agg, broken_plan), 1.0, 1.0) is None
+
+
+def test_counts_whose_class_slots_break_a_service_give_a_mended_concrete_plan():
+    # The level's full model counts classes at A and B, not services: its counts put F1's class
+    # (F1 alone: no case of the class to put there instead) at A. The concrete plan of those
+    # counts is mended, not dropped.
+    agg, broken_plan = _broken_round(kindergarten_at_b=2)
+    model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
+    counts = _values_of(model, broken_plan)
+    assert len(choose_cases(model, counts)[1])
+    objective = model.objective_terms()["spread"]
+    the_settings = settings(objective__priorities=[["urgency"], ["housing_fit", "spread"]])
+    columns = np.arange(model.n_vars)
+
+    found = _concrete_or_mended(model, columns, objective, counts, [], the_settings, ["housing_fit", "spread"])
+
+    assert found is not None and dict(found[0]) == {"F1": 1, "F3": 0}
+    assert found[1] == pytest.approx(float(objective @ _values_of(model, found[0])))
