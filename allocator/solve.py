@@ -268,6 +268,13 @@ def solve(
             broken = over_capacity(agg, found)
         else:
             found, broken = choose_cases(model, candidate)
+            mended = _mended(model, found, broken, settings, names) if len(broken) else None
+            if mended is not None:
+                # The same cases, moved: every lock holds, and no re-solve is needed.
+                found, broken = mended, np.zeros(0, dtype=int)
+                candidate = _values_of(model, found)
+                objective_value = float(weighted[k] @ candidate)
+                status = _status(objective_value, bound, settings.solver.relative_gap)
             if not len(broken) and (lock_values or outcome.plan is not None):
                 found, candidate, objective_value = _keep_locks(model, weighted, lock_values, k, found, candidate,
                                                                 objective_value, outcome.plan)
@@ -1250,17 +1257,27 @@ def _concrete_or_mended(
     None if not mended, or if the plan breaks a lock."""
     found, broken = choose_cases(model, complete_hint(model, _expand(values, columns, model.n_vars)))
     if len(broken):
-        weights = _search_weights(settings.objective, terms)
-        found = mend_services(model, found, broken, weights["housing_fit"], weights["spread"], settings.solver.seed,
-                              weights["scores"], weights["ties"], _tie_credit(settings.objective, list(terms)))
-        log.info("  the full model's class counts broke a service capacity in %d municipalities: %s", len(broken),
-                 "mended" if found is not None else "not mended")
+        found = _mended(model, found, broken, settings, terms)
         if found is None:
             return None
     plan = _values_of(model, found)[columns]
     if not all(c @ plan >= v - 1e-9 for c, v in locks):
         return None
     return found, float(objective @ plan)
+
+
+def _mended(
+    model: PlacementModel, found: pd.Series, broken: np.ndarray, settings: Settings, terms: Sequence[str],
+) -> pd.Series | None:
+    """The concrete plan ``found``, whose class slots break a service capacity in the ``broken``
+    municipalities, mended by the search's steps for the level of ``terms``
+    (:func:`.rehouse.mend_services`: the same cases placed), or None."""
+    weights = _search_weights(settings.objective, terms)
+    mended = mend_services(model, found, broken, weights["housing_fit"], weights["spread"], settings.solver.seed,
+                           weights["scores"], weights["ties"], _tie_credit(settings.objective, list(terms)))
+    log.info("  class counts broke a service capacity in %d municipalities: %s", len(broken),
+             "mended by moving cases" if mended is not None else "not mended")
+    return mended
 
 
 def _search_weights(objective: ObjectiveSettings, terms: Sequence[str]) -> dict[str, float]:

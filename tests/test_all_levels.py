@@ -251,6 +251,28 @@ def test_a_re_solve_without_a_bound_of_its_own_keeps_the_bound_of_the_solve_befo
     assert first is not None and ties.bound == first >= ties.objective
 
 
+def test_counts_that_break_a_service_are_mended_by_moving_cases_without_a_re_solve(solve_verified, caplog,
+                                                                                    monkeypatch):
+    # On this round level 1's counts put a class's cases where a service capacity the model
+    # does not count is full. The same cases, moved by the search's steps, keep every rule:
+    # level 1 keeps its optimum and is not solved again.
+    levels = []
+    real = solve_module.solve_level
+
+    def recording(*args, terms, **kw):
+        levels.append(list(terms))
+        return real(*args, terms=terms, **kw)
+
+    monkeypatch.setattr(solve_module, "solve_level", recording)
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
+    with caplog.at_level("INFO", logger="allocator"):
+        result = solve_verified(generate_tables(dataclasses.replace(NAMED["small"], cases=60, seed=0)), settings)
+    assert "class counts broke a service capacity in 1 municipalities: mended by moving cases" in caplog.text
+    assert levels == [["urgency"], ["ties", "scores"], ["housing_fit", "spread"]]  # each level solved once
+    first = result.levels[0]
+    assert first.status == "optimal" and first.objective == pytest.approx(first.bound)
+
+
 def test_a_stop_ends_the_solve_soon_with_a_plan_that_keeps_every_rule(solve_verified):
     # national-2k uses all of a 60 s limit; HiGHS takes no interrupter, so a stop used to wait
     # for the running solver call and search (up to 31 s). Now it leaves them behind.
