@@ -251,11 +251,11 @@ def test_a_re_solve_without_a_bound_of_its_own_keeps_the_bound_of_the_solve_befo
     assert first is not None and ties.bound == first >= ties.objective
 
 
-def test_counts_that_break_a_service_are_mended_by_moving_cases_without_a_re_solve(solve_verified, caplog,
-                                                                                    monkeypatch):
+def test_counts_that_break_a_service_mended_by_moving_cases_need_no_re_solve_when_proven(
+        solve_verified, caplog, monkeypatch):
     # On this round level 1's counts put a class's cases where a service capacity the model
-    # does not count is full. The same cases, moved by the search's steps, keep every rule:
-    # level 1 keeps its optimum and is not solved again.
+    # does not count is full. The same cases, moved by the search's steps, keep every rule and
+    # level 1's optimum, so the level is proven and not solved again.
     levels = []
     real = solve_module.solve_level
 
