@@ -269,8 +269,9 @@ class Rehouser:
         out = self.backend.solve(step.program, -step.cost, time_limit=time_limit, relative_gap=1e-6, tiny=True)
         return out.values
 
-    def prepare(self, group: np.ndarray, hold: np.ndarray | None = None) -> Step | None:
-        """The MIP of one step on ``group`` (None if fewer than two cases may move)."""
+    def prepare(self, group: np.ndarray, hold: np.ndarray | None = None, least: int = 2) -> Step | None:
+        """The MIP of one step on ``group`` (None if fewer than ``least`` cases may move: a
+        search step gains by exchanges, a mend may move a lone case)."""
         agg = self.agg
         group = np.unique(np.asarray(group, dtype=int))
         k_of = {int(m): k for k, m in enumerate(group)}
@@ -278,7 +279,7 @@ class Rehouser:
         inside = np.isin(self.at, group)
         held = self.frozen if hold is None else self.frozen | hold
         movable = np.flatnonzero(inside & ~held)
-        if len(movable) < 2:
+        if len(movable) < least:
             return None
         profiles, inverse = np.unique(self.profile[movable], return_inverse=True)
         n_q = len(profiles)
@@ -633,7 +634,7 @@ def mend_services(
             if attempt:
                 pool = partners[: MEND_PARTNERS * 4]
                 partners = rng.choice(pool, size=min(MEND_PARTNERS, len(pool)), replace=False)
-            step = search.prepare(np.r_[m, partners[:MEND_PARTNERS]])
+            step = search.prepare(np.r_[m, partners[:MEND_PARTNERS]], least=1)
             if step is None:
                 break
             search.apply(step, search.solve_step(step, STEP_SECONDS), mend=True)

@@ -401,6 +401,9 @@ def test_a_plan_that_breaks_a_service_is_mended_by_moving_its_cases():
 
     assert mended is not None and dict(mended) == {"F1": 1, "F3": 0}
     assert len(over_capacity(agg, mended)) == 0
+    # A lone case (F3 not placed) moves to where its service has room.
+    alone = mend_services(model, broken_plan.drop("F3"), np.array([0]), 1.0, 1.0)
+    assert alone is not None and dict(alone) == {"F1": 1}
 
 
 def test_a_plan_no_move_can_mend_is_not_mended():
