@@ -598,11 +598,12 @@ def mend_services(
     """A concrete plan whose cases use more of a service than the ``broken`` municipalities
     have (cases chosen from class counts, where the model counts no service), mended by the
     search's steps: the movable cases of each broken municipality re-assigned, at the least cost
-    (the weights as for :func:`rehouse`), among it and the ``MEND_PARTNERS`` municipalities with
-    the most of the broken services and of persons left (then, ``MEND_TRIES`` times, others
-    drawn from the roomiest). The same cases stay placed and a tied case at its tie stays there,
-    so every lock of urgency and ties holds; locked scores never fall in sum. Returns the plan,
-    or None if a municipality stays broken."""
+    (the weights as for :func:`rehouse`), among it and the ``MEND_PARTNERS`` municipalities that
+    may take the most of its cases using a broken service (their pool may go there, and the
+    broken services have room for them), the roomiest first; then, up to ``MEND_TRIES`` times in
+    all, others drawn from the first few. The same cases stay placed and a tied case at its tie
+    stays there, so every lock of urgency and ties holds; locked scores never fall in sum.
+    Returns the plan, or None if a municipality stays broken."""
     search = Rehouser(model, assignment, weight_fit, weight_spread, weight_scores, weight_ties, tie_credit=tie_credit)
     agg = model.agg
     rng = np.random.default_rng(seed)
@@ -631,9 +632,11 @@ def mend_services(
             # Those that could take the most of them first, then those with the most room.
             partners = np.lexsort((-room, -takes.sum(axis=0)))
             partners = partners[takes[:, partners].any(axis=0)]
+            if not len(partners):
+                break
             if attempt:
-                pool = partners[: MEND_PARTNERS * 4]
-                partners = rng.choice(pool, size=min(MEND_PARTNERS, len(pool)), replace=False)
+                first = partners[: MEND_PARTNERS * 4]
+                partners = rng.choice(first, size=min(MEND_PARTNERS, len(first)), replace=False)
             step = search.prepare(np.r_[m, partners[:MEND_PARTNERS]], least=1)
             if step is None:
                 break
