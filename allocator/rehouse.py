@@ -594,6 +594,7 @@ def mend_services(
     weight_scores: float = 0.0,
     weight_ties: float = 0.0,
     tie_credit: float = 0.0,
+    deadline: float = np.inf,
 ) -> pd.Series | None:
     """A concrete plan whose cases use more of a service than the ``broken`` municipalities
     have (cases chosen from class counts, where the model counts no service), mended by the
@@ -603,6 +604,7 @@ def mend_services(
     broken services have room for them), the roomiest first; then, up to ``MEND_TRIES`` times in
     all, others drawn from the first few. The same cases stay placed and a tied case at its tie
     stays there, so every lock of urgency and ties holds; locked scores never fall in sum.
+    No step starts after ``deadline`` (``time.perf_counter()``), and none runs past it.
     Returns the plan, or None if a municipality stays broken."""
     search = Rehouser(model, assignment, weight_fit, weight_spread, weight_scores, weight_ties, tie_credit=tie_credit)
     agg = model.agg
@@ -615,6 +617,8 @@ def mend_services(
 
     for m in np.asarray(broken, dtype=int):
         for attempt in range(MEND_TRIES):
+            if time.perf_counter() >= deadline:
+                break
             left = agg.services_left - used()
             over = left[m] < -1e-9
             if not over.any():
@@ -640,7 +644,7 @@ def mend_services(
             step = search.prepare(np.r_[m, partners[:MEND_PARTNERS]], least=1)
             if step is None:
                 break
-            search.apply(step, search.solve_step(step, STEP_SECONDS), mend=True)
+            search.apply(step, search.solve_step(step, min(STEP_SECONDS, deadline - time.perf_counter())), mend=True)
     placed = used()
     if ((placed > agg.services_left + 1e-9) & (placed > 0)).any():
         return None

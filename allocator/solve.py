@@ -87,6 +87,9 @@ POLISH_GAP = 0.25
 #: LP time (national-2k: mostly 0.1-0.4 s, at most 1.7 s, with LPs of 0.3-0.5 s), so that
 #: HiGHS's MIP after it has time where it finds nothing within the gap.
 FIND_PLAN_LP_TIMES = 3.0
+#: Seconds the mending of a plan broken at a service capacity may take where the time limit has
+#: passed (a break found at the limit still gets a try; without it, cases are taken out).
+MEND_SECONDS_PAST_LIMIT = 0.25
 #: How far, relative to the bound, the final plan's value may exceed a level's bound before the
 #: bound counts as disproved (the input's scoring and the model's differ in the last bits only).
 BOUND_TOLERANCE = 1e-6
@@ -268,7 +271,7 @@ def solve(
             broken = over_capacity(agg, found)
         else:
             found, broken = choose_cases(model, candidate)
-            mended = _mended(model, found, broken, settings, names) if len(broken) else None
+            mended = _mended(model, found, broken, settings, names, deadline) if len(broken) else None
             if mended is not None:
                 # The same cases, moved where every capacity holds: every lock holds, and the
                 # value is mostly the counts' (national-2k, level 3: -1,941.4 as the counts).
@@ -1015,7 +1018,8 @@ def solve_level(
                 return Outcome("optimal", tried.values, tried.objective, bound, time.perf_counter() - started,
                                tried.nodes, tried.detail, plan=moved)
             if tried.values is not None and tried.objective > float(objective @ hint) + 1e-9:
-                concrete = _concrete_or_mended(model, columns, objective, tried.values, locks, settings, terms)
+                concrete = _concrete_or_mended(model, columns, objective, tried.values, locks, settings, terms,
+                                               time.perf_counter() + left())
                 if concrete is not None and concrete[1] > float(objective @ hint) + 1e-9:
                     moved, hint = concrete[0], _values_of(model, concrete[0])[columns]
                     rehoused = (moved, hint)
@@ -1264,7 +1268,7 @@ def _concrete(model: PlacementModel, columns: np.ndarray, values: np.ndarray) ->
 
 def _concrete_or_mended(
     model: PlacementModel, columns: np.ndarray, objective: np.ndarray, values: np.ndarray,
-    locks: list[tuple[np.ndarray, float]], settings: Settings, terms: Sequence[str],
+    locks: list[tuple[np.ndarray, float]], settings: Settings, terms: Sequence[str], deadline: float,
 ) -> tuple[pd.Series, float] | None:
     """The concrete plan of counts ``values`` over ``columns`` and its value, where its class
     slots break a service capacity mended by the search's steps (:func:`.rehouse.mend_services`):
@@ -1272,7 +1276,7 @@ def _concrete_or_mended(
     None if not mended, or if the plan breaks a lock."""
     found, broken = choose_cases(model, complete_hint(model, _expand(values, columns, model.n_vars)))
     if len(broken):
-        found = _mended(model, found, broken, settings, terms)
+        found = _mended(model, found, broken, settings, terms, deadline)
         if found is None:
             return None
     plan = _values_of(model, found)[columns]
@@ -1283,13 +1287,17 @@ def _concrete_or_mended(
 
 def _mended(
     model: PlacementModel, found: pd.Series, broken: np.ndarray, settings: Settings, terms: Sequence[str],
+    deadline: float,
 ) -> pd.Series | None:
     """The concrete plan ``found``, whose class slots break a service capacity in the ``broken``
     municipalities, mended by the search's steps for the level of ``terms``
-    (:func:`.rehouse.mend_services`: the same cases placed), or None."""
+    (:func:`.rehouse.mend_services`: the same cases placed), or None. Its steps end by
+    ``deadline``, or within ``MEND_SECONDS_PAST_LIMIT`` where that has passed: a break found at
+    the time limit still gets a try (the fallback takes cases out)."""
     weights = _search_weights(settings.objective, terms)
     mended = mend_services(model, found, broken, weights["housing_fit"], weights["spread"], settings.solver.seed,
-                           weights["scores"], weights["ties"], _tie_credit(settings.objective, list(terms)))
+                           weights["scores"], weights["ties"], _tie_credit(settings.objective, list(terms)),
+                           deadline=max(deadline, time.perf_counter() + MEND_SECONDS_PAST_LIMIT))
     log.info("  class counts broke a service capacity in %d municipalities: %s", len(broken),
              "mended by moving cases" if mended is not None else "not mended")
     return mended

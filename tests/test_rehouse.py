@@ -406,6 +406,13 @@ def test_a_plan_that_breaks_a_service_is_mended_by_moving_its_cases():
     assert alone is not None and dict(alone) == {"F1": 1}
 
 
+def test_no_mending_step_starts_after_the_deadline():
+    agg, broken_plan = _broken_round(kindergarten_at_b=2)
+    model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
+    assert mend_services(model, broken_plan, np.array([0]), 1.0, 1.0, deadline=time.perf_counter() - 1.0) is None
+    assert mend_services(model, broken_plan, np.array([0]), 1.0, 1.0, deadline=time.perf_counter() + 10.0) is not None
+
+
 def test_a_plan_no_move_can_mend_is_not_mended():
     agg, broken_plan = _broken_round(kindergarten_at_b=0)
     model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
@@ -424,7 +431,8 @@ def test_counts_whose_class_slots_break_a_service_give_a_mended_concrete_plan():
     the_settings = settings(objective__priorities=[["urgency"], ["housing_fit", "spread"]])
     columns = np.arange(model.n_vars)
 
-    found = _concrete_or_mended(model, columns, objective, counts, [], the_settings, ["housing_fit", "spread"])
+    found = _concrete_or_mended(model, columns, objective, counts, [], the_settings, ["housing_fit", "spread"],
+                                time.perf_counter() + 10.0)
 
     assert found is not None and dict(found[0]) == {"F1": 1, "F3": 0}
     assert found[1] == pytest.approx(float(objective @ _values_of(model, found[0])))
