@@ -263,6 +263,7 @@ def solve(
             continue
         checked = time.perf_counter()
         y_block = model.blocks["y"]
+        mended = None  # the plan broken at a service capacity, mended by moving its cases
         if outcome.plan is not None and np.array_equal(
                 np.rint(_values_of(model, outcome.plan)[y_block]),
                 np.rint(candidate[y_block])):
