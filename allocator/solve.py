@@ -240,6 +240,8 @@ def solve(
         candidate = None
         if outcome.values is not None:
             candidate = _expand(outcome.values, columns, model.n_vars)
+        before = None  # on a re-solve: the solve before's repaired plan, which keeps every rule and lock
+        kept_wins = False
         if incumbent is not None:
             # A re-solve after a refinement: keep the better of its plan and the repaired plan of
             # the solve before; both bounds hold for the problem, so the lower one stands (the
@@ -250,8 +252,10 @@ def solve(
             bound = min(bounds) if bounds else None
             kept = complete_hint(model, _hint_from_plan(model, kept_plan)) if kept_plan is not None else None
             kept_value = float(weighted[k] @ kept) if kept is not None else -np.inf
+            before = kept_plan
             if kept is not None and (candidate is None or objective_value < kept_value):
                 candidate, objective_value = kept, kept_value
+                kept_wins = True
             if candidate is not None and status != "optimal":
                 status = _status(objective_value, bound, settings.solver.relative_gap)
             incumbent = None
@@ -264,7 +268,12 @@ def solve(
         checked = time.perf_counter()
         y_block = model.blocks["y"]
         mended = None  # the plan broken at a service capacity, mended by moving its cases
-        if outcome.plan is not None and np.array_equal(
+        if kept_wins:
+            # The plan kept from the solve before, as it was (the counts of a concrete plan may
+            # choose other cases, which might break a capacity).
+            found = _assignment_of(agg, before)
+            broken = over_capacity(agg, found)
+        elif outcome.plan is not None and np.array_equal(
                 np.rint(_values_of(model, outcome.plan)[y_block]),
                 np.rint(candidate[y_block])):
             # The level's plan is the concrete plan its search moved (every rule checked per case).
@@ -341,6 +350,17 @@ def solve(
                     repaired, repaired_values, repaired_value = better
                     repaired_plan = _plan_frame(agg, repaired)
                     keeps_locks = True
+            if before is not None:
+                # A second re-solve: the plan repaired after the first may be the better one (400
+                # cases with scores, level 2: 286.386 repaired, then 286.441 broke a capacity and
+                # its re-solve ended at 286.218).
+                before_values = complete_hint(model, _hint_from_plan(model, before))
+                before_value = float(weighted[k] @ before_values)
+                if not keeps_locks or before_value > repaired_value:
+                    log.info("  the plan repaired before kept: %.4f (repaired now: %.4f)", before_value,
+                             repaired_value)
+                    repaired, repaired_plan = _assignment_of(agg, before), before
+                    repaired_values, repaired_value, keeps_locks = before_values, before_value, True
             moved_wins = False
             # Also where the broken plan was proven and the repaired one, keeping every lock,
             # falls short of it (400 cases with scores, level 2: the full model's 286.514 broke a
@@ -374,8 +394,9 @@ def solve(
             good_enough = keeps_locks and bound is not None and _proven(repaired_value, bound,
                                                                          settings.solver.relative_gap)
             out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
-            log.info("class counts broke service capacities in %d municipalities; modelling them (now %d)%s",
-                     len(broken), int(fine.sum()), "" if good_enough or out_of_time else f"; solving level {k + 1} again")
+            log.info("class counts broke service capacities in %d municipalities; modelling them (now %d); "
+                     "the repaired plan %.4f%s", len(broken), int(fine.sum()), repaired_value,
+                     "" if good_enough or out_of_time else f"; solving level {k + 1} again")
             if not (good_enough or out_of_time):
                 if keeps_locks:
                     plan_hint = repaired_plan

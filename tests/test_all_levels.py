@@ -5,10 +5,12 @@ that level reached when it ended (its lock)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import importlib
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import allocator.backend as backend_module
@@ -319,3 +321,50 @@ def test_the_ties_packing_gets_the_larger_share_when_no_full_model_follows(full_
     assert shares  # the ties level packed
     expected = solve_module.TIES_PACK_SHARE if full_model_fits else solve_module.TIES_PACK_ALONE_SHARE
     assert shares[0] == pytest.approx(expected, abs=0.02)
+
+
+def test_a_level_solved_again_twice_keeps_the_better_plan_repaired_before(solve_verified, caplog, monkeypatch):
+    # The ties level's counts "break" a service capacity on its first two solves (a break is
+    # faked: the plan kept every rule, so the first repair keeps it whole; a weaker bound keeps
+    # it from being proven, so the level is solved again). The second repair
+    # misses level 1's lock and the third solve finds no plan: the level's answer is then the
+    # first repair's plan, which kept every rule and lock (400 cases with scores: 286.386
+    # repaired, 286.441 broke, and its re-solve ended at 286.218 with the better plan lost).
+    real_solve_level, real_choose = solve_module.solve_level, solve_module.choose_cases
+    real_repair = solve_module._without_broken_services
+    solves, faking, repairs = [], [], []
+
+    def solve_level(*args, terms, **kw):
+        if "ties" in terms:
+            solves.append(1)
+            if len(solves) == 3:
+                return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no plan (test)")
+        outcome = real_solve_level(*args, terms=terms, **kw)
+        faking[:] = ["ties" in terms]  # the next plan chosen is this solve's
+        if "ties" in terms and outcome.bound is not None:
+            outcome = dataclasses.replace(outcome, bound=outcome.bound + 1)  # weaker, still a bound: not proven
+        return outcome
+
+    def choose_cases(model, values):
+        found, broken = real_choose(model, values)
+        if faking and faking.pop():
+            broken = np.union1d(broken, [int(found.iloc[0])]).astype(int)
+        return found, broken
+
+    def without_broken_services(model, assignment):
+        repairs.append(1)
+        return assignment.iloc[:0] if len(repairs) == 2 else real_repair(model, assignment)
+
+    monkeypatch.setattr(solve_module, "solve_level", solve_level)
+    monkeypatch.setattr(solve_module, "choose_cases", choose_cases)
+    monkeypatch.setattr(solve_module, "_without_broken_services", without_broken_services)
+    for name in ("_mended", "_refill_ties", "_mend_around"):  # no other repair of the plan
+        monkeypatch.setattr(solve_module, name, lambda *a, **k: None)
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
+    with caplog.at_level("INFO", logger="allocator"):
+        result = solve_verified(generate_tables(dataclasses.replace(NAMED["small"], cases=60, seed=1)), settings)
+    assert len(solves) == 3 and len(repairs) >= 2
+    kept = re.search(r"the plan repaired before kept: ([\d.]+)", caplog.text)
+    ties = result.levels[1]
+    assert kept is not None and ties.objective == pytest.approx(float(kept.group(1)))
+    assert ties.objective >= 1 and ties.locked == pytest.approx(ties.objective)
