@@ -408,12 +408,16 @@ class MathOptBackend:
             self.lp_pace = max(self.lp_pace or 0.0, outcome.seconds / nonzeros)
         if outcome.status == "infeasible" and presolve and (hint is not None or locks):
             # A level with a known plan cannot be infeasible; HiGHS 1.12's MIP presolve has been
-            # seen to say so on tiny models with a lock row. Ask again without presolve.
-            log.warning("solver reported an infeasible model that has a plan; solving again without presolve")
-            return self.solve(model, objective, locks=locks, time_limit=time_limit, relative_gap=relative_gap,
-                              seed=seed, threads=threads, hint=hint, stop=stop, on_log=on_log, upper=upper,
-                              lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
-                              on_line=on_line, tiny=tiny)
+            # seen to say so on tiny models with a lock row. Ask again without presolve. A model
+            # restricted around a plan that misses a lock may well be infeasible (the mend after
+            # a repair that cost a level above): only a plan found then is worth a warning.
+            again = self.solve(model, objective, locks=locks, time_limit=time_limit, relative_gap=relative_gap,
+                               seed=seed, threads=threads, hint=hint, stop=stop, on_log=on_log, upper=upper,
+                               lower=lower, relax=relax, absolute_gap=absolute_gap, presolve=False,
+                               on_line=on_line, tiny=tiny)
+            if again.values is not None:
+                log.warning("the solver's presolve reported an infeasible model that has a plan; solved without it")
+            return again
         return outcome
 
     def find_plan(

@@ -61,3 +61,17 @@ def test_a_tiny_mip_skips_the_feasibility_jump_and_symmetry_detection(monkeypatc
     skipped = {"mip_heuristic_run_feasibility_jump": False, "mip_detect_symmetry": False}
     assert [dict(p.highs.bool_options) for p in asked] == [{}, skipped]
     assert plain.objective == tiny.objective == 4.0
+
+
+def test_a_model_infeasible_under_its_lock_is_asked_again_without_presolve_and_no_warning(monkeypatch, caplog):
+    # The knapsack's optimum is 4: a lock asking for 5 leaves no plan. HiGHS's presolve has
+    # called models with a plan infeasible, so the backend asks again without it; that the
+    # model has none is then no reason for a warning (it came after every mend that missed a
+    # lock).
+    asked = params_asked(monkeypatch)
+    with caplog.at_level("WARNING", logger="allocator"):
+        out = MathOptBackend("highs").solve(knapsack(), np.array([3.0, 2.0, 2.0]), time_limit=5.0,
+                                            relative_gap=0.0, locks=[(np.array([3.0, 2.0, 2.0]), 5.0)])
+    assert out.status == "infeasible" and out.values is None
+    assert len(asked) == 2 and asked[1].highs.string_options["presolve"] == "off"
+    assert caplog.records == []
