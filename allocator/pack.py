@@ -234,7 +234,7 @@ class Packer(Filler):
             plan = self._make_way(k, pool)
             if plan is None:
                 continue
-            cost = self._cost(plan, open_at) + 0.5 * float(self.rng.random())
+            cost = self._cost(plan, open_at, 0.5 * float(self.rng.random()), None if best is None else best[0])
             if best is None or cost < best[0]:
                 best = (cost, k, plan)
         if best is None:
@@ -341,21 +341,27 @@ class Packer(Filler):
                     return False
         return True
 
-    def _cost(self, plan: list[int], open_at: dict[int, set[int]]) -> float:
-        """Persons pushed out, dearer for cases just placed and for cases with no room elsewhere."""
-        cost = 0.0
+    def _cost(self, plan: list[int], open_at: dict[int, set[int]], noise: float, best: float | None) -> float:
+        """Persons pushed out, dearer for cases just placed and for cases with no room elsewhere,
+        plus ``noise``. Where that is at least ``best`` before the cases with no room elsewhere
+        are priced, it is returned as it is: it loses either way, and finding where a unit has
+        room is most of the cost of pricing it."""
+        cost = noise
         col_unit, col_muni, col_size, tabu = self.col_unit, self.room.col_muni, self.room.col_size, self.tabu
         for j in plan:
-            unit = col_unit[j]
             size = col_size[j]
             cost += size
             if tabu[j] >= self.iteration:
                 cost += TABU_COST * size
+        if best is not None and cost >= best:
+            return cost
+        for j in plan:
+            unit = col_unit[j]
             if unit not in open_at:
                 columns = self.open_columns(self.by_unit.get(unit, np.zeros(0, dtype=int)))
                 open_at[unit] = set(self.model.y_muni[columns].tolist())
             if not open_at[unit] - {col_muni[j]}:
-                cost += STUCK_COST * size
+                cost += STUCK_COST * col_size[j]
         return cost
 
     def _make_way(self, k: int, pool: int) -> list[int] | None:
@@ -368,14 +374,17 @@ class Packer(Filler):
         here = here[np.lexsort((self.rng.random(len(here)), self.column_size[here], fresh))]
         fits, change, relieves = room.fits, room.change, self._relieves
         taken: list[int] = []
+        ok = fits(k)
         for j in here.tolist():
-            while y[j] > locked[j] and not fits(k) and relieves(j, k):
+            if ok:
+                break
+            while y[j] > locked[j] and relieves(j, k):
                 change(j, -1)
                 y[j] -= 1
                 taken.append(j)
-            if fits(k):
-                break
-        ok = fits(k)
+                ok = fits(k)
+                if ok:
+                    break
         for j in taken:
             change(j, +1)
             y[j] += 1

@@ -209,3 +209,26 @@ def test_packing_with_ties_fills_the_room_left_only_when_asked():
     assert plain.complete and filled.complete
     assert plain.values[model.blocks["y"]].sum() == 1 and filled.values[model.blocks["y"]].sum() == 2
     assert filled.values[model.blocks["y"]][at_a] == 1 and filled.values[model.blocks["a"]].sum() == 1
+
+
+def test_pricing_stops_early_only_where_the_choice_is_the_same(national_1k):
+    """``Packer._cost`` skips finding where units have room once a move costs more than the best
+    so far: the packing must be the very one of pricing every move in full."""
+    model, program, columns, objective, lp = urgency_lp(national_1k)
+    totals = lp_pool_totals(model, lp)
+    y_lp = lp[model.blocks["y"]]
+
+    class PricingInFull(Packer):
+        priced_in_full = 0
+
+        def _cost(self, plan, open_at, noise, best):
+            PricingInFull.priced_in_full += 1
+            return super()._cost(plan, open_at, noise, None)
+
+    packings = []
+    for packer_class in (Packer, PricingInFull):
+        packer = packer_class(model, y_lp, np.floor(totals + 1e-6).astype(int), np.random.default_rng(3))
+        packer.run(float("inf"))
+        packings.append(packer.values())
+    assert PricingInFull.priced_in_full > 100  # the packing made way for cases many times
+    assert np.array_equal(packings[0], packings[1])
