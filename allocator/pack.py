@@ -23,6 +23,7 @@ import numpy as np
 from .extract import chosen_cases
 from .fill import Filler
 from .model import PlacementModel
+from .room import Room
 
 #: Give up when this many placements in a row leave no fewer cases waiting than before.
 PATIENCE = 100
@@ -257,19 +258,16 @@ class Packer(Filler):
         at_spare = placed[room.persons[muni[placed]] >= 1]  # the Y candidates
         if not len(at_spare):
             return False
-        # The Y candidates and, per municipality B tried (a row each), their columns at B:
-        # gathered once for all the B.
         spare_muni, spare_unit, spare_size = muni[at_spare], unit[at_spare], col_size[at_spare]
         ks = self._short_of_persons(columns)[:SWAP_MUNICIPALITIES]
-        bs = muni[ks]
-        ky_at = column_at[spare_unit, bs[:, None]]
-        usable = (ky_at >= 0) & (spare_muni != bs[:, None])
         need = self.size[pool]
         tries = 0
-        for i, (k, b) in enumerate(zip(ks.tolist(), bs.tolist())):
+        for k, b in zip(ks.tolist(), muni[ks].tolist()):
             short = need - room.persons[b]
-            sel = usable[i]
-            ys, ky = at_spare[sel], ky_at[i, sel]
+            # The Y candidates' columns at B (most swaps succeed or give up at the first few B).
+            ky_at = column_at[spare_unit, b]
+            sel = (ky_at >= 0) & (spare_muni != b)
+            ys, ky = at_spare[sel], ky_at[sel]
             a, sy = spare_muni[sel], spare_size[sel]
             spare_a = room.persons[a]
             here = self.at_muni[b]
@@ -278,10 +276,10 @@ class Packer(Filler):
                 continue
             # All (X, Y) pairs at once, X by row: their row-major order is the order of trying.
             moved = col_size[xs][:, None] - sy
-            kx = column_at[unit[xs][:, None], a]
-            ok = (moved >= short) & (moved <= spare_a) & (kx >= 0)
-            ix, iy = np.nonzero(ok)
-            for jx, jy, kx_, ky_ in zip(xs[ix].tolist(), ys[iy].tolist(), kx[ix, iy].tolist(), ky[iy].tolist()):
+            ix, iy = np.nonzero((moved >= short) & (moved <= spare_a))
+            kx = column_at[unit[xs[ix]], a[iy]]  # X's column at A, for the pairs whose persons fit
+            ix, iy, kx = ix[kx >= 0], iy[kx >= 0], kx[kx >= 0]
+            for jx, jy, kx_, ky_ in zip(xs[ix].tolist(), ys[iy].tolist(), kx.tolist(), ky[iy].tolist()):
                 tries += 1
                 if tries > SWAP_TRIES:
                     return False
@@ -366,48 +364,26 @@ class Packer(Filler):
 
     def _make_way(self, k: int, pool: int) -> list[int] | None:
         """Columns to take one case out of (smallest cases first, none of ``pool`` itself) so
-        that column k fits, or ``None``; leaves the counts as they were."""
-        room, y, locked = self.room, self.y, self.locked
-        here = self.at_muni[room.col_muni[k]]
+        that column k fits, or ``None``; the counts are not changed."""
+        y, locked = self.y, self.locked
+        here = self.at_muni[self.room.col_muni[k]]
         here = here[(y[here] > locked[here]) & (here != k) & (self.model.y_unit[here] != pool)]
         fresh = self.tabu[here] >= self.iteration
         here = here[np.lexsort((self.rng.random(len(here)), self.column_size[here], fresh))]
-        fits, change, relieves = room.fits, room.change, self._relieves
+        lack = _Lack(self.room, k)
         taken: list[int] = []
-        ok = fits(k)
-        for j in here.tolist():
+        ok = lack.fits()
+        for j, removable in zip(here.tolist(), (y[here] - locked[here]).tolist()):
             if ok:
                 break
-            while y[j] > locked[j] and relieves(j, k):
-                change(j, -1)
-                y[j] -= 1
+            while removable > 0 and lack.relieved_by(j):
+                lack.take_out(j)
+                removable -= 1
                 taken.append(j)
-                ok = fits(k)
+                ok = lack.fits()
                 if ok:
                     break
-        for j in taken:
-            change(j, +1)
-            y[j] += 1
         return taken if ok else None
-
-    def _relieves(self, j: int, k: int) -> bool:
-        """Does taking a case of column j out free something column k's case lacks?"""
-        room = self.room
-        m = room.col_muni[k]
-        if room.persons[m] < room.col_size[k] and room.col_size[j] > 0:
-            return True
-        if room.minors_left[m] < room.col_minors[k] and room.col_minors[j] > 0:
-            return True
-        services, use_j = room.services, room.col_use[j]
-        for s, v in enumerate(room.col_use[k]):
-            if services[m, s] < v and use_j[s] > 0:
-                return True
-        ek, ej = room.col_class[k], room.col_class[j]
-        if ek >= 0 and ej >= 0:
-            # A row of k's class with no room left that j's class gives back to.
-            rows_j, hall = room.row_set(ej), room.hall
-            return any(hall[r] < 1 for r in room.class_rows.get(ek, ()) if r in rows_j)
-        return False
 
     def _owner(self, j: int) -> int:
         """The pool whose case leaves column j (class slots: a member booked there)."""
@@ -418,3 +394,53 @@ class Packer(Filler):
         pool = max(members, key=lambda p: self.in_slots[p])
         self.in_slots[pool] -= 1
         return pool
+
+
+class _Lack:
+    """What one more case of column k lacks at its municipality, as plain numbers, for trying
+    which cases there to take out: :meth:`.Room.fits` and :meth:`.Room.change` on the counts
+    would give the same answers, and cost more than the search (as many trials are undone)."""
+
+    def __init__(self, room: Room, k: int):
+        m = room.col_muni[k]
+        self.room = room
+        self.size, self.minors_needed, self.use = room.col_size[k], room.col_minors[k], room.col_use[k]
+        self.persons, self.minors = float(room.persons[m]), float(room.minors_left[m])
+        self.services: list[float] = room.services[m].tolist()
+        e = room.col_class[k]
+        self.rows: list[int] = room.class_rows.get(e, []) if e >= 0 else []
+        self.hall = {r: float(room.hall[r]) for r in self.rows}
+
+    def fits(self) -> bool:
+        return (self.persons >= self.size and self.minors >= self.minors_needed
+                and all(left >= v for left, v in zip(self.services, self.use))
+                and all(left >= 1 for left in self.hall.values()))
+
+    def relieved_by(self, j: int) -> bool:
+        """Does taking a case of column j out free something the case lacks?"""
+        room = self.room
+        if self.persons < self.size and room.col_size[j] > 0:
+            return True
+        if self.minors < self.minors_needed and room.col_minors[j] > 0:
+            return True
+        use_j = room.col_use[j]
+        if any(left < v and use_j[s] > 0 for s, (left, v) in enumerate(zip(self.services, self.use))):
+            return True
+        e = room.col_class[j]
+        if e >= 0 and self.rows:
+            # A row of the case's class with no room left that j's class gives back to.
+            rows_j = room.row_set(e)
+            return any(self.hall[r] < 1 for r in self.rows if r in rows_j)
+        return False
+
+    def take_out(self, j: int) -> None:
+        room = self.room
+        self.persons += room.col_size[j]
+        self.minors += room.col_minors[j]
+        for s, v in room.col_used[j]:
+            self.services[s] += v
+        e = room.col_class[j]
+        if e >= 0:
+            for r in room.class_rows.get(e, ()):
+                if r in self.hall:
+                    self.hall[r] += 1
