@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import highs_mip_options, relative_gap
+from .backend import CP_SAT_FIRST_PLAN_OPTIONS, highs_mip_options, relative_gap
 from .problem import Problem
 from .settings import Settings
 
@@ -133,6 +133,9 @@ class Result:
                 "threads": self.settings.solver.threads,
                 "seed": self.settings.solver.seed,
                 **({"highs_mip_options": highs_mip_options()} if self.settings.solver.backend == "highs" else {}),
+                # CP-SAT's own (besides seed and gap): these where urgency is the only level.
+                **({"cp_sat_options": CP_SAT_FIRST_PLAN_OPTIONS if self.settings.objective.priorities == [["urgency"]]
+                    else {}} if "CP-SAT" in self.solver else {}),
             },
             "python": platform.python_version(),
             "created": self.created,

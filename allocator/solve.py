@@ -1143,7 +1143,7 @@ def _finish_packing(
     target = bound - (BOUND_TOLERANCE if polish else gap) * abs(bound)
     found = backend.find_plan(program, objective, target, lower=lower, upper=upper,
                               hint=packed, time_limit=min(seconds(), cp_sat_seconds), relative_gap=gap / 4,
-                              locks=common["locks"], seed=common["seed"], stop=common["stop"])
+                              locks=common["locks"], seed=common["seed"], stop=common["stop"], first_plan=not polish)
     if found.values is not None and _proven(found.objective, bound, gap):
         return found
     log.info("  no plan within the gap in the packing's neighbourhood by CP-SAT (%s, %.2fs)", found.detail,

@@ -103,3 +103,23 @@ def test_a_last_level_stops_at_the_first_plan_within_the_gap():
 
     assert finish(False) == pytest.approx(values @ greedy)
     assert finish(True) > values @ greedy + 1
+
+
+@pytest.mark.parametrize("first_plan", [False, True])
+def test_a_search_for_the_first_plan_runs_cp_sat_with_its_options(first_plan, monkeypatch):
+    import allocator.backend as backend_module
+    from allocator.backend import CP_SAT_FIRST_PLAN_OPTIONS
+
+    asked = []
+    call = backend_module._call
+
+    def spy(proto, solver_type, params, *args, **kwargs):
+        asked.append(params.cp_sat)
+        return call(proto, solver_type, params, *args, **kwargs)
+
+    monkeypatch.setattr(backend_module, "_call", spy)
+    out = find(knapsack(), np.array([3.0, 2.0, 2.0]), 3.5, first_plan=first_plan)
+    assert out.objective == pytest.approx(4.0)
+    assert len(asked) == 1
+    for key, value in CP_SAT_FIRST_PLAN_OPTIONS.items():
+        assert (getattr(asked[0], key) == value) == first_plan

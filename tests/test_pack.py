@@ -14,7 +14,7 @@ from conftest import cases_and_persons, dwelling, family, muni, settings, single
 
 from allocator import Settings, build_problem, solve
 from allocator.aggregate import aggregate
-from allocator.backend import MathOptBackend
+from allocator.backend import CP_SAT_FIRST_PLAN_OPTIONS, MathOptBackend
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.model import build_model
 from allocator.pack import Packer, lp_pool_totals, pack_lp_totals, pack_with_ties
@@ -139,6 +139,8 @@ def test_a_stalled_packing_is_finished_by_cp_sat_or_else_by_highs(name, seed, cp
     assert any("no plan within the gap in the packing's neighbourhood by CP-SAT" in m for m in messages) != cp_sat
     assert result.levels[0].status == "optimal"
     assert result.solver.endswith("+ CP-SAT")  # its plan finished the packing, or started HiGHS's search
+    # Urgency is the only level: the first plan at the target is the answer, sought with these.
+    assert result.provenance()["solver_parameters"]["cp_sat_options"] == CP_SAT_FIRST_PLAN_OPTIONS
     # Solved again, the same plan: CP-SAT runs one worker, whose search does not depend on timing.
     again = solve(build_problem(tables, result.settings))
     pd.testing.assert_frame_equal(again.plan, result.plan)
