@@ -264,7 +264,7 @@ class Packer(Filler):
         tries = 0
         for k, b in zip(ks.tolist(), muni[ks].tolist()):
             short = need - room.persons[b]
-            # The Y candidates' columns at B (most swaps succeed or give up at the first few B).
+            # The Y candidates' columns at B, one B at a time (a swap found ends the search).
             ky_at = column_at[spare_unit, b]
             sel = (ky_at >= 0) & (spare_muni != b)
             ys, ky = at_spare[sel], ky_at[sel]
