@@ -38,3 +38,39 @@ def test_a_plan_above_its_levels_bound_disproves_the_bound(caplog):
 def test_the_last_bits_between_the_two_scorings_do_not():
     level = _reported(objective=100.0, bound=100.0 - 1e-9)
     assert level.bound == 100.0 and level.status == "optimal" and level.gap == 0.0
+
+
+def test_the_levels_leave_time_for_making_the_last_plan_and_the_result(monkeypatch):
+    """What a level took from its search's end to the next level (here a slow plan frame, 0.3 s)
+    is kept back from the time of the levels after it, for the last level's plan and the
+    result, so that the solve ends near its limit instead of past it."""
+    import sys
+    import time
+
+    from allocator import build_problem, solve
+    from allocator.demo import InstanceSpec, generate_tables
+
+    module = sys.modules["allocator.solve"]
+    budgets, frame = [], module._plan_frame
+    solve_level = module.solve_level
+
+    def recording(*args, budget, **kwargs):
+        budgets.append((budget, time.perf_counter()))
+        return solve_level(*args, budget=budget, **kwargs)
+
+    def slow_frame(*args, **kwargs):
+        if len(budgets) == 1:
+            time.sleep(0.3)
+        return frame(*args, **kwargs)
+
+    monkeypatch.setattr(module, "solve_level", recording)
+    monkeypatch.setattr(module, "_plan_frame", slow_frame)
+    problem = build_problem(generate_tables(InstanceSpec(cases=40, seed=3)), Settings())
+    limit = 20.0
+    started = time.perf_counter()
+    solve(problem, problem.settings.with_overrides(objective__priorities=[["urgency"], ["ties"]],
+                                                   solver__time_limit=limit))
+    assert len(budgets) == 2
+    budget, called = budgets[1]
+    # The last level's time: what is left of the limit, less the 0.3 s that level 1's plan took.
+    assert budget <= started + limit - called - 0.25
