@@ -133,13 +133,20 @@ class Result:
                 "threads": self.settings.solver.threads,
                 "seed": self.settings.solver.seed,
                 **({"highs_mip_options": highs_mip_options()} if self.settings.solver.backend == "highs" else {}),
-                # CP-SAT's own (besides seed and gap): these where urgency is the only level.
-                **({"cp_sat_options": CP_SAT_FIRST_PLAN_OPTIONS if self.settings.objective.priorities == [["urgency"]]
-                    else {}} if "CP-SAT" in self.solver else {}),
+                **self._cp_sat_options(),
             },
             "python": platform.python_version(),
             "created": self.created,
         }
+
+    def _cp_sat_options(self) -> dict[str, Any]:
+        """CP-SAT's own parameters (besides seed and gap) where one of its plans was used: those
+        of a search whose first plan at the target is the answer where urgency is the only level,
+        else its defaults."""
+        if "CP-SAT" not in self.solver:
+            return {}
+        alone = self.settings.objective.priorities == [["urgency"]]
+        return {"cp_sat_options": dict(CP_SAT_FIRST_PLAN_OPTIONS) if alone else {}}
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (``summary.json``)."""
