@@ -233,6 +233,8 @@ class MathOptBackend:
         self.main_version = solver_version(name)
         #: Set once a plan of CP-SAT's (:meth:`find_plan`) was returned.
         self.used_cp_sat = False
+        #: CP-SAT's own parameters (besides seed and gap) of the searches whose plans were used.
+        self.cp_sat_options: dict[str, int] = {}
         #: Seconds per nonzero of the slowest large LP relaxation solved so far, or None.
         self.lp_pace: float | None = None
 
@@ -468,9 +470,9 @@ class MathOptBackend:
         proto = self._proto(model, objective, locks or [], lower, upper, np.ones(model.n_vars, dtype=bool))
         params = parameters.SolveParameters(time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
                                             random_seed=seed, threads=1, relative_gap_tolerance=relative_gap)
-        if first_plan:
-            for key, value in CP_SAT_FIRST_PLAN_OPTIONS.items():
-                setattr(params.cp_sat, key, value)
+        options = CP_SAT_FIRST_PLAN_OPTIONS if first_plan else {}
+        for key, value in options.items():
+            setattr(params.cp_sat, key, value)
         model_params = _with_hint(None if hint is None else np.rint(hint))
         registration = callback_pb2.CallbackRegistrationProto(
             request_registration=[callback_pb2.CALLBACK_EVENT_MIP_SOLUTION])
@@ -495,6 +497,7 @@ class MathOptBackend:
             log.warning("CP-SAT's plan breaks a row of the model: not used")
             return Outcome("no_solution", None, None, None, seconds, 0, "CP-SAT's plan breaks a row")
         self.used_cp_sat = True
+        self.cp_sat_options.update(options)
         value = float(objective @ values)
         return Outcome("feasible", values, value, None, seconds, 0,
                        "CP-SAT: a plan at the target" if value >= target else "CP-SAT: its best plan in time")

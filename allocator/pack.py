@@ -23,7 +23,7 @@ import numpy as np
 from .extract import chosen_cases
 from .fill import Filler
 from .model import PlacementModel
-from .room import Room
+from .room import Lack
 
 #: Give up when this many placements in a row leave no fewer cases waiting than before.
 PATIENCE = 100
@@ -370,7 +370,7 @@ class Packer(Filler):
         here = here[(y[here] > locked[here]) & (here != k) & (self.model.y_unit[here] != pool)]
         fresh = self.tabu[here] >= self.iteration
         here = here[np.lexsort((self.rng.random(len(here)), self.column_size[here], fresh))]
-        lack = _Lack(self.room, k)
+        lack = Lack(self.room, k)
         taken: list[int] = []
         ok = lack.fits()
         for j, removable in zip(here.tolist(), (y[here] - locked[here]).tolist()):
@@ -395,52 +395,3 @@ class Packer(Filler):
         self.in_slots[pool] -= 1
         return pool
 
-
-class _Lack:
-    """What one more case of column k lacks at its municipality, as plain numbers, for trying
-    which cases there to take out: :meth:`.Room.fits` and :meth:`.Room.change` on the counts
-    would give the same answers, and cost more than the search (as many trials are undone)."""
-
-    def __init__(self, room: Room, k: int):
-        m = room.col_muni[k]
-        self.room = room
-        self.size, self.minors_needed, self.use = room.col_size[k], room.col_minors[k], room.col_use[k]
-        self.persons, self.minors = float(room.persons[m]), float(room.minors_left[m])
-        self.services: list[float] = room.services[m].tolist()
-        e = room.col_class[k]
-        self.rows: list[int] = room.class_rows.get(e, []) if e >= 0 else []
-        self.hall = {r: float(room.hall[r]) for r in self.rows}
-
-    def fits(self) -> bool:
-        return (self.persons >= self.size and self.minors >= self.minors_needed
-                and all(left >= v for left, v in zip(self.services, self.use))
-                and all(left >= 1 for left in self.hall.values()))
-
-    def relieved_by(self, j: int) -> bool:
-        """Does taking a case of column j out free something the case lacks?"""
-        room = self.room
-        if self.persons < self.size and room.col_size[j] > 0:
-            return True
-        if self.minors < self.minors_needed and room.col_minors[j] > 0:
-            return True
-        use_j = room.col_use[j]
-        if any(left < v and use_j[s] > 0 for s, (left, v) in enumerate(zip(self.services, self.use))):
-            return True
-        e = room.col_class[j]
-        if e >= 0 and self.rows:
-            # A row of the case's class with no room left that j's class gives back to.
-            rows_j = room.row_set(e)
-            return any(self.hall[r] < 1 for r in self.rows if r in rows_j)
-        return False
-
-    def take_out(self, j: int) -> None:
-        room = self.room
-        self.persons += room.col_size[j]
-        self.minors += room.col_minors[j]
-        for s, v in room.col_used[j]:
-            self.services[s] += v
-        e = room.col_class[j]
-        if e >= 0:
-            for r in room.class_rows.get(e, ()):
-                if r in self.hall:
-                    self.hall[r] += 1

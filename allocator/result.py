@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backend import CP_SAT_FIRST_PLAN_OPTIONS, highs_mip_options, relative_gap
+from .backend import highs_mip_options, relative_gap
 from .problem import Problem
 from .settings import Settings
 
@@ -69,6 +69,8 @@ class Result:
     solver: str
     build_seconds: float
     total_seconds: float
+    #: CP-SAT's own parameters where one of its plans was used (:attr:`.MathOptBackend.cp_sat_options`).
+    cp_sat_options: dict[str, int] = field(default_factory=dict)
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -133,20 +135,11 @@ class Result:
                 "threads": self.settings.solver.threads,
                 "seed": self.settings.solver.seed,
                 **({"highs_mip_options": highs_mip_options()} if self.settings.solver.backend == "highs" else {}),
-                **self._cp_sat_options(),
+                **({"cp_sat_options": self.cp_sat_options} if "CP-SAT" in self.solver else {}),
             },
             "python": platform.python_version(),
             "created": self.created,
         }
-
-    def _cp_sat_options(self) -> dict[str, Any]:
-        """CP-SAT's own parameters (besides seed and gap) where one of its plans was used: those
-        of a search whose first plan at the target is the answer where urgency is the only level,
-        else its defaults."""
-        if "CP-SAT" not in self.solver:
-            return {}
-        alone = self.settings.objective.priorities == [["urgency"]]
-        return {"cp_sat_options": dict(CP_SAT_FIRST_PLAN_OPTIONS) if alone else {}}
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (``summary.json``)."""

@@ -169,3 +169,54 @@ class Room:
             if e >= 0 and any(self.hall[r] < tol for r in self.class_rows.get(e, ())):
                 return False
         return True
+
+
+class Lack:
+    """What one more case of column k lacks at its municipality, as plain numbers, for trying
+    which cases there to take out (the packer's making way): :meth:`Room.fits` and
+    :meth:`Room.change` on the counts give the same answers, and cost more than the search, as
+    most trials are undone. Keep the three in step."""
+
+    def __init__(self, room: Room, k: int):
+        m = room.col_muni[k]
+        self.room = room
+        self.size, self.minors_needed, self.use = room.col_size[k], room.col_minors[k], room.col_use[k]
+        self.persons, self.minors = float(room.persons[m]), float(room.minors_left[m])
+        self.services: list[float] = room.services[m].tolist()
+        e = room.col_class[k]
+        self.rows: list[int] = room.class_rows.get(e, []) if e >= 0 else []
+        self.hall = {r: float(room.hall[r]) for r in self.rows}
+
+    def fits(self) -> bool:
+        return (self.persons >= self.size and self.minors >= self.minors_needed
+                and all(left >= v for left, v in zip(self.services, self.use))
+                and all(left >= 1 for left in self.hall.values()))
+
+    def relieved_by(self, j: int) -> bool:
+        """Does taking a case of column j out free something the case lacks?"""
+        room = self.room
+        if self.persons < self.size and room.col_size[j] > 0:
+            return True
+        if self.minors < self.minors_needed and room.col_minors[j] > 0:
+            return True
+        use_j = room.col_use[j]
+        if any(left < v and use_j[s] > 0 for s, (left, v) in enumerate(zip(self.services, self.use))):
+            return True
+        e = room.col_class[j]
+        if e >= 0 and self.rows:
+            # A row of the case's class with no room left that j's class gives back to.
+            rows_j = room.row_set(e)
+            return any(self.hall[r] < 1 for r in self.rows if r in rows_j)
+        return False
+
+    def take_out(self, j: int) -> None:
+        room = self.room
+        self.persons += room.col_size[j]
+        self.minors += room.col_minors[j]
+        for s, v in room.col_used[j]:
+            self.services[s] += v
+        e = room.col_class[j]
+        if e >= 0:
+            for r in room.class_rows.get(e, ()):
+                if r in self.hall:
+                    self.hall[r] += 1

@@ -1619,6 +1619,7 @@ def _result(
         term_values=terms,
         model_sizes=model.sizes(),
         solver=backend.version,
+        cp_sat_options=dict(backend.cp_sat_options),
         build_seconds=build_seconds,
         total_seconds=time.perf_counter() - started,
     )
