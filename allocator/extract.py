@@ -443,15 +443,17 @@ def _distribute_unsafe(slots: ClassSlots) -> tuple[np.ndarray, np.ndarray] | Non
             if mended.values is not None and mended.objective > -1e-6:
                 return answer(mended.values)
         # Search only around the fractional pairs (their municipalities' and profiles' pairs
-        # free, the rest keeping the LP's whole counts); if that loses what the LP reached,
-        # search the whole MIP.
+        # free, the rest keeping the LP's whole counts). Its counts are the answer even where
+        # they break a capacity: the caller then moves cases where the capacities hold
+        # (:func:`.rehouse.mend_services`). The whole MIP that searched on after it (10 of 112
+        # national-1k and -2k rounds) took 0.07-0.63 s and left a capacity broken on all 10.
         lp_counts = out.values[:n_pairs]
         fractional = np.abs(lp_counts - np.rint(lp_counts)) > 1e-6
         free = np.isin(slot_m[pk], slot_m[pk[fractional]]) | np.isin(pq, pq[fractional])
         lower, upper = program.lower.copy(), program.upper.copy()
         lower[:n_pairs][~free] = upper[:n_pairs][~free] = np.rint(lp_counts[~free])
         boxed = backend.solve(program, objective, lower=lower, upper=upper, **EXACT)
-        if boxed.values is not None and boxed.objective >= out.objective - 1e-6:
+        if boxed.values is not None:
             return answer(boxed.values)
     out = backend.solve(program, objective, **EXACT)
     return answer(out.values) if out.values is not None else None

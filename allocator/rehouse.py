@@ -265,8 +265,18 @@ class Rehouser:
 
     def solve_step(self, step: Step, time_limit: float) -> np.ndarray | None:
         """The step's MIP solved (reads no search state, so steps on disjoint groups may be
-        solved in parallel threads: HiGHS releases the GIL)."""
-        out = self.backend.solve(step.program, -step.cost, time_limit=time_limit, relative_gap=1e-6, tiny=True)
+        solved in parallel threads: HiGHS releases the GIL).
+
+        A step with nothing to price (a mend at a level of urgency alone) only has to find room,
+        and CP-SAT's first plan comes sooner and more steadily than HiGHS's optimum, which may
+        spend its root on cuts (replayed on 32 such steps of national-1k and -2k rounds: 0.35 s in
+        all against 0.48 s, the slowest 0.05 s against 0.19 s)."""
+        program = step.program
+        if not step.cost.any():
+            out = self.backend.find_plan(program, -step.cost, 0.0, lower=program.lower, upper=program.upper,
+                                         hint=None, time_limit=time_limit, first_plan=True)
+        else:
+            out = self.backend.solve(program, -step.cost, time_limit=time_limit, relative_gap=1e-6, tiny=True)
         return out.values
 
     def prepare(self, group: np.ndarray, hold: np.ndarray | None = None, least: int = 2) -> Step | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 
 from allocator.backend import integral_objective
 from allocator.result import LevelResult
@@ -74,3 +75,32 @@ def test_the_levels_leave_time_for_making_the_last_plan_and_the_result(monkeypat
     budget, called = budgets[1]
     # The last level's time: what is left of the limit, less the 0.3 s that level 1's plan took.
     assert budget <= started + limit - called - 0.25
+
+
+def test_where_the_lp_bound_is_above_every_plan_the_full_model_proves_the_packed_one(solve_verified, monkeypatch):
+    """Families of three and four persons at resolutions of five and seven: the LP fills them
+    with parts of families, no plan can, and its bound is above every plan. The LP's cases are
+    packed, CP-SAT finds no plan at that bound near them, and the full model comes next (its
+    root proves the optimum), not HiGHS's search of the neighbourhood nor the rounding box."""
+    from conftest import cases_and_persons, family, muni, settings, tiny_tables
+
+    from allocator.backend import MathOptBackend
+
+    searches: list[str] = []
+    real = MathOptBackend.solve
+
+    def record(self, program, objective, **kwargs):
+        if not kwargs.get("relax"):
+            searches.append("bounded" if kwargs.get("lower") is not None else "full")
+        return real(self, program, objective, **kwargs)
+
+    monkeypatch.setattr(MathOptBackend, "solve", record)
+    munis = [muni("A", 5), muni("B", 5), muni("C", 7)]
+    cases, persons = cases_and_persons(
+        *(family(f"F{i}", [30, 30, 30], days=100 + 10 * i) for i in range(4)),
+        *(family(f"G{i}", [30, 30, 30, 30], days=105 + 10 * i) for i in range(4)))
+    result = solve_verified(tiny_tables(munis, cases, persons), settings(objective__priorities=[["urgency"]]))
+    level = result.levels[0]
+    assert level.status == "optimal" and level.objective == pytest.approx(level.bound)
+    assert searches == ["full"]
+    assert len(result.plan) == 4  # one family each at A and B, a family of three and one of four at C

@@ -406,6 +406,26 @@ def test_a_plan_that_breaks_a_service_is_mended_by_moving_its_cases():
     assert alone is not None and dict(alone) == {"F1": 1}
 
 
+def test_a_mend_with_nothing_to_price_takes_cp_sat_s_first_plan(monkeypatch):
+    # At a level of urgency alone the mend's steps price nothing: any plan that keeps the
+    # capacities will do, and CP-SAT's first one comes sooner than HiGHS's proof of optimality.
+    agg, broken_plan = _broken_round(kindergarten_at_b=2)
+    model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
+    asked: list[str] = []
+    for name in ("solve", "find_plan"):
+        def recording(self, *args, _real=getattr(MathOptBackend, name), _name=name, **kwargs):
+            asked.append(_name if _name == "solve" else f"find_plan first_plan={kwargs.get('first_plan')}")
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(MathOptBackend, name, recording)
+
+    mended = mend_services(model, broken_plan, np.array([0]), 0.0, 0.0)
+    assert mended is not None and dict(mended) == {"F1": 1, "F3": 0}
+    assert asked and set(asked) == {"find_plan first_plan=True"}
+    asked.clear()
+    assert mend_services(model, broken_plan, np.array([0]), 1.0, 1.0) is not None  # bedrooms and spread priced
+    assert asked and set(asked) == {"solve"}
+
+
 def test_no_mending_step_starts_after_the_deadline():
     agg, broken_plan = _broken_round(kindergarten_at_b=2)
     model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
