@@ -929,12 +929,13 @@ def solve_level(
             fixed = ~packing.neighbourhood[model.y_muni]
             lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
             # Where the packing placed every case the LP chose and CP-SAT finds no plan at the LP
-            # bound near it, the LP bound itself is mostly what is wrong: on national-1k rounds it
-            # sat 0.03-0.23% above the optimum, which the packing had reached, and only the full
-            # model's root cuts proved it (0.3-0.4 s; HiGHS's search of the neighbourhood and the
-            # rounding box found nothing better in 0.4-0.7 s first). So the full model comes next
-            # where its root fits the time. Not after a packing that stalled: there the rounding
-            # box may reach the bound (national-2k seed 38: in 1.6 s, the full model in 5.7 s).
+            # bound near it, the LP bound itself is mostly what is wrong: on 6 of 48 national-1k
+            # rounds it sat 0.03-0.23% above the optimum, which the packing had reached on 5, and
+            # only the full model's root cuts proved it (0.3-0.4 s; 1.1 s where it also found the
+            # optimum); HiGHS's search of the neighbourhood and the rounding box found nothing
+            # better in 0.4-0.7 s first. So the full model comes next where its root fits the
+            # time. Not after a packing that stalled: there the rounding box may reach the bound
+            # (national-2k seed 38: in 1.6 s, the full model in 5.7 s).
             full_next = not polish and packing.complete and left() >= FULL_MODEL_ROOT_LP_TIMES * lp.seconds
             repair = _finish_packing(backend, program, objective, packed, lower, upper, bound, gap,
                                      lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds, on_log, common,
