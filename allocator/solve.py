@@ -936,10 +936,10 @@ def solve_level(
             # better in 0.4-0.7 s first. So the full model comes next where its root fits the
             # time. Not after a packing that stalled: there the rounding box may reach the bound
             # (national-2k seed 38: in 1.6 s, the full model in 5.7 s).
-            full_next = not polish and packing.complete and left() >= FULL_MODEL_ROOT_LP_TIMES * lp.seconds
+            to_full_model = not polish and packing.complete and left() >= FULL_MODEL_ROOT_LP_TIMES * lp.seconds
             repair = _finish_packing(backend, program, objective, packed, lower, upper, bound, gap,
                                      lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds, on_log, common,
-                                     polish=polish, search=not full_next)
+                                     polish=polish, search=not to_full_model)
             log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
                      int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds,
                      repair.detail)
@@ -948,7 +948,6 @@ def solve_level(
                                repair.nodes, "the LP's cases packed with a search where packing stalled")
             if repair.values is not None and repair.objective > float(objective @ hint):
                 hint = repair.values
-            to_full_model = full_next
         if polish and _proven(float(objective @ hint), bound, gap):
             # The best of the rounded, packed and searched plans, within the gap: proven.
             return Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started, 0,
