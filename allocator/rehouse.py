@@ -263,18 +263,19 @@ class Rehouser:
             return 0.0
         return self.apply(step, self.solve_step(step, time_limit))
 
-    def solve_step(self, step: Step, time_limit: float) -> np.ndarray | None:
+    def solve_step(self, step: Step, time_limit: float, cp_sat: MathOptBackend | None = None) -> np.ndarray | None:
         """The step's MIP solved (reads no search state, so steps on disjoint groups may be
         solved in parallel threads: HiGHS releases the GIL).
 
-        A step with nothing to price (a mend at a level of urgency alone) only has to find room,
-        and CP-SAT's first plan comes sooner and more steadily than HiGHS's optimum, which may
-        spend its root on cuts (replayed on 32 such steps of national-1k and -2k rounds: 0.35 s in
-        all against 0.48 s, the slowest 0.05 s against 0.19 s)."""
+        With ``cp_sat`` (a mend), a step with nothing to price (at a level of urgency alone)
+        only has to find room: that backend's CP-SAT takes its first plan, which comes sooner
+        and more steadily than HiGHS's optimum, which may spend its root on cuts (replayed on
+        32 such steps of national-1k and -2k rounds: 0.35 s in all against 0.48 s, the slowest
+        0.05 s against 0.19 s); the solve's backend, so that its result records CP-SAT."""
         program = step.program
-        if not step.cost.any():
-            out = self.backend.find_plan(program, -step.cost, 0.0, lower=program.lower, upper=program.upper,
-                                         hint=None, time_limit=time_limit, first_plan=True)
+        if cp_sat is not None and not step.cost.any():
+            out = cp_sat.find_plan(program, -step.cost, 0.0, lower=program.lower, upper=program.upper,
+                                   hint=None, time_limit=time_limit, first_plan=True)
         else:
             out = self.backend.solve(program, -step.cost, time_limit=time_limit, relative_gap=1e-6, tiny=True)
         return out.values
@@ -605,6 +606,7 @@ def mend_services(
     weight_ties: float = 0.0,
     tie_credit: float = 0.0,
     deadline: float = np.inf,
+    backend: MathOptBackend | None = None,
 ) -> pd.Series | None:
     """A concrete plan whose cases use more of a service than the ``broken`` municipalities
     have (cases chosen from class counts, where the model counts no service), mended by the
@@ -614,8 +616,9 @@ def mend_services(
     broken services have room for them), the roomiest first; then, up to ``MEND_TRIES`` times in
     all, others drawn from the first few. The same cases stay placed and a tied case at its tie
     stays there, so every lock of urgency and ties holds; locked scores never fall in sum.
-    No step starts after ``deadline`` (``time.perf_counter()``), and none runs past it.
-    Returns the plan, or None if a municipality stays broken."""
+    No step starts after ``deadline`` (``time.perf_counter()``), and none runs past it. Steps
+    that price nothing take the first plan of ``backend``'s CP-SAT (the solve's; by default the
+    search's own). Returns the plan, or None if a municipality stays broken."""
     search = Rehouser(model, assignment, weight_fit, weight_spread, weight_scores, weight_ties, tie_credit=tie_credit)
     agg = model.agg
     rng = np.random.default_rng(seed)
@@ -654,7 +657,8 @@ def mend_services(
             step = search.prepare(np.r_[m, partners[:MEND_PARTNERS]], least=1)
             if step is None:
                 break
-            search.apply(step, search.solve_step(step, min(STEP_SECONDS, deadline - time.perf_counter())), mend=True)
+            limit = min(STEP_SECONDS, deadline - time.perf_counter())
+            search.apply(step, search.solve_step(step, limit, cp_sat=backend or search.backend), mend=True)
     placed = used()
     if ((placed > agg.services_left + 1e-9) & (placed > 0)).any():
         return None

@@ -289,7 +289,7 @@ def solve(
             broken = over_capacity(agg, found)
         else:
             found, broken = choose_cases(model, candidate)
-            mended = _mended(model, found, broken, settings, names, deadline) if len(broken) else None
+            mended = _mended(model, found, broken, settings, names, deadline, backend) if len(broken) else None
             if mended is not None:
                 # The same cases, moved where every capacity holds: every lock holds, and the
                 # value is mostly the counts' (national-2k, level 3: -1,941.4 as the counts).
@@ -1061,7 +1061,7 @@ def solve_level(
                                tried.nodes, tried.detail, plan=moved)
             if tried.values is not None and tried.objective > float(objective @ hint) + 1e-9:
                 concrete = _concrete_or_mended(model, columns, objective, tried.values, locks, settings, terms,
-                                               time.perf_counter() + left())
+                                               time.perf_counter() + left(), backend)
                 if concrete is not None and concrete[1] > float(objective @ hint) + 1e-9:
                     moved, hint = concrete[0], _values_of(model, concrete[0])[columns]
                     rehoused = (moved, hint)
@@ -1318,6 +1318,7 @@ def _concrete(model: PlacementModel, columns: np.ndarray, values: np.ndarray) ->
 def _concrete_or_mended(
     model: PlacementModel, columns: np.ndarray, objective: np.ndarray, values: np.ndarray,
     locks: list[tuple[np.ndarray, float]], settings: Settings, terms: Sequence[str], deadline: float,
+    backend: MathOptBackend | None = None,
 ) -> tuple[pd.Series, float] | None:
     """The concrete plan of counts ``values`` over ``columns`` and its value, where its class
     slots break a service capacity mended by the search's steps (:func:`.rehouse.mend_services`):
@@ -1325,7 +1326,7 @@ def _concrete_or_mended(
     None if not mended, or if the plan breaks a lock."""
     found, broken = choose_cases(model, complete_hint(model, _expand(values, columns, model.n_vars)))
     if len(broken):
-        found = _mended(model, found, broken, settings, terms, deadline)
+        found = _mended(model, found, broken, settings, terms, deadline, backend)
         if found is None:
             return None
     plan = _values_of(model, found)[columns]
@@ -1336,17 +1337,18 @@ def _concrete_or_mended(
 
 def _mended(
     model: PlacementModel, found: pd.Series, broken: np.ndarray, settings: Settings, terms: Sequence[str],
-    deadline: float,
+    deadline: float, backend: MathOptBackend | None = None,
 ) -> pd.Series | None:
     """The concrete plan ``found``, whose class slots break a service capacity in the ``broken``
     municipalities, mended by the search's steps for the level of ``terms``
     (:func:`.rehouse.mend_services`: the same cases placed), or None. Its steps end by
     ``deadline``, or within ``MEND_SECONDS_PAST_LIMIT`` where that has passed: a break found at
-    the time limit still gets a try (the fallback takes cases out)."""
+    the time limit still gets a try (the fallback takes cases out). ``backend``: the solve's,
+    whose CP-SAT finds the plans of steps that price nothing."""
     weights = _search_weights(settings.objective, terms)
     mended = mend_services(model, found, broken, weights["housing_fit"], weights["spread"], settings.solver.seed,
                            weights["scores"], weights["ties"], _tie_credit(settings.objective, list(terms)),
-                           deadline=max(deadline, time.perf_counter() + MEND_SECONDS_PAST_LIMIT))
+                           deadline=max(deadline, time.perf_counter() + MEND_SECONDS_PAST_LIMIT), backend=backend)
     log.info("  class counts broke a service capacity in %d municipalities: %s", len(broken),
              "mended by moving cases" if mended is not None else "not mended")
     return mended

@@ -15,7 +15,7 @@ from conftest import cases_and_persons, family, muni, settings, single, tiny_tab
 
 from allocator import Settings, build_problem, solve, verify_plan, write_problem
 from allocator.aggregate import aggregate
-from allocator.backend import MathOptBackend
+from allocator.backend import CP_SAT_FIRST_PLAN_OPTIONS, MathOptBackend
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.extract import choose_cases, choose_dwellings, over_capacity
 from allocator.model import build_model
@@ -418,9 +418,11 @@ def test_a_mend_with_nothing_to_price_takes_cp_sat_s_first_plan(monkeypatch):
             return _real(self, *args, **kwargs)
         monkeypatch.setattr(MathOptBackend, name, recording)
 
-    mended = mend_services(model, broken_plan, np.array([0]), 0.0, 0.0)
+    solves = MathOptBackend()  # the solve's backend: its result records the CP-SAT it used
+    mended = mend_services(model, broken_plan, np.array([0]), 0.0, 0.0, backend=solves)
     assert mended is not None and dict(mended) == {"F1": 1, "F3": 0}
     assert asked and set(asked) == {"find_plan first_plan=True"}
+    assert solves.used_cp_sat and solves.cp_sat_options == CP_SAT_FIRST_PLAN_OPTIONS
     asked.clear()
     assert mend_services(model, broken_plan, np.array([0]), 1.0, 1.0) is not None  # bedrooms and spread priced
     assert asked and set(asked) == {"solve"}
