@@ -935,19 +935,29 @@ def solve_level(
             # optimum); HiGHS's search of the neighbourhood and the rounding box found nothing
             # better in 0.4-0.7 s first. So the full model comes next where its root fits the
             # time. Not after a packing that stalled: there the rounding box may reach the bound
-            # (national-2k seed 38: in 1.6 s, the full model in 5.7 s).
-            to_full_model = not polish and packing.complete and left() >= FULL_MODEL_ROOT_LP_TIMES * lp.seconds
-            repair = _finish_packing(backend, program, objective, packed, lower, upper, bound, gap,
-                                     lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds, on_log, common,
-                                     polish=polish, search=not to_full_model)
-            log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
-                     int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds,
-                     repair.detail)
-            if repair.values is not None and _proven(repair.objective, bound, gap):
-                return Outcome("optimal", repair.values, repair.objective, bound, time.perf_counter() - started,
-                               repair.nodes, "the LP's cases packed with a search where packing stalled")
-            if repair.values is not None and repair.objective > float(objective @ hint):
-                hint = repair.values
+            # (national-2k seed 38: in 1.6 s, the full model in 5.7 s). But a packing that stalled
+            # below the rounded plan is no start for a search around it: on 2 of 48 national-1k
+            # rounds, where the LP split families of eight and nine, it stalled with more cases
+            # waiting than at its start (3,728 and 3,870 against 4,234 and 4,277 rounded), its
+            # neighbourhood held 259-270 of the 357 municipalities, and CP-SAT found nothing there
+            # in 0.6 s. The full model from the rounded plan then (seed 2: 4.5 s -> 2.5 s).
+            root_fits = left() >= FULL_MODEL_ROOT_LP_TIMES * lp.seconds
+            below_rounded = not packing.complete and value < float(objective @ filled)
+            to_full_model = not polish and (packing.complete or below_rounded) and root_fits
+            if to_full_model and below_rounded:
+                log.info("  packing stalled below the rounded plan: the full model from the rounded plan")
+            else:
+                repair = _finish_packing(backend, program, objective, packed, lower, upper, bound, gap,
+                                         lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds, on_log,
+                                         common, polish=polish, search=not to_full_model)
+                log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
+                         int(packing.neighbourhood.sum()), repair.status, repair.objective, repair.seconds,
+                         repair.detail)
+                if repair.values is not None and _proven(repair.objective, bound, gap):
+                    return Outcome("optimal", repair.values, repair.objective, bound, time.perf_counter() - started,
+                                   repair.nodes, "the LP's cases packed with a search where packing stalled")
+                if repair.values is not None and repair.objective > float(objective @ hint):
+                    hint = repair.values
         if polish and _proven(float(objective @ hint), bound, gap):
             # The best of the rounded, packed and searched plans, within the gap: proven.
             return Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started, 0,
@@ -1092,7 +1102,7 @@ def solve_level(
         best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed",
                        plan=_concrete(model, columns, hint))
     elif to_full_model:
-        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "the LP's cases packed")
+        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "the best plan so far")
     else:
         local = rounding_box(0.6)
         best, box_nodes = (local if local.values is not None else None), local.nodes

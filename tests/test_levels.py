@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -45,7 +46,6 @@ def test_the_levels_leave_time_for_making_the_last_plan_and_the_result(monkeypat
     """What a level took from its search's end to the next level (here a slow plan frame, 0.3 s)
     is kept back from the time of the levels after it, for the last level's plan and the
     result, so that the solve ends near its limit instead of past it."""
-    import sys
     import time
 
     from allocator import build_problem, solve
@@ -104,3 +104,45 @@ def test_where_the_lp_bound_is_above_every_plan_the_full_model_proves_the_packed
     assert level.status == "optimal" and level.objective == pytest.approx(level.bound)
     assert searches == ["full"]
     assert len(result.plan) == 4  # one family each at A and B, a family of three and one of four at C
+
+
+def test_a_packing_stalled_below_the_rounded_plan_goes_to_the_full_model_from_the_rounded_plan(
+        solve_verified, monkeypatch):
+    """Where the packing stalls with a plan worse than the rounded one (here: it places nobody),
+    no search runs around the packing: neither CP-SAT nor HiGHS's neighbourhood search, nor the
+    rounding box. The full model starts from the rounded plan and proves the level."""
+    from conftest import cases_and_persons, family, muni, settings, tiny_tables
+
+    from allocator.backend import MathOptBackend
+    from allocator.pack import Packing
+
+
+    searches: list[str] = []
+    hints: list[float] = []
+    real = MathOptBackend.solve
+
+    def record(self, program, objective, **kwargs):
+        if not kwargs.get("relax"):
+            searches.append("bounded" if kwargs.get("lower") is not None else "full")
+            hints.append(float(objective @ kwargs["hint"]))
+        return real(self, program, objective, **kwargs)
+
+    def no_cp_sat(*args, **kwargs):
+        raise AssertionError("CP-SAT searched around a packing worse than the rounded plan")
+
+    def stalled(model, y_lp, totals, deadline, seed=0):
+        return Packing(np.zeros(model.n_vars), False, np.ones(model.agg.n_municipalities, dtype=bool))
+
+    monkeypatch.setattr(MathOptBackend, "solve", record)
+    monkeypatch.setattr(MathOptBackend, "find_plan", no_cp_sat)
+    monkeypatch.setattr(sys.modules["allocator.solve"], "pack_lp_totals", stalled)
+    munis = [muni("A", 5), muni("B", 5), muni("C", 7)]
+    cases, persons = cases_and_persons(
+        *(family(f"F{i}", [30, 30, 30], days=100 + 10 * i) for i in range(4)),
+        *(family(f"G{i}", [30, 30, 30, 30], days=105 + 10 * i) for i in range(4)))
+    result = solve_verified(tiny_tables(munis, cases, persons), settings(objective__priorities=[["urgency"]]))
+    level = result.levels[0]
+    assert level.status == "optimal" and level.objective == pytest.approx(level.bound)
+    assert searches == ["full"]
+    assert hints[0] > 0  # the rounded plan, not the packing's empty one
+    assert len(result.plan) == 4
