@@ -16,6 +16,7 @@ import argparse
 import csv
 import dataclasses
 import datetime as dt
+import resource
 import statistics
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from .run import DEFAULT_OUT, git_commit, machine, machine_text
 if TYPE_CHECKING:
     from allocator.demo import InstanceSpec
 
-FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "levels", "verified"]
+FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "levels", "verified", "peak_mib"]
 
 
 def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path,
@@ -61,6 +62,9 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
         "gap": None if None in gaps else max(gaps),
         "levels": " / ".join(_level_text(level.status, level.objective, level.gap) for level in result.levels),
         "verified": "yes" if not violations else f"no ({len(violations)})",
+        # The process's peak so far (Linux: KiB): every round before this one, the generator and
+        # the uncounted first solve included, so an upper bound on this round's own peak.
+        "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
@@ -82,6 +86,7 @@ def summary(rows: list[dict[str, Any]], under: float) -> dict[str, Any]:
         "under": sum(t < under for t in times),
         "proven": sum(r["status"] == "optimal" for r in rows),
         "verified": sum(r["verified"] == "yes" for r in rows),
+        "peak_mib": max(r["peak_mib"] for r in rows),
     }
 
 
@@ -100,18 +105,20 @@ def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under
         "",
         f"{total['rounds']} rounds: median {total['median_s']:.2f} s, 90th percentile {total['p90_s']:.2f} s, "
         f"max {total['max_s']:.2f} s; {total['under']} under {under:g} s; {total['proven']} proven within the "
-        f"relative gap; {total['verified']} verified.",
+        f"relative gap; {total['verified']} verified; peak memory of the process {total['peak_mib']:,} MiB.",
         "",
         f"`solve s` is the whole `solve()` {'with every level of the round' if all_levels else 'with urgency alone'} "
         "(building, every re-solve and the plan's extraction); reading the folder and verifying the plan "
         "are not in it. `status` and `gap` are the worst level's; `levels` gives each level: its status, "
-        "its plan's value and, unless proven, its gap.",
+        "its plan's value and, unless proven, its gap. `peak MiB` is the process's peak memory (`ru_maxrss`) "
+        "once the round was solved and verified: the rounds before it, their generation and the uncounted "
+        "first solve included, so at least this round's own peak.",
         "",
-        "| seed | cases | persons | solve s | status | gap | levels | verified |",
-        "| ---: | ---: | ---: | ---: | --- | ---: | --- | --- |",
+        "| seed | cases | persons | solve s | status | gap | levels | verified | peak MiB |",
+        "| ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |",
     ]
     lines += [f"| {r['seed']} | {r['cases']:,} | {r['persons']:,} | {r['solve_s']:.2f} | {r['status']} | "
-              f"{_gap(r['gap'])} | {r['levels']} | {r['verified']} |" for r in rows]
+              f"{_gap(r['gap'])} | {r['levels']} | {r['verified']} | {r['peak_mib']:,} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -155,15 +162,15 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table(title=f"{'whole proposals' if args.all_levels else 'level 1'} over seeds of {name}",
                   header_style="bold")
-    for heading in ("seed", "cases", "persons", "solve s", "status", "gap", "levels", "verified"):
+    for heading in ("seed", "cases", "persons", "solve s", "status", "gap", "levels", "verified", "peak MiB"):
         table.add_column(heading, justify="left" if heading in ("status", "levels", "verified") else "right")
     for r in rows:
         table.add_row(str(r["seed"]), f"{r['cases']:,}", f"{r['persons']:,}", f"{r['solve_s']:.2f}", r["status"],
-                      _gap(r["gap"]), r["levels"], r["verified"])
+                      _gap(r["gap"]), r["levels"], r["verified"], f"{r['peak_mib']:,}")
     console.print(table)
     console.print(f"median {total['median_s']:.2f} s, p90 {total['p90_s']:.2f} s, max {total['max_s']:.2f} s; "
                   f"{total['under']} of {total['rounds']} under {args.under:g} s; {total['proven']} proven; "
-                  f"{total['verified']} verified")
+                  f"{total['verified']} verified; peak {total['peak_mib']:,} MiB")
     if not args.no_save:
         day = dt.date.today().isoformat()
         args.out.mkdir(parents=True, exist_ok=True)

@@ -172,6 +172,10 @@ def test_the_seeds_runner_solves_verifies_and_summarises_every_seed(tmp_path):
     latest = (out / "seeds-small-latest.md").read_text()
     median = statistics.median(float(r["solve_s"]) for r in rows)
     assert f"3 rounds: median {median:.2f} s" in latest and "Machine:" in latest
+    # The process's peak so far, after each round: never less than before, and stated in the summary.
+    peaks = [int(r["peak_mib"]) for r in rows]
+    assert peaks == sorted(peaks) and peaks[0] > 0
+    assert f"peak memory of the process {peaks[-1]:,} MiB" in latest
 
 
 def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
@@ -196,11 +200,12 @@ def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
 
 
 def test_the_seeds_summary_counts_what_it_says():
-    rows = [{"solve_s": s, "status": st, "verified": v} for s, st, v in [
-        (0.5, "optimal", "yes"), (0.9, "optimal", "yes"), (1.0, "feasible", "yes"), (2.0, "optimal", "no (1)")]]
+    rows = [{"solve_s": s, "status": st, "verified": v, "peak_mib": m} for s, st, v, m in [
+        (0.5, "optimal", "yes", 200), (0.9, "optimal", "yes", 250), (1.0, "feasible", "yes", 250),
+        (2.0, "optimal", "no (1)", 260)]]
     total = seeds_summary(rows, under=1.0)
     assert total == {"rounds": 4, "median_s": 0.95, "p90_s": 2.0, "max_s": 2.0, "under": 2, "proven": 3,
-                     "verified": 3}
+                     "verified": 3, "peak_mib": 260}
 
 
 def test_a_plan_above_the_other_solvers_bound_is_a_contradiction():
