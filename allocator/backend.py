@@ -184,11 +184,8 @@ def solver_version(backend: str) -> str:
 #: level with no level after it): its LP relaxation over every row (linearization level 2)
 #: steers it to the target sooner, and one presolve pass is enough. national-2k's 32 seeds:
 #: 3.7 s of searches instead of 4.8 s; where levels follow they proved lower plans
-#: (docs/model.md, "How a level is solved"). Probing in presolve (cp_model_probing_level)
-#: finds little in these neighbourhoods and took a tenth of a search: without it the 48
-#: searches of national-2k's seeds 0-63, replayed three times each, took 7.3-7.6 s instead of
-#: 8.5-8.8 s (39 faster), the 23 of national-1k's 48 seeds 2.1 s instead of 2.7 s.
-CP_SAT_FIRST_PLAN_OPTIONS = {"linearization_level": 2, "max_presolve_iterations": 1, "cp_model_probing_level": 0}
+#: (docs/model.md, "How a level is solved").
+CP_SAT_FIRST_PLAN_OPTIONS = {"linearization_level": 2, "max_presolve_iterations": 1}
 
 
 @functools.cache
