@@ -82,8 +82,6 @@ def test_where_the_lp_bound_is_above_every_plan_the_full_model_proves_the_packed
     with parts of families, no plan can, and its bound is above every plan. The LP's cases are
     packed, CP-SAT finds no plan at that bound near them, and the full model comes next (its
     root proves the optimum), not HiGHS's search of the neighbourhood nor the rounding box."""
-    from conftest import cases_and_persons, family, muni, settings, tiny_tables
-
     from allocator.backend import MathOptBackend
 
     searches: list[str] = []
@@ -95,15 +93,23 @@ def test_where_the_lp_bound_is_above_every_plan_the_full_model_proves_the_packed
         return real(self, program, objective, **kwargs)
 
     monkeypatch.setattr(MathOptBackend, "solve", record)
-    munis = [muni("A", 5), muni("B", 5), muni("C", 7)]
-    cases, persons = cases_and_persons(
-        *(family(f"F{i}", [30, 30, 30], days=100 + 10 * i) for i in range(4)),
-        *(family(f"G{i}", [30, 30, 30, 30], days=105 + 10 * i) for i in range(4)))
-    result = solve_verified(tiny_tables(munis, cases, persons), settings(objective__priorities=[["urgency"]]))
+    result = solve_verified(*_families_above_the_resolutions())
     level = result.levels[0]
     assert level.status == "optimal" and level.objective == pytest.approx(level.bound)
     assert searches == ["full"]
     assert len(result.plan) == 4  # one family each at A and B, a family of three and one of four at C
+
+
+def _families_above_the_resolutions():
+    """Families of three and four persons at resolutions of five and seven, urgency alone: the
+    LP fills the resolutions with parts of families, and its bound is above every plan."""
+    from conftest import cases_and_persons, family, muni, settings, tiny_tables
+
+    munis = [muni("A", 5), muni("B", 5), muni("C", 7)]
+    cases, persons = cases_and_persons(
+        *(family(f"F{i}", [30, 30, 30], days=100 + 10 * i) for i in range(4)),
+        *(family(f"G{i}", [30, 30, 30, 30], days=105 + 10 * i) for i in range(4)))
+    return tiny_tables(munis, cases, persons), settings(objective__priorities=[["urgency"]])
 
 
 def test_a_packing_stalled_below_the_rounded_plan_goes_to_the_full_model_from_the_rounded_plan(
@@ -111,11 +117,8 @@ def test_a_packing_stalled_below_the_rounded_plan_goes_to_the_full_model_from_th
     """Where the packing stalls with a plan worse than the rounded one (here: it places nobody),
     no search runs around the packing: neither CP-SAT nor HiGHS's neighbourhood search, nor the
     rounding box. The full model starts from the rounded plan and proves the level."""
-    from conftest import cases_and_persons, family, muni, settings, tiny_tables
-
     from allocator.backend import MathOptBackend
     from allocator.pack import Packing
-
 
     searches: list[str] = []
     hints: list[float] = []
@@ -136,11 +139,7 @@ def test_a_packing_stalled_below_the_rounded_plan_goes_to_the_full_model_from_th
     monkeypatch.setattr(MathOptBackend, "solve", record)
     monkeypatch.setattr(MathOptBackend, "find_plan", no_cp_sat)
     monkeypatch.setattr(sys.modules["allocator.solve"], "pack_lp_totals", stalled)
-    munis = [muni("A", 5), muni("B", 5), muni("C", 7)]
-    cases, persons = cases_and_persons(
-        *(family(f"F{i}", [30, 30, 30], days=100 + 10 * i) for i in range(4)),
-        *(family(f"G{i}", [30, 30, 30, 30], days=105 + 10 * i) for i in range(4)))
-    result = solve_verified(tiny_tables(munis, cases, persons), settings(objective__priorities=[["urgency"]]))
+    result = solve_verified(*_families_above_the_resolutions())
     level = result.levels[0]
     assert level.status == "optimal" and level.objective == pytest.approx(level.bound)
     assert searches == ["full"]
