@@ -7,7 +7,7 @@ checked by ``allocator.verify_plan``.
 The benchmark table (``benchmarks.run``) has one round per size; the packing at the heart of
 level 1 is a heuristic, so its time varies from round to round, and this shows by how much.
 Every round is solved in this one process, after one solve that is not counted (imports and the
-solver's first load), as in a long-running service.
+solver's first load), as in a long-running service; a worker process generates the rounds.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import argparse
 import csv
 import dataclasses
 import datetime as dt
+import multiprocessing
 import resource
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +37,24 @@ if TYPE_CHECKING:
 FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "levels", "verified", "peak_mib"]
 
 
-def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path,
-               all_levels: bool = False) -> dict[str, Any]:
-    """Round ``spec`` generated with ``seed``: its ``solve()`` time and proof, of level 1 alone
-    or, with ``all_levels``, of the whole proposal (the worst level's status and largest gap)."""
-    from allocator import read_problem, solve, verify_plan
+def write_round(spec: InstanceSpec, seed: int, time_limit: float, directory: Path) -> Path:
+    """Round ``spec`` generated with ``seed``, written as a problem folder in ``directory``."""
     from allocator.demo import write_instance
 
-    folder = write_instance(dataclasses.replace(spec, seed=seed), directory / f"seed-{seed}", time_limit)
+    return write_instance(dataclasses.replace(spec, seed=seed), directory / f"seed-{seed}", time_limit)
+
+
+def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path,
+               all_levels: bool = False, writer: Executor | None = None) -> dict[str, Any]:
+    """Round ``spec`` generated with ``seed``: its ``solve()`` time and proof, of level 1 alone
+    or, with ``all_levels``, of the whole proposal (the worst level's status and largest gap).
+    With ``writer``, the round is generated there (another process, so that the generator's
+    memory is not counted in this process's peak: writing one national-30k-scores round peaks
+    at 1.5 GiB, more than solving it)."""
+    from allocator import read_problem, solve, verify_plan
+
+    args = (spec, seed, time_limit, directory)
+    folder = writer.submit(write_round, *args).result() if writer is not None else write_round(*args)
     problem = read_problem(folder)
     settings = problem.settings
     if not all_levels:
@@ -62,8 +74,8 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
         "gap": None if None in gaps else max(gaps),
         "levels": " / ".join(_level_text(level.status, level.objective, level.gap) for level in result.levels),
         "verified": "yes" if not violations else f"no ({len(violations)})",
-        # The process's peak so far (Linux: KiB): every round before this one, the generator and
-        # the uncounted first solve included, so an upper bound on this round's own peak.
+        # The process's peak so far (Linux: KiB): every round it read, solved and verified before
+        # this one and the uncounted first solve included, so an upper bound on this round's own.
         "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -110,9 +122,10 @@ def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under
         f"`solve s` is the whole `solve()` {'with every level of the round' if all_levels else 'with urgency alone'} "
         "(building, every re-solve and the plan's extraction); reading the folder and verifying the plan "
         "are not in it. `status` and `gap` are the worst level's; `levels` gives each level: its status, "
-        "its plan's value and, unless proven, its gap. `peak MiB` is the process's peak memory (`ru_maxrss`) "
-        "once the round was solved and verified: the rounds before it, their generation and the uncounted "
-        "first solve included, so at least this round's own peak.",
+        "its plan's value and, unless proven, its gap. `peak MiB` is the solving process's peak memory "
+        "(`ru_maxrss`) once the round was read, solved and verified: the rounds before it and the uncounted "
+        "first solve included, so at least this round's own peak (the rounds are generated in another "
+        "process).",
         "",
         "| seed | cases | persons | solve s | status | gap | levels | verified | peak MiB |",
         "| ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |",
@@ -153,10 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     info, commit = machine(), git_commit()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        solve_seed(spec, args.seeds, args.time_limit, Path(tmp))  # not counted: the first load
+    # One worker process writes the rounds; "spawn", as this process runs solvers' threads.
+    writer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    with writer, tempfile.TemporaryDirectory() as tmp:
+        solve_seed(spec, args.seeds, args.time_limit, Path(tmp), writer=writer)  # not counted: the first load
         for seed in range(args.seeds):
-            rows.append(solve_seed(spec, seed, args.time_limit, Path(tmp), args.all_levels))
+            rows.append(solve_seed(spec, seed, args.time_limit, Path(tmp), args.all_levels, writer))
             console.log(f"{name} seed {seed}: {rows[-1]['solve_s']:.2f} s, {rows[-1]['levels']}")
     total = summary(rows, args.under)
 

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import statistics
 import sys
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,7 @@ from benchmarks.baseline import (  # noqa: E402
 from benchmarks.run import COLUMNS, EXTRA, cross_check, run_benchmark, speed_ratio  # noqa: E402
 from benchmarks.second_solver import solve_round, verdicts  # noqa: E402
 from benchmarks.seeds import main as seeds_main  # noqa: E402
+from benchmarks.seeds import solve_seed, write_round  # noqa: E402
 from benchmarks.seeds import summary as seeds_summary  # noqa: E402
 
 
@@ -176,6 +178,23 @@ def test_the_seeds_runner_solves_verifies_and_summarises_every_seed(tmp_path):
     peaks = [int(r["peak_mib"]) for r in rows]
     assert peaks == sorted(peaks) and peaks[0] > 0
     assert f"peak memory of the process {peaks[-1]:,} MiB" in latest
+
+
+def test_a_seed_s_round_is_written_by_the_writer_it_is_given(tmp_path):
+    """The runner hands the generator to a worker process (so that its memory is not the
+    solver's); here a writer that runs in this process and records what it was given."""
+    calls = []
+
+    class Recording(Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            calls.append((fn, args))
+            future = Future()
+            future.set_result(fn(*args, **kwargs))
+            return future
+
+    row = solve_seed(NAMED["small"], 1, 10.0, tmp_path, writer=Recording())
+    assert calls == [(write_round, (NAMED["small"], 1, 10.0, tmp_path))]
+    assert (tmp_path / "seed-1" / "cases.csv").exists() and row["verified"] == "yes" and row["seed"] == 1
 
 
 def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
