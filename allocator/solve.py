@@ -20,6 +20,7 @@ from .extract import choose_cases, choose_dwellings, chosen_cases, over_capacity
 from .fill import round_and_fill
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
 from .rehouse import mend_services, rehouse, restore_ties
+from .tie_search import search_around_ties
 from .ties import honour_more_ties, prefer_tied_cases, split_class_ties
 from .model import SPREAD_SEGMENTS, LinearProgram, PlacementModel, build_model
 from .problem import Problem
@@ -53,6 +54,9 @@ BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: Share of the ties level's time left for placing the cases of the plan above (its LP, packing
 #: and search: national-5k 1.9 s of 12).
 SAME_CASES_SHARE = 0.3
+#: Share of the ties level's time left for the search around the ties (:mod:`.tie_search`;
+#: national-5k: 2.9 s of about 10 s, 320 -> 322 ties, and the full model found the optimum, 323).
+TIES_SEARCH_SHARE = 0.3
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
 #: At most this share of the time limit is kept back for making the last level's plan and the
@@ -1005,6 +1009,15 @@ def solve_level(
         if _proven(value, bound, gap):
             return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
                            "ties moved into place: a plan at the LP bound")
+        if integral and left() >= FULL_MODEL_LP_TIMES * lp.seconds and not (stop is not None and stop.stopped):
+            # Ties alone, with time for the full model after it (which the plan found starts,
+            # and whose root cuts mostly prove it): the chains of moves the moves above miss.
+            hint = _search_ties(backend, model, program, columns, objective, lp.values, hint, locks, bound,
+                                left() * TIES_SEARCH_SHARE, settings.solver.seed, stop)
+            value = float(objective @ hint)
+            if _proven(value, bound, gap):
+                return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
+                               "ties found by a search around them: a plan at the LP bound")
     def rounding_box(share: float) -> Outcome:
         lower, upper = program.lower.copy(), program.upper.copy()
         keep = np.rint(hint[y_in]) if hint is not None else None
@@ -1454,6 +1467,37 @@ def _move_ties(
     log.info("  ties honoured by moving and swapping cases: %.0f -> %.0f",
              float(objective @ hint), float(objective @ improved))
     return improved
+
+
+def _search_ties(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    lp_values: np.ndarray,
+    hint: np.ndarray,
+    locks: list[tuple[np.ndarray, float]],
+    bound: float,
+    seconds: float,
+    seed: int,
+    stop: StopFlag | None,
+) -> np.ndarray:
+    """``hint`` (over ``columns``), or the concrete plan of :func:`.tie_search.search_around_ties`
+    where it honours more ties and keeps every capacity and lock."""
+    found, near, short = search_around_ties(
+        backend, model, program, columns, objective, _expand(lp_values, columns, model.n_vars),
+        _expand(hint, columns, model.n_vars), target=np.floor(bound + 1e-6), time_limit=seconds, locks=locks,
+        seed=seed, stop=stop)
+    start = float(objective @ hint)
+    plan = None
+    if found.values is not None and found.objective > start + 0.5:
+        plan, _ = _ties_plan(model, columns, _expand(found.values, columns, model.n_vars), locks)
+    log.info("  ties searched around (%d municipalities, %d short of the LP's ties): %.0f -> %s in %.2fs (%s)",
+             int(near.sum()), short, start, "-" if found.objective is None else f"{found.objective:.0f}",
+             found.seconds, found.detail if plan is not None or found.values is None
+             else found.detail + "; its plan breaks a service capacity or lock")
+    return plan if plan is not None and float(objective @ plan) > start else hint
 
 
 def _same_cases(
