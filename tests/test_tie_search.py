@@ -8,14 +8,14 @@ import sys
 
 import numpy as np
 import pandas as pd
-from conftest import cases_and_persons, muni, settings, single, tiny_tables
+from conftest import cases_and_persons, family, muni, settings, single, tiny_tables
 
 from allocator import build_problem
 from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.extract import choose_cases
 from allocator.model import build_model
-from allocator.solve import _hint_from_plan, complete_hint
+from allocator.solve import _hint_from_plan, _search_ties, complete_hint
 from allocator.tie_search import search_around_ties
 
 
@@ -101,3 +101,49 @@ def test_where_the_moves_leave_the_ties_away_the_level_is_proven_by_the_search(s
     assert searches == []
     assert dict(zip(result.plan["case_id"], result.plan["municipality_id"])).items() >= \
         {"S1": "A", "S2": "A", "S3": "B"}.items()
+
+
+def test_a_search_plan_that_breaks_a_service_capacity_goes_back_as_counts():
+    """The chain to the three ties must send K (a parent and a toddler) to C, which has no
+    kindergarten place. Where C's services are not modelled (class slots there), the search's
+    counts honour all three ties and break that capacity: they go back flagged, for the caller
+    to model C and solve again, not as a plan."""
+    cases, persons = cases_and_persons(
+        single("S1", 300, tie_municipality_id="A"), single("S2", 290, tie_municipality_id="A"),
+        single("S3", 280, tie_municipality_id="B"), family("K", [30, 2], days=270), single("S5", 265),
+        single("X", 260))
+    munis = [muni("A", 3, capacity_kindergarten=5), muni("B", 2, capacity_kindergarten=5),
+             muni("C", 3, capacity_kindergarten=0), muni("E", 1, capacity_kindergarten=5)]
+    problem = build_problem(tiny_tables(munis, cases, persons), settings())
+    above = pd.DataFrame({"case_id": ["S1", "S2", "S3", "K", "S5", "X"],
+                          "municipality_id": ["B", "C", "A", "A", "B", "E"]})
+    agg = aggregate(problem)
+    coarse_c = np.array([m != "C" for m in agg.municipality_ids])
+    model = build_model(agg, coarse_c)
+    program, columns = model.program(["urgency", "ties"])
+    terms = model.objective_terms()
+    plan = complete_hint(model, _hint_from_plan(model, above))
+    urgency, ties = terms["urgency"][columns], terms["ties"][columns]
+    locks = [(urgency, float(urgency @ plan[columns]) - 1e-6)]
+    backend = MathOptBackend()
+    lp = backend.solve(program, ties, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
+
+    found, breaks = _search_ties(backend, model, program, columns, ties, lp.values, plan[columns], locks,
+                                 lp.objective, 10.0, 0, None)
+
+    assert breaks and float(ties @ found) == 3
+    values = np.zeros(model.n_vars)
+    values[columns] = found
+    _, broken = choose_cases(model, complete_hint(model, values))
+    assert [agg.municipality_ids[m] for m in broken] == ["C"]
+    # Modelled everywhere, the same search keeps C's capacity and so honours fewer ties.
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    program, columns = model.program(["urgency", "ties"])
+    terms = model.objective_terms()
+    plan = complete_hint(model, _hint_from_plan(model, above))
+    urgency, ties = terms["urgency"][columns], terms["ties"][columns]
+    locks = [(urgency, float(urgency @ plan[columns]) - 1e-6)]
+    lp = backend.solve(program, ties, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
+    found, breaks = _search_ties(backend, model, program, columns, ties, lp.values, plan[columns], locks,
+                                 lp.objective, 10.0, 0, None)
+    assert not breaks and found is not None and float(ties @ found) == 2
