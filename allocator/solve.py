@@ -1016,10 +1016,10 @@ def solve_level(
                                             bound, left() * TIES_SEARCH_SHARE, settings.solver.seed, stop)
             if breaks:
                 # As after a packing that breaks one: the caller models it and solves again
-                # (national-5k seed 3: 298 -> 301 ties, the optimum, which broke a service capacity in one
-                # municipality; solved again, the full model proved 301 in 4.6 s).
-                return Outcome("feasible", searched, float(objective @ searched), bound,
-                               time.perf_counter() - started, 0, "the search around the ties; a service capacity to model")
+                # (national-5k seed 3: 298 -> 301 ties, the optimum, which broke a service capacity
+                # in one municipality; solved again, the full model proved 301 in 4.6 s).
+                return Outcome("feasible", searched, float(objective @ searched), bound, time.perf_counter() - started,
+                               0, "the search around the ties; a service capacity to model")
             if searched is not None:
                 hint = searched
             value = float(objective @ hint)

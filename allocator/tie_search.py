@@ -5,7 +5,7 @@ would honour one more are often a chain away: a tied case takes a place at its t
 only once someone there moves, which needs room elsewhere, and the urgency lock allows almost
 no other choice of cases. CP-SAT finds such chains in the municipalities where the LP honours
 more ties than the plan and those with persons to spare (where the cases making way can go),
-the rest of the plan fixed; every variable stays free in choosing which cases are placed.
+the counts elsewhere fixed; which cases are chosen stays free within the locks.
 national-5k: 320 -> 322 ties in 2.9 s (the full model from there found 323, the optimum, and
 proved it); national-10k: 608 -> 609, the optimum. HiGHS's MIP over the same municipalities
 found nothing in 6.2 s on national-5k.
