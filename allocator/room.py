@@ -192,6 +192,12 @@ class Lack:
                 and all(left >= v for left, v in zip(self.services, self.use))
                 and all(left >= 1 for left in self.hall.values()))
 
+    def shortfalls(self) -> int:
+        """How many of persons, minors' places, services' places and dwellings the case lacks."""
+        return (int(self.persons < self.size) + int(self.minors < self.minors_needed)
+                + int(any(left < v for left, v in zip(self.services, self.use)))
+                + int(any(left < 1 for left in self.hall.values())))
+
     def relieved_by(self, j: int) -> bool:
         """Does taking a case of column j out free something the case lacks?"""
         room = self.room

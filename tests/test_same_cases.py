@@ -52,7 +52,7 @@ def best_ties(problem, chosen: list[str]) -> int:
     return best
 
 
-def place(problem, above, monkeypatch=None, stall: bool = False):
+def place(problem, above, monkeypatch=None, stall: bool = False, around: bool = True):
     agg = aggregate(problem)
     model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
     program, columns = model.program(["urgency", "ties"])
@@ -60,9 +60,11 @@ def place(problem, above, monkeypatch=None, stall: bool = False):
     plan = complete_hint(model, _hint_from_plan(model, above))
     locks = [(terms["urgency"][columns], float(terms["urgency"] @ plan) - 1e-6)]
     if stall:
-        # The packing stalls at once with nothing placed: the search places every case.
+        # The packing stalls at once with nothing placed: the search places every case (with no
+        # municipality around the packing, where no plan exists, the second search does, in
+        # those within reach of the cases waiting).
         monkeypatch.setattr(same_cases_module, "pack_with_ties", lambda m, *a, **k: Packing(
-            np.zeros(m.n_vars), False, np.ones(m.agg.n_municipalities, dtype=bool)))
+            np.zeros(m.n_vars), False, np.full(m.agg.n_municipalities, around)))
     found = same_cases_module.place_same_cases(
         MathOptBackend(), model, program, columns, terms["ties"][columns], plan[columns],
         deadline=time.perf_counter() + 20, relative_gap=0.0, seed=0, locks=locks)
@@ -72,10 +74,11 @@ def place(problem, above, monkeypatch=None, stall: bool = False):
     return model, plan, found, dict(zip(placed.index, agg.municipality_ids[placed.to_numpy()]))
 
 
-@pytest.mark.parametrize("stall", [False, True], ids=["packed", "searched"])
-def test_the_cases_above_reach_the_most_ties_they_allow(stall, monkeypatch):
+@pytest.mark.parametrize("stall, around", [(False, True), (True, True), (True, False)],
+                         ids=["packed", "searched", "searched-within-reach"])
+def test_the_cases_above_reach_the_most_ties_they_allow(stall, around, monkeypatch):
     problem, above = round_with_ties_away()
-    model, plan, found, placed = place(problem, above, monkeypatch, stall)
+    model, plan, found, placed = place(problem, above, monkeypatch, stall, around)
     # The same cases, so the same urgency; each municipality within its resolution.
     assert sorted(placed) == sorted(above["case_id"])
     urgency = model.objective_terms()["urgency"]
@@ -91,3 +94,31 @@ def test_the_cases_above_reach_the_most_ties_they_allow(stall, monkeypatch):
     assert found.lp.objective >= best - 1e-6
     assert not any(problem.cases.at[c, "tie_municipality_id"] == m
                    for c, m in zip(above["case_id"], above["municipality_id"]))
+
+
+def test_within_reach_adds_where_a_waiting_case_lacks_only_one_thing():
+    """K (a parent and a toddler) still waits. At P it lacks only persons (one left of two), at
+    R nothing; at Q, where H (a parent and a toddler too) takes the one kindergarten place, it
+    lacks persons and that place: a chain of moves could make room at P, not at Q in one step.
+    The packing's own neighbourhood (here: none) is kept."""
+    from allocator.pack import lp_pool_totals
+    from allocator.same_cases import within_reach
+
+    cases, persons = cases_and_persons(family("K", [30, 2], days=300), single("F", 200),
+                                       family("H", [31, 3], days=100))
+    munis = [muni("P", 2, capacity_kindergarten=5), muni("Q", 3, capacity_kindergarten=1),
+             muni("R", 3, capacity_kindergarten=5)]
+    problem = build_problem(tiny_tables(munis, cases, persons), settings())
+    agg = aggregate(problem)
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    plan = pd.DataFrame({"case_id": ["F", "H"], "municipality_id": ["P", "Q"]})
+    values = complete_hint(model, _hint_from_plan(model, plan))
+    totals = lp_pool_totals(model, values)
+    totals[agg.free_cases.loc["K", "pool"]] += 1
+    packing = Packing(values, False, np.zeros(agg.n_municipalities, dtype=bool))
+    near = within_reach(model, packing, totals)
+    assert [agg.municipality_ids[m] for m in np.flatnonzero(near)] == ["P", "R"]
+    # With K placed nothing waits, and only the packing's neighbourhood is left.
+    totals[agg.free_cases.loc["K", "pool"]] -= 1
+    packing = Packing(values, False, np.array([False, True, False]))
+    assert within_reach(model, packing, totals).tolist() == [False, True, False]
