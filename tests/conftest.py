@@ -102,3 +102,21 @@ def solve_verified(tmp_path: Path):
         return result
 
     return run
+
+
+@pytest.fixture
+def mip_searches(monkeypatch) -> list[str]:
+    """The MIP searches a solve asks HiGHS for, in order: "bounded" (a neighbourhood or a box)
+    or "full" (the full model); LPs are not counted."""
+    from allocator.backend import MathOptBackend
+
+    searches: list[str] = []
+    real = MathOptBackend.solve
+
+    def record(self, program, objective, **kwargs):
+        if not kwargs.get("relax"):
+            searches.append("bounded" if kwargs.get("lower") is not None else "full")
+        return real(self, program, objective, **kwargs)
+
+    monkeypatch.setattr(MathOptBackend, "solve", record)
+    return searches

@@ -77,26 +77,15 @@ def test_the_levels_leave_time_for_making_the_last_plan_and_the_result(monkeypat
     assert budget <= started + limit - called - 0.25
 
 
-def test_where_the_lp_bound_is_above_every_plan_the_full_model_proves_the_packed_one(solve_verified, monkeypatch):
+def test_where_the_lp_bound_is_above_every_plan_the_full_model_proves_the_packed_one(solve_verified, mip_searches):
     """Families of three and four persons at resolutions of five and seven: the LP fills them
     with parts of families, no plan can, and its bound is above every plan. The LP's cases are
     packed, CP-SAT finds no plan at that bound near them, and the full model comes next (its
     root proves the optimum), not HiGHS's search of the neighbourhood nor the rounding box."""
-    from allocator.backend import MathOptBackend
-
-    searches: list[str] = []
-    real = MathOptBackend.solve
-
-    def record(self, program, objective, **kwargs):
-        if not kwargs.get("relax"):
-            searches.append("bounded" if kwargs.get("lower") is not None else "full")
-        return real(self, program, objective, **kwargs)
-
-    monkeypatch.setattr(MathOptBackend, "solve", record)
     result = solve_verified(*_families_above_the_resolutions())
     level = result.levels[0]
     assert level.status == "optimal" and level.objective == pytest.approx(level.bound)
-    assert searches == ["full"]
+    assert mip_searches == ["full"]
     assert len(result.plan) == 4  # one family each at A and B, a family of three and one of four at C
 
 

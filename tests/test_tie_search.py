@@ -5,6 +5,7 @@ with persons to spare, keeps the urgency lock, and finds the chain of moves that
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,18 +33,37 @@ def round_with_a_chain_to_the_ties(the_settings=None):
     return tables, the_settings or settings(), above
 
 
-def test_the_search_honours_the_ties_by_a_chain_and_changes_only_its_neighbourhood():
-    tables, the_settings, above = round_with_a_chain_to_the_ties()
-    problem = build_problem(tables, the_settings)
-    agg = aggregate(problem)
-    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+class TiesLevel(NamedTuple):
+    """The ties level of a round below the plan ``above``: its model, program, the plan above
+    (a full vector), the urgency lock, the ties objective and the level's LP."""
+
+    model: object
+    program: object
+    columns: np.ndarray
+    plan: np.ndarray
+    locks: list
+    ties: np.ndarray
+    lp: object
+
+
+def ties_level(agg, above: pd.DataFrame, fine: np.ndarray) -> TiesLevel:
+    model = build_model(agg, fine)
     program, columns = model.program(["urgency", "ties"])
     terms = model.objective_terms()
     plan = complete_hint(model, _hint_from_plan(model, above))
     urgency, ties = terms["urgency"][columns], terms["ties"][columns]
     locks = [(urgency, float(urgency @ plan[columns]) - 1e-6)]
+    lp = MathOptBackend().solve(program, ties, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
+    return TiesLevel(model, program, columns, plan, locks, ties, lp)
+
+
+def test_the_search_honours_the_ties_by_a_chain_and_changes_only_its_neighbourhood():
+    tables, the_settings, above = round_with_a_chain_to_the_ties()
+    problem = build_problem(tables, the_settings)
+    agg = aggregate(problem)
+    model, program, columns, plan, locks, ties, lp = ties_level(agg, above, np.ones(agg.n_municipalities, dtype=bool))
+    urgency = locks[0][0]
     backend = MathOptBackend()
-    lp = backend.solve(program, ties, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
     lp_full = np.zeros(model.n_vars)
     lp_full[columns] = lp.values
     assert float(ties @ plan[columns]) == 0 and lp.objective > 2.5
@@ -74,31 +94,23 @@ def test_the_search_honours_the_ties_by_a_chain_and_changes_only_its_neighbourho
     assert (used.groupby(level=0).sum() <= problem.municipalities["resolution_persons"]).all()
 
 
-def test_where_the_moves_leave_the_ties_away_the_level_is_proven_by_the_search(solve_verified, monkeypatch):
+def test_where_the_moves_leave_the_ties_away_the_level_is_proven_by_the_search(solve_verified, mip_searches,
+                                                                               monkeypatch):
     """The ties level of the same round, with its packings finding nothing and its moves
     leaving every tie away: the search reaches the LP bound, so no full model runs."""
     solve_module = sys.modules["allocator.solve"]
     tables, the_settings, above = round_with_a_chain_to_the_ties(
         settings(objective__priorities=[["urgency"], ["ties"]]))
-    searches: list[str] = []
-    real = MathOptBackend.solve
-
-    def record(self, program, objective, **kwargs):
-        if not kwargs.get("relax"):
-            searches.append("bounded" if kwargs.get("lower") is not None else "full")
-        return real(self, program, objective, **kwargs)
-
     def ties_away(model, columns, objective, hint, locks, deadline):
         return complete_hint(model, _hint_from_plan(model, above))[columns]
 
-    monkeypatch.setattr(MathOptBackend, "solve", record)
     monkeypatch.setattr(solve_module, "_pack_ties", lambda *a, **k: (None, False))
     monkeypatch.setattr(solve_module, "_same_cases", lambda *a, **k: (None, False))
     monkeypatch.setattr(solve_module, "_move_ties", ties_away)
     result = solve_verified(tables, the_settings)
     level = result.levels[1]
     assert level.status == "optimal" and level.objective == level.bound == 3
-    assert searches == []
+    assert mip_searches == []
     assert dict(zip(result.plan["case_id"], result.plan["municipality_id"])).items() >= \
         {"S1": "A", "S2": "A", "S3": "B"}.items()
 
@@ -118,15 +130,9 @@ def test_a_search_plan_that_breaks_a_service_capacity_goes_back_as_counts():
     above = pd.DataFrame({"case_id": ["S1", "S2", "S3", "K", "S5", "X"],
                           "municipality_id": ["B", "C", "A", "A", "B", "E"]})
     agg = aggregate(problem)
-    coarse_c = np.array([m != "C" for m in agg.municipality_ids])
-    model = build_model(agg, coarse_c)
-    program, columns = model.program(["urgency", "ties"])
-    terms = model.objective_terms()
-    plan = complete_hint(model, _hint_from_plan(model, above))
-    urgency, ties = terms["urgency"][columns], terms["ties"][columns]
-    locks = [(urgency, float(urgency @ plan[columns]) - 1e-6)]
+    model, program, columns, plan, locks, ties, lp = ties_level(agg, above, np.array(
+        [m != "C" for m in agg.municipality_ids]))
     backend = MathOptBackend()
-    lp = backend.solve(program, ties, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
 
     found, breaks = _search_ties(backend, model, program, columns, ties, lp.values, plan[columns], locks,
                                  lp.objective, 10.0, 0, None)
@@ -137,13 +143,7 @@ def test_a_search_plan_that_breaks_a_service_capacity_goes_back_as_counts():
     _, broken = choose_cases(model, complete_hint(model, values))
     assert [agg.municipality_ids[m] for m in broken] == ["C"]
     # Modelled everywhere, the same search keeps C's capacity and so honours fewer ties.
-    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
-    program, columns = model.program(["urgency", "ties"])
-    terms = model.objective_terms()
-    plan = complete_hint(model, _hint_from_plan(model, above))
-    urgency, ties = terms["urgency"][columns], terms["ties"][columns]
-    locks = [(urgency, float(urgency @ plan[columns]) - 1e-6)]
-    lp = backend.solve(program, ties, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
+    model, program, columns, plan, locks, ties, lp = ties_level(agg, above, np.ones(agg.n_municipalities, dtype=bool))
     found, breaks = _search_ties(backend, model, program, columns, ties, lp.values, plan[columns], locks,
                                  lp.objective, 10.0, 0, None)
     assert not breaks and found is not None and float(ties @ found) == 2
