@@ -91,23 +91,23 @@ def place_same_cases(
         return SameCases(lp, packing.values)
     # Finish where the packing stalled: the rest of it stays, the cases stay chosen.
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
-    fixed = ~packing.neighbourhood[model.y_muni]
-    lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
-    search = backend.solve(program, objective, time_limit=max(deadline - time.perf_counter(), 0.05),
-                           relative_gap=relative_gap, lower=lower, upper=upper,
-                           absolute_gap=relative_gap * abs(lp.objective), **common)
+
+    def search_in(near: np.ndarray) -> Outcome:
+        lower, upper = case_bounds(model, program, columns, above)
+        fixed = ~near[model.y_muni]
+        lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
+        return backend.solve(program, objective, time_limit=max(deadline - time.perf_counter(), 0.05),
+                             relative_gap=relative_gap, lower=lower, upper=upper,
+                             absolute_gap=relative_gap * abs(lp.objective), **common)
+
+    search = search_in(packing.neighbourhood)
     log.info("  the cases above: packing finished by a search in %d municipalities: %s %s in %.2fs (LP %.1f)",
              int(packing.neighbourhood.sum()), search.status, search.objective, search.seconds, lp.objective)
     if search.values is None and time.perf_counter() < deadline and not (stop is not None and stop.stopped):
         # No plan there: again with every municipality where a case still waiting lacks only one
         # thing, the start of each chain of moves that would make room for it.
         near = within_reach(model, packing, totals)
-        lower, upper = case_bounds(model, program, columns, above)
-        fixed = ~near[model.y_muni]
-        lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
-        search = backend.solve(program, objective, time_limit=max(deadline - time.perf_counter(), 0.05),
-                               relative_gap=relative_gap, lower=lower, upper=upper,
-                               absolute_gap=relative_gap * abs(lp.objective), **common)
+        search = search_in(near)
         log.info("  the cases above: then a search in %d municipalities, with those within reach of the cases "
                  "waiting: %s %s in %.2fs", int(near.sum()), search.status, search.objective, search.seconds)
     return SameCases(lp, None if search.values is None else _full(model, columns, search.values))
