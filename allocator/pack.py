@@ -37,6 +37,11 @@ FEW_WAITING, FEW_PATIENCE = 12, 25
 #: (national-2k over 32 seeds: 0.36 s against 0.65 s on the slowest; 28 of 32 rounds under 1 s
 #: against 20, every one proven as before).
 NEIGHBOURS = 1
+#: Municipalities per pool the LP chose in part in the wider neighbourhood searched when the
+#: first search after a complete packing finds no plan at the LP bound. More from the start
+#: slowed the searches that did find it (national-2k, 64 seeds, 4 packing seeds each: 3 instead
+#: of 1 took 3-4% longer in all); in the first search's place, the full model took 3.5-6 s.
+PARTIAL_NEIGHBOURS = 3
 #: Municipalities lacking only persons tried per waiting case, and swaps tried in all.
 SWAP_MUNICIPALITIES, SWAP_TRIES = 20, 400
 #: Municipalities weighed per case that fits nowhere.
@@ -64,6 +69,9 @@ class Packing:
     values: np.ndarray  # a full vector of the model's variables (y, w, s; the rest zero)
     complete: bool
     neighbourhood: np.ndarray  # bool per municipality
+    # The neighbourhood with ``PARTIAL_NEIGHBOURS`` municipalities per pool the LP chose in part;
+    # None where it chose none in part or that adds no municipality.
+    wider: np.ndarray | None = None
 
 
 def pack_lp_totals(
@@ -84,7 +92,9 @@ def pack_lp_totals(
         packer.fill()
     # Where the LP chose part of a case, a search may still place the case whole.
     partial = np.flatnonzero(totals - whole > 1e-6)
-    return Packing(packer.values(), complete, packer.neighbourhood(partial))
+    near = packer.neighbourhood(partial)
+    wider = packer.neighbourhood(partial, PARTIAL_NEIGHBOURS) if len(partial) else None
+    return Packing(packer.values(), complete, near, wider if wider is not None and (wider > near).any() else None)
 
 
 def pack_with_ties(
@@ -182,12 +192,14 @@ class Packer(Filler):
                 return False
         return True
 
-    def neighbourhood(self, partial: np.ndarray | None = None) -> np.ndarray:
-        """See :func:`pack_lp_totals`; ``partial`` pools count as waiting too."""
+    def neighbourhood(self, partial: np.ndarray | None = None, per_partial: int = NEIGHBOURS) -> np.ndarray:
+        """See :func:`pack_lp_totals`; ``partial`` pools count as waiting too, with
+        ``per_partial`` municipalities each (where not waiting)."""
         near = self.room.persons >= 1
-        pools = {item[2] for item in self.waiting} | set(() if partial is None else partial.tolist())
-        for pool in pools:
-            near[self.model.y_muni[self._short_of_persons(self._candidates(pool))][:NEIGHBOURS]] = True
+        waiting = {item[2] for item in self.waiting}
+        for pool in waiting | set(() if partial is None else partial.tolist()):
+            n = NEIGHBOURS if pool in waiting else per_partial
+            near[self.model.y_muni[self._short_of_persons(self._candidates(pool))][:n]] = True
         return near
 
     def _short_of_persons(self, columns: np.ndarray) -> np.ndarray:

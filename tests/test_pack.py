@@ -146,6 +146,43 @@ def test_a_stalled_packing_is_finished_by_cp_sat_or_else_by_highs(name, seed, cp
     pd.testing.assert_frame_equal(again.plan, result.plan)
 
 
+def test_a_complete_packing_short_of_the_bound_is_finished_in_a_wider_neighbourhood(solve_verified, caplog,
+                                                                                      mip_searches, monkeypatch):
+    """national-2k seed 60, packed with seed 1: every case the LP chose whole is placed, and the LP
+    chose part of a case. Around the packing, with one municipality for that pool, no plan
+    reaches the LP bound; with ``PARTIAL_NEIGHBOURS`` one does, and the full model (3.5 s before)
+    is not needed. The level is proven and the plan verified."""
+    monkeypatch.setattr(sys.modules["allocator.solve"], "FIND_PLAN_LP_TIMES", 1000.0)
+    tables = generate_tables(dataclasses.replace(NAMED["national-2k"], seed=60))
+    with caplog.at_level(logging.INFO, logger="allocator.solve"):
+        result = solve_verified(tables, Settings.model_validate(demo_settings()).with_overrides(
+            objective__priorities=[["urgency"]], solver__seed=1))
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("  LP totals packed") for m in messages)  # complete, not "partly packed"
+    finished = [m for m in messages if "packing finished by a search" in m]
+    assert len(finished) == 2
+    assert "CP-SAT: a plan at the target" not in finished[0] and "CP-SAT: a plan at the target" in finished[1]
+    assert "full" not in mip_searches
+    assert result.levels[0].status == "optimal"
+
+
+def test_the_wider_neighbourhood_adds_municipalities_only_for_pools_chosen_in_part(national_1k):
+    model, _, _, _, values = urgency_lp(national_1k)
+    packer = Packer(model, values[model.blocks["y"]], np.floor(lp_pool_totals(model, values) + 1e-6).astype(int),
+                    np.random.default_rng(0))
+    packer.run(float("inf"))
+    packer.waiting.clear()  # nothing waiting: only the pools passed as chosen in part count
+    spare = packer.room.persons >= 1
+    assert (packer.neighbourhood() == spare).all()
+    # A pool that would fit but for persons at several municipalities without persons to spare:
+    # the first of them, or the first three.
+    where = {p: model.y_muni[packer._short_of_persons(packer._candidates(p))] for p in range(len(model.agg.pools))}
+    pool, munis = next((p, m) for p, m in where.items() if len(m) >= 3 and not spare[m[:3]].any())
+    one, three = (packer.neighbourhood(np.array([pool]), n) & ~spare for n in (1, 3))
+    assert np.flatnonzero(one).tolist() == [munis[0]]
+    assert sorted(np.flatnonzero(three).tolist()) == sorted(munis[:3].tolist())
+
+
 def test_refill_after_a_service_broke_places_the_case_taken_out():
     # Both families have a school child; each municipality has one school place. A plan that
     # counted classes put both at A; the case taken out (F2) is packed again, at B.
