@@ -45,12 +45,14 @@ def write_round(spec: InstanceSpec, seed: int, time_limit: float, directory: Pat
 
 
 def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path,
-               all_levels: bool = False, writer: Executor | None = None) -> dict[str, Any]:
+               all_levels: bool = False, writer: Executor | None = None,
+               solver_seed: int | None = None) -> dict[str, Any]:
     """Round ``spec`` generated with ``seed``: its ``solve()`` time and proof, of level 1 alone
     or, with ``all_levels``, of the whole proposal (the worst level's status and largest gap).
     With ``writer``, the round is generated there (another process, so that the generator's
     memory is not counted in this process's peak: writing one national-30k-scores round peaks
-    at 1.5 GiB, more than solving it)."""
+    at 1.5 GiB, more than solving it). ``solver_seed`` replaces the round's solver seed (the
+    packing's and CP-SAT's)."""
     from allocator import read_problem, solve, verify_plan
 
     args = (spec, seed, time_limit, directory)
@@ -59,6 +61,8 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
     settings = problem.settings
     if not all_levels:
         settings = settings.with_overrides(objective__priorities=[["urgency"]])
+    if solver_seed is not None:
+        settings = settings.with_overrides(solver__seed=solver_seed)
     started = time.perf_counter()
     result = solve(problem, settings)
     seconds = time.perf_counter() - started
@@ -144,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-levels", action="store_true",
                         help="solve every level of the round's priorities, as a proposal is made")
     parser.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 (default 32)")
+    parser.add_argument("--solver-seed", type=int,
+                        help="the solver's seed for every round (the packing's and CP-SAT's; default: the round's, 0)")
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--under", type=float, default=1.0, help="count the rounds solved in less (seconds)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the results go")
@@ -163,15 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--scores goes with --cases (named rounds with scores end in -scores)")
     if args.all_levels:
         name += "-all-levels"
+    if args.solver_seed is not None:
+        name += f"-solver-seed-{args.solver_seed}"
     console = Console()
     info, commit = machine(), git_commit()
     rows = []
     # One worker process writes the rounds; "spawn", as this process runs solvers' threads.
     writer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     with writer, tempfile.TemporaryDirectory() as tmp:
-        solve_seed(spec, args.seeds, args.time_limit, Path(tmp), writer=writer)  # not counted: the first load
+        solve_seed(spec, args.seeds, args.time_limit, Path(tmp), writer=writer,  # not counted: the first load
+                   solver_seed=args.solver_seed)
         for seed in range(args.seeds):
-            rows.append(solve_seed(spec, seed, args.time_limit, Path(tmp), args.all_levels, writer))
+            rows.append(solve_seed(spec, seed, args.time_limit, Path(tmp), args.all_levels, writer, args.solver_seed))
             console.log(f"{name} seed {seed}: {rows[-1]['solve_s']:.2f} s, {rows[-1]['levels']}")
     total = summary(rows, args.under)
 

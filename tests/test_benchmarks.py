@@ -197,6 +197,24 @@ def test_a_seed_s_round_is_written_by_the_writer_it_is_given(tmp_path):
     assert (tmp_path / "seed-1" / "cases.csv").exists() and row["verified"] == "yes" and row["seed"] == 1
 
 
+def test_the_seeds_runner_solves_with_the_solver_seed_asked_for(tmp_path, monkeypatch):
+    import allocator
+
+    seeds_used = []
+    real = allocator.solve
+
+    def recording(problem, settings=None, **kwargs):
+        seeds_used.append(settings.solver.seed)
+        return real(problem, settings, **kwargs)
+
+    monkeypatch.setattr(allocator, "solve", recording)
+    out = tmp_path / "results"
+    assert seeds_main(["--cases", "40", "--seeds", "2", "--solver-seed", "3", "--time-limit", "10",
+                       "--out", str(out)]) == 0
+    assert seeds_used == [3, 3, 3]  # the uncounted first solve and both rounds
+    assert len(list(out.glob("seeds-40-cases-solver-seed-3-*.csv"))) == 1
+
+
 def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
     out = tmp_path / "results"
     assert seeds_main(["--cases", "40", "--scores", "--all-levels", "--seeds", "2", "--time-limit", "10",
