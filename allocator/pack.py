@@ -38,9 +38,10 @@ FEW_WAITING, FEW_PATIENCE = 12, 25
 #: against 20, every one proven as before).
 NEIGHBOURS = 1
 #: Municipalities per pool the LP chose in part in the wider neighbourhood searched when the
-#: first search after a complete packing finds no plan at the LP bound. More from the start
-#: slowed the searches that did find it (national-2k, 64 seeds, 4 packing seeds each: 3 instead
-#: of 1 took 3-4% longer in all); in the first search's place, the full model took 3.5-6 s.
+#: first search after a complete packing finds no plan at the LP bound. Three from the start
+#: slowed the searches that find it anyway (national-2k's 64 rounds with packing seeds 0 and 3,
+#: run in turn: 4.0% and 3.5% longer in all than this second search); without either, the full
+#: model took 3.4-6.0 s where the first search missed the bound.
 PARTIAL_NEIGHBOURS = 3
 #: Municipalities lacking only persons tried per waiting case, and swaps tried in all.
 SWAP_MUNICIPALITIES, SWAP_TRIES = 20, 400

@@ -959,7 +959,7 @@ def solve_level(
                 # more municipalities for those pools may place it whole (national-2k, 64 rounds
                 # packed with 4 seeds each: on 5 of the 256 the first search found no plan at the
                 # LP bound and the full model took 3.4-6.0 s; the second found it on all 5, the
-                # level in 0.9-1.2 s). Where the wider neighbourhood adds no municipality it is not
+                # level in 0.8-1.2 s). Where the wider neighbourhood adds no municipality it is not
                 # searched (national-1k: there the LP bound is what is wrong, as above).
                 wider = packing.wider if packing.complete else None
                 searches = [packing.neighbourhood] + ([wider] if wider is not None else [])
