@@ -972,14 +972,13 @@ def solve_level(
                     log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
                              int(near.sum()), repair.status, repair.objective, repair.seconds, repair.detail)
                     if repair.values is not None and _proven(repair.objective, bound, gap):
-                        break
+                        return Outcome("optimal", repair.values, repair.objective, bound,
+                                       time.perf_counter() - started, repair.nodes,
+                                       "the LP's cases packed with a search where packing stalled")
                     if repair.values is not None and repair.objective > float(objective @ start):
                         start = repair.values
-                if repair.values is not None and _proven(repair.objective, bound, gap):
-                    return Outcome("optimal", repair.values, repair.objective, bound, time.perf_counter() - started,
-                                   repair.nodes, "the LP's cases packed with a search where packing stalled")
-                if repair.values is not None and repair.objective > float(objective @ hint):
-                    hint = repair.values
+                if float(objective @ start) > float(objective @ hint):
+                    hint = start
         if polish and _proven(float(objective @ hint), bound, gap):
             # The best of the rounded, packed and searched plans, within the gap: proven.
             return Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started, 0,
