@@ -70,8 +70,8 @@ class Packing:
     values: np.ndarray  # a full vector of the model's variables (y, w, s; the rest zero)
     complete: bool
     neighbourhood: np.ndarray  # bool per municipality
-    # The neighbourhood with ``PARTIAL_NEIGHBOURS`` municipalities per pool the LP chose in part;
-    # None where it chose none in part or that adds no municipality.
+    # The neighbourhood with ``PARTIAL_NEIGHBOURS`` municipalities per pool the LP chose in part,
+    # for a complete packing; None where it chose none in part or that adds no municipality.
     wider: np.ndarray | None = None
 
 
@@ -94,7 +94,8 @@ def pack_lp_totals(
     # Where the LP chose part of a case, a search may still place the case whole.
     partial = np.flatnonzero(totals - whole > 1e-6)
     near = packer.neighbourhood(partial)
-    wider = packer.neighbourhood(partial, PARTIAL_NEIGHBOURS) if len(partial) else None
+    # Only a complete packing's second search uses it (a stalled one goes on to HiGHS's search).
+    wider = packer.neighbourhood(partial, PARTIAL_NEIGHBOURS) if complete and len(partial) else None
     return Packing(packer.values(), complete, near, wider if wider is not None and (wider > near).any() else None)
 
 

@@ -961,8 +961,7 @@ def solve_level(
                 # LP bound and the full model took 3.4-6.0 s; the second found it on all 5, the
                 # level in 0.8-1.2 s). Where the wider neighbourhood adds no municipality it is not
                 # searched (national-1k: there the LP bound is what is wrong, as above).
-                wider = packing.wider if packing.complete else None
-                searches = [packing.neighbourhood] + ([wider] if wider is not None else [])
+                searches = [packing.neighbourhood] + ([packing.wider] if packing.wider is not None else [])
                 start = packed
                 for i, near in enumerate(searches):
                     repair = _finish_packing(backend, program, objective, start, *around_packing(near), bound, gap,
