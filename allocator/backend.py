@@ -118,10 +118,11 @@ class StopFlag:
     interrupted where it listens (SCIP); HiGHS does not, and its running call is left behind
     (:meth:`MathOptBackend.solve`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: StopFlag | None = None) -> None:
         self._event = threading.Event()
         self._interrupters: list[solve_interrupter.SolveInterrupter] = []
         self._lock = threading.Lock()
+        self._parent = parent  # a stop of the parent stops this one too (read, not propagated)
 
     def stop(self) -> None:
         with self._lock:
@@ -131,7 +132,7 @@ class StopFlag:
 
     @property
     def stopped(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() or (self._parent is not None and self._parent.stopped)
 
     def attach(self, interrupter: solve_interrupter.SolveInterrupter) -> None:
         with self._lock:

@@ -1,0 +1,84 @@
+"""The search that moves cases runs beside its level's LP, on the threads the LP leaves."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from allocator import Settings
+from allocator.backend import MathOptBackend, StopFlag
+from allocator.demo import NAMED, demo_settings, generate_tables
+from allocator.solve import _lp_beside_search
+
+MOVED = re.compile(r"cases moved for housing_fit and spread: (-?[\d.]+) -> (-?[\d.]+)")
+
+
+def test_the_search_beside_the_lp_stops_when_the_lp_ends():
+    steps = []
+
+    def search(done: StopFlag) -> str:
+        while not done.stopped:
+            steps.append(time.perf_counter())
+            time.sleep(0.005)
+        return "moved"
+
+    def lp() -> str:
+        time.sleep(0.2)
+        return "lp"
+
+    started = time.perf_counter()
+    assert _lp_beside_search(lp, search, None) == ("lp", "moved")
+    assert len(steps) >= 5  # it ran while the LP did ...
+    assert steps[-1] - started < 0.2 + 0.1  # ... and not much longer
+
+
+def test_a_stop_of_the_round_stops_the_search_beside_the_lp_before_the_lp_ends():
+    stop = StopFlag()
+    stop.stop()
+    seen = []
+    assert _lp_beside_search(lambda: "lp", lambda done: seen.append(done.stopped) or "moved", stop) == ("lp", "moved")
+    assert seen == [True]
+    assert not StopFlag(parent=StopFlag()).stopped
+
+
+def _level_3_messages(messages: list[str]) -> list[str]:
+    start = max(i for i, m in enumerate(messages) if m.startswith("level 2 "))
+    end = next(i for i, m in enumerate(messages) if m.startswith("level 3 "))
+    return [m.strip() for m in messages[start + 1:end]]
+
+
+@pytest.fixture
+def slow_lps(monkeypatch):
+    """Every LP relaxation a quarter of a second slower, so that the search beside it has time."""
+    real = MathOptBackend.solve
+
+    def slow(self, *args, relax=False, **kwargs):
+        outcome = real(self, *args, relax=relax, **kwargs)
+        if relax:
+            time.sleep(0.25)
+        return outcome
+
+    monkeypatch.setattr(MathOptBackend, "solve", slow)
+
+
+@pytest.mark.parametrize("threads", [2, 1])
+def test_level_3_moves_cases_while_its_lp_is_solved_and_goes_on_from_there(
+        threads, slow_lps, solve_verified, caplog):
+    tables = generate_tables(NAMED["small"])
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=20.0,
+                                                                       solver__threads=threads)
+    with caplog.at_level("INFO", logger="allocator"):
+        solve_verified(tables, settings)
+    level_3 = _level_3_messages([r.getMessage() for r in caplog.records])
+    moved = [(i, *map(float, MOVED.search(m).groups())) for i, m in enumerate(level_3) if MOVED.search(m)]
+    lp = next(i for i, m in enumerate(level_3) if m.startswith("LP relaxation"))
+    if threads == 1:
+        # One thread asked for: nothing runs beside the LP.
+        assert moved and all(i > lp for i, _, _ in moved)
+        return
+    (beside, start, reached), (guided, again, _) = moved[:2]
+    assert beside < lp < guided
+    assert reached > start  # the search gained while the LP was solved ...
+    assert again == reached  # ... and the search the LP guides starts from that plan
