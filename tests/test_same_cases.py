@@ -16,7 +16,7 @@ from conftest import cases_and_persons, family, muni, settings, single, tiny_tab
 from allocator import build_problem
 from allocator import same_cases as same_cases_module
 from allocator.aggregate import aggregate
-from allocator.backend import MathOptBackend
+from allocator.backend import MathOptBackend, Outcome, _nonzeros
 from allocator.extract import choose_cases
 from allocator.model import build_model
 from allocator.pack import Packing
@@ -122,3 +122,28 @@ def test_within_reach_adds_where_a_waiting_case_lacks_only_one_thing():
     totals[agg.free_cases.loc["K", "pool"]] -= 1
     packing = Packing(values, False, np.array([False, True, False]))
     assert within_reach(model, packing, totals).tolist() == [False, True, False]
+
+
+def test_an_lp_that_would_not_finish_in_its_time_is_not_started(monkeypatch):
+    # national-30k, 60 s: the LP with the cases fixed failed after 2.5 s (and 1.6 s on the
+    # level's second solve), time the packings after it use; the LPs before set the pace.
+    problem, above = round_with_ties_away()
+    agg = aggregate(problem)
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    program, columns = model.program(["urgency", "ties"])
+    terms = model.objective_terms()
+    plan = complete_hint(model, _hint_from_plan(model, above))
+    locks = [(terms["urgency"][columns], float(terms["urgency"] @ plan) - 1e-6)]
+    calls = []
+    backend = MathOptBackend()
+    monkeypatch.setattr(backend, "solve", lambda *a, **k: calls.append(k) or Outcome(
+        "no_solution", None, None, None, 0.0, 0, "recorded"))
+
+    def place_with_pace(seconds_for_the_lp: float):
+        backend.lp_pace = seconds_for_the_lp / _nonzeros(program, locks)
+        return same_cases_module.place_same_cases(
+            backend, model, program, columns, terms["ties"][columns], plan[columns],
+            deadline=time.perf_counter() + 10, relative_gap=0.0, seed=0, locks=locks)
+
+    assert place_with_pace(6.0) is None and calls == []  # 4 s (LP_SHARE of 10 s) would not do
+    assert place_with_pace(1.0) is None and len(calls) == 1 and calls[0]["relax"]  # started
