@@ -67,6 +67,13 @@ FULL_MODEL_LP_TIMES = 6
 FINISH_SHARE = 0.05
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
+#: Where a level's LP would take at least this share of its time (at the pace of the LPs before,
+#: an estimate from below: national-30k's level 3, 4.7 s estimated, 13.5 s taken, of 30 s), the
+#: search that moves cases runs beside it. Not where it is short: national-2k's level 3 (1 s of
+#: 57 s) ended at -1,930 to -1,948 in seven runs with it, -1,931 to -1,932 in four without, as
+#: the plan the search reaches beside the LP leads the full model and the search after it
+#: elsewhere.
+BESIDE_LP_SHARE = 0.1
 #: Share of a level's time its LP relaxation may take.
 LEVEL_LP_SHARE = 0.7
 #: Share of the time limit for the probe's LP. It is the round's first LP, and without an LP
@@ -866,11 +873,14 @@ def solve_level(
         if lp_skipped:
             log.info("  LP relaxation skipped: about %.1fs needed, %.1fs left", expected, left())
             lp = Outcome("no_solution", None, None, None, 0.0, 0, "no time for the LP")
-        elif plan is not None and hint is not None and not ties and settings.solver.threads > 1:
-            # The search that moves cases needs no LP to start: it runs beside the LP, on the
-            # threads the LP leaves, and the search guided by the LP goes on from its plan
-            # (national-30k, 60 s: level 3's LP takes 13.5 s). Not with one thread: a round
-            # solved again with one gives the same plan where the search stalls in its time.
+        elif plan is not None and hint is not None and not ties and settings.solver.threads > 1 \
+                and expected is not None and expected >= BESIDE_LP_SHARE * left():
+            # The search that moves cases needs no LP to start: where the LP takes a good part
+            # of the level's time, the search runs beside it, on the threads it leaves, and the
+            # search the LP guides goes on from its plan (national-30k, 60 s: level 3's LP takes
+            # 13.5 s of 30 s). Not with one thread: a round solved again with one gives the same
+            # plan where the search stalls in its time.
+            log.info("  the search moves cases beside the LP (about %.1fs of %.1fs)", expected, left())
             lp, moved = _lp_beside_search(
                 lambda: backend.solve(program, objective, time_limit=left() * LEVEL_LP_SHARE, relative_gap=0.0,
                                       relax=True, **common),

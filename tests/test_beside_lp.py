@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 
@@ -12,6 +13,7 @@ from allocator.backend import MathOptBackend, StopFlag
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.solve import _lp_beside_search
 
+solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
 MOVED = re.compile(r"cases moved for housing_fit and spread: (-?[\d.]+) -> (-?[\d.]+)")
 
 
@@ -51,7 +53,8 @@ def _level_3_messages(messages: list[str]) -> list[str]:
 
 @pytest.fixture
 def slow_lps(monkeypatch):
-    """Every LP relaxation a quarter of a second slower, so that the search beside it has time."""
+    """Every LP relaxation a quarter of a second slower, as the backend expects: the search
+    beside it has time."""
     real = MathOptBackend.solve
 
     def slow(self, *args, relax=False, **kwargs):
@@ -61,11 +64,15 @@ def slow_lps(monkeypatch):
         return outcome
 
     monkeypatch.setattr(MathOptBackend, "solve", slow)
+    monkeypatch.setattr(MathOptBackend, "expected_lp_seconds", lambda self, *a, **k: 0.25)
 
 
-@pytest.mark.parametrize("threads", [2, 1])
+@pytest.mark.parametrize("threads, share, beside", [(2, 0.0, True), (1, 0.0, False), (2, None, False)],
+                         ids=["beside", "one-thread", "short-lp"])
 def test_level_3_moves_cases_while_its_lp_is_solved_and_goes_on_from_there(
-        threads, slow_lps, solve_verified, caplog):
+        threads, share, beside, slow_lps, solve_verified, caplog, monkeypatch):
+    if share is not None:
+        monkeypatch.setattr(solve_module, "BESIDE_LP_SHARE", share)
     tables = generate_tables(NAMED["small"])
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=20.0,
                                                                        solver__threads=threads)
@@ -74,11 +81,12 @@ def test_level_3_moves_cases_while_its_lp_is_solved_and_goes_on_from_there(
     level_3 = _level_3_messages([r.getMessage() for r in caplog.records])
     moved = [(i, *map(float, MOVED.search(m).groups())) for i, m in enumerate(level_3) if MOVED.search(m)]
     lp = next(i for i, m in enumerate(level_3) if m.startswith("LP relaxation"))
-    if threads == 1:
-        # One thread asked for: nothing runs beside the LP.
+    if not beside:
+        # One thread asked for, or an LP short against the level's time (a quarter of a second
+        # of several, under BESIDE_LP_SHARE): nothing runs beside it.
         assert moved and all(i > lp for i, _, _ in moved)
         return
-    (beside, start, reached), (guided, again, _) = moved[:2]
-    assert beside < lp < guided
+    (first, start, reached), (guided, again, _) = moved[:2]
+    assert first < lp < guided
     assert reached > start  # the search gained while the LP was solved ...
     assert again == reached  # ... and the search the LP guides starts from that plan
