@@ -50,8 +50,8 @@ PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: 4.8 s and reaches 1,836 ties of at most 1,878; in a 60 s benchmark run the level's times left
 #: the packing about 3.4 s, and it ended at 1,242).
 TIES_PACK_SHARE, TIES_PACK_SECONDS, TIES_PACK_ALONE_SHARE = 0.4, 6.0, 0.8
-#: Tries the ties packing makes after one that reaches the bound but breaks a service capacity,
-#: and at most in all (a packing that completes did so by the 5th try on national-2k and -5k;
+#: Tries the ties packing makes after one that reaches the bound (or gains on the plan above) but
+#: breaks a service capacity, and at most in all (a packing that completes did so by the 5th try on national-2k and -5k;
 #: a 150-case round made 73 fruitless tries in 3.6 s, where the full model then took 0.6 s).
 BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: Share of the ties level's time left for placing the cases of the plan above (its LP, packing
@@ -1481,9 +1481,11 @@ def _pack_ties(
     or each broke a lock; and whether the counts break a service capacity. The packing is a
     randomised search: each failed try starts anew with the next seed (``TIES_PACK_TRIES`` at
     most); after counts that
-    break a service capacity but reach ``enough``, only ``BREAKING_RETRIES`` more tries (the
-    caller models the capacity and packs the cases it takes out back in; national-1k: 6 s of
-    tries, all breaking, before; national-2k: the third try keeps every capacity)."""
+    break a service capacity but reach ``enough``, or gain a unit over the plan above, only
+    ``BREAKING_RETRIES`` more tries (the caller models the capacity and packs the cases it takes
+    out back in; national-1k: 6 s of tries, all breaking, before; national-2k: the third try
+    keeps every capacity; national-30k: 3 s of tries after the first, 1,839 ties of at most 1,908,
+    found nothing better, and the packing in the finer model kept them on its first try)."""
     lp_full, above = _expand(lp_values, columns, model.n_vars), _expand(hint, columns, model.n_vars)
     # The cases of the plan above; where the LP chose other cases (this level's LP may trade
     # cases within the lock), every second try packs the LP's own cases (rounded down, the room
@@ -1510,7 +1512,7 @@ def _pack_ties(
         plan, counts = _ties_plan(model, columns, packing.values, locks)
         if counts is not None and (breaking is None or objective @ counts > objective @ breaking):
             breaking = counts
-            if objective @ counts >= enough and last_try is None:
+            if last_try is None and objective @ counts >= min(enough, float(objective @ hint) + 1):
                 last_try = attempt + BREAKING_RETRIES
         if plan is not None:
             log.info("  ties packing: a plan on try %d", attempt)
