@@ -52,13 +52,19 @@ def best_ties(problem, chosen: list[str]) -> int:
     return best
 
 
-def place(problem, above, monkeypatch=None, stall: bool = False, around: bool = True):
-    agg = aggregate(problem)
-    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+def ties_level(problem, above):
+    """The model, the ties level's program and columns, the terms, the plan ``above`` (a full
+    vector) and the lock on its urgency."""
+    model = build_model(aggregate(problem), np.ones(len(problem.municipalities), dtype=bool))
     program, columns = model.program(["urgency", "ties"])
     terms = model.objective_terms()
     plan = complete_hint(model, _hint_from_plan(model, above))
-    locks = [(terms["urgency"][columns], float(terms["urgency"] @ plan) - 1e-6)]
+    return model, program, columns, terms, plan, [(terms["urgency"][columns], float(terms["urgency"] @ plan) - 1e-6)]
+
+
+def place(problem, above, monkeypatch=None, stall: bool = False, around: bool = True):
+    model, program, columns, terms, plan, locks = ties_level(problem, above)
+    agg = model.agg
     if stall:
         # The packing stalls at once with nothing placed: the search places every case (with no
         # municipality around the packing, where no plan exists, the second search does, in
@@ -127,13 +133,7 @@ def test_within_reach_adds_where_a_waiting_case_lacks_only_one_thing():
 def test_an_lp_that_would_not_finish_in_its_time_is_not_started(monkeypatch):
     # national-30k, 60 s: the LP with the cases fixed failed after 2.5 s (and 1.6 s on the
     # level's second solve), time the packings after it use; the LPs before set the pace.
-    problem, above = round_with_ties_away()
-    agg = aggregate(problem)
-    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
-    program, columns = model.program(["urgency", "ties"])
-    terms = model.objective_terms()
-    plan = complete_hint(model, _hint_from_plan(model, above))
-    locks = [(terms["urgency"][columns], float(terms["urgency"] @ plan) - 1e-6)]
+    model, program, columns, terms, plan, locks = ties_level(*round_with_ties_away())
     calls = []
     backend = MathOptBackend()
     monkeypatch.setattr(backend, "solve", lambda *a, **k: calls.append(k) or Outcome(
