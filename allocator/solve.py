@@ -51,8 +51,9 @@ PACK_SHARE, PACK_SECONDS, REPAIR_SHARE = 0.2, 1.0, 0.3
 #: the packing about 3.4 s, and it ended at 1,242).
 TIES_PACK_SHARE, TIES_PACK_SECONDS, TIES_PACK_ALONE_SHARE = 0.4, 6.0, 0.8
 #: Tries the ties packing makes after one that reaches the bound (or gains on the plan above) but
-#: breaks a service capacity, and at most in all (a packing that completes did so by the 5th try on national-2k and -5k;
-#: a 150-case round made 73 fruitless tries in 3.6 s, where the full model then took 0.6 s).
+#: breaks a service capacity, and at most in all (a packing that completes did so by the 5th try
+#: on national-2k and -5k; a 150-case round made 73 fruitless tries in 3.6 s, where the full
+#: model then took 0.6 s).
 BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: Share of the ties level's time left for placing the cases of the plan above (its LP, packing
 #: and search: national-5k 1.9 s of 12).
@@ -68,7 +69,7 @@ FINISH_SHARE = 0.05
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
 #: Where a level's LP would take at least this share of its time (at the pace of the LPs before,
-#: an estimate from below: national-30k's level 3, 4.7 s estimated, 13.5 s taken, of 30 s), the
+#: an estimate from below: national-30k's level 3, 6.4 s estimated, 13.5 s taken, of 32 s), the
 #: search that moves cases runs beside it. Not where it is short: national-2k's level 3 (1 s of
 #: 57 s) ended at -1,930 to -1,948 in seven runs with it, -1,931 to -1,932 in four without, as
 #: the plan the search reaches beside the LP leads the full model and the search after it
