@@ -90,3 +90,20 @@ def test_level_3_moves_cases_while_its_lp_is_solved_and_goes_on_from_there(
     assert first < lp < guided
     assert reached > start  # the search gained while the LP was solved ...
     assert again == reached  # ... and the search the LP guides starts from that plan
+
+
+@pytest.mark.parametrize("margin", [1e9, 1.0])
+def test_the_pace_margin_skips_only_the_lps_of_levels_with_the_search(margin, solve_verified, caplog, monkeypatch):
+    # With a margin beyond any time, level 3 (which has the search that moves cases) skips its
+    # LP; level 2 (ties and scores, no scores supplied: no such search) still solves its own.
+    monkeypatch.setattr(MathOptBackend, "expected_lp_seconds", lambda self, *a, **k: 0.01)
+    monkeypatch.setattr(solve_module, "LP_PACE_MARGIN", margin)
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=20.0)
+    with caplog.at_level("INFO", logger="allocator"):
+        result = solve_verified(generate_tables(NAMED["small"]), settings)
+    messages = [r.getMessage() for r in caplog.records]
+    level_3 = _level_3_messages(messages)
+    level_2 = messages[:messages.index(next(m for m in messages if m.startswith("level 2 ")))]
+    assert any(m.strip().startswith("LP relaxation ") for m in level_2)
+    skipped = any(m.startswith("LP relaxation skipped") for m in level_3)
+    assert skipped == (margin > 1) and (result.levels[2].bound is None) == skipped
