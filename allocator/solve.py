@@ -877,6 +877,11 @@ def solve_level(
         # not finish is skipped: the pace is an estimate from below (national-10k, 10 s: level
         # 3's LP, 2.5 s expected with 3.7 s left, failed at its limit).
         margin = LP_PACE_MARGIN if plan is not None else 1.0
+
+        def level_lp() -> Outcome:
+            return backend.solve(program, objective, time_limit=left() * LEVEL_LP_SHARE, relative_gap=0.0,
+                                 relax=True, **common)
+
         lp_skipped = expected is not None and left() * LEVEL_LP_SHARE < expected * margin
         if lp_skipped:
             log.info("  LP relaxation skipped: about %.1fs needed, %.1fs left", expected, left())
@@ -890,8 +895,7 @@ def solve_level(
             # plan where the search stalls in its time.
             log.info("  the search moves cases beside the LP (about %.1fs of %.1fs)", expected, left())
             lp, moved = _lp_beside_search(
-                lambda: backend.solve(program, objective, time_limit=left() * LEVEL_LP_SHARE, relative_gap=0.0,
-                                      relax=True, **common),
+                level_lp,
                 lambda done: _rehouse(model, columns, objective, None, plan, hint, locks, None, gap,
                                       settings.with_overrides(solver__threads=max(settings.solver.threads - 1, 1)),
                                       started + budget, list(terms), done),
@@ -899,8 +903,7 @@ def solve_level(
             if moved is not None:
                 plan, hint = moved
         else:
-            lp = backend.solve(program, objective, time_limit=left() * LEVEL_LP_SHARE, relative_gap=0.0,
-                               relax=True, **common)
+            lp = level_lp()
     if lp.status != "optimal" or lp.values is None:
         if not lp_skipped:
             log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
