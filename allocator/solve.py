@@ -80,6 +80,8 @@ BESIDE_LP_SHARE = 0.1
 LP_PACE_MARGIN = 1.5
 #: Share of a level's time its LP relaxation may take.
 LEVEL_LP_SHARE = 0.7
+#: A re-solve's carried LP (see :mod:`.carry`) gets this share of the whole LP's expected time.
+CARRY_LP_SHARE = 0.3
 #: Share of the time limit for the probe's LP. It is the round's first LP, and without an LP
 #: level 1 has only the greedy plan: on a machine where national-30k's probe LP takes 2.5-3.2 s,
 #: 0.3 of a 10 s limit failed it, level 1's own LP failed as well, and the proposal placed
@@ -220,17 +222,36 @@ def solve(
 
         # Only the rows and variables this level and the locked ones need.
         program, columns = model.program([t for level in priorities[: k + 1] for t in level])
+        locks = [(weighted[j][columns], v) for j, v in enumerate(lock_values)]
+        score_locks = [settings.objective.weight("scores") * ("scores" in priorities[j])
+                       for j in range(len(lock_values))]
+        known_bound = incumbent.bound if incumbent is not None and k > 0 and incumbent.plan is not None \
+            and incumbent.proven else None
+        if incumbent is not None and incumbent.lp is not None and known_bound is None and not any(score_locks):
+            # A re-solve after a refinement: the LP of the solve before, carried into the finer model
+            # (national-30k's ties level: 0.6 s, where its whole LP took 4.9 s again). A carry slower
+            # than a share of the whole LP saves little (national-2k-scores: found infeasible after
+            # 1.9 s, the whole LP 2.9 s).
+            coarse, coarse_lp = incumbent.lp
+            expected = backend.expected_lp_seconds(program, locks)
+            carry_seconds = max(remaining * share, 0.05) * LEVEL_LP_SHARE
+            if expected is not None:
+                carry_seconds = min(carry_seconds, CARRY_LP_SHARE * expected)
+            level_lp = carry_lp(backend, coarse, coarse_lp, model, program, columns, weighted[k][columns],
+                                carry_seconds, settings.solver.relative_gap, locks=locks,
+                                source="the LP before the refinement", plan_value=incumbent.value)
+        else:
+            level_lp = _first_lp(backend, probed, model, program, columns, weighted[k][columns], settings,
+                                 alone=len(priorities) == 1, budget=max(remaining * share, 0.05))
+        solved_lps: list[tuple[PlacementModel, Outcome]] = []  # this solve's LP, as a full vector
         outcome = solve_level(
             backend, model, program, columns, weighted[k][columns],
-            locks=[(weighted[j][columns], v) for j, v in enumerate(lock_values)],
-            score_locks=[settings.objective.weight("scores") * ("scores" in priorities[j])
-                         for j in range(len(lock_values))],
+            locks=locks, score_locks=score_locks,
             budget=max(remaining * share, 0.05), settings=settings,
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
             stop=stop, on_log=report if on_progress is not None else None,
             terms=names,
-            lp=_first_lp(backend, probed, model, program, columns, weighted[k][columns], settings,
-                         alone=len(priorities) == 1, budget=max(remaining * share, 0.05)),
+            lp=level_lp,
             fill=names == ["urgency"] and k == 0,
             # The levels below are locked to this plan's urgency: with them to follow, the first
             # level goes on from a plan within the gap towards the bound (national-30k: 122,535.5
@@ -249,10 +270,11 @@ def solve(
             else None,
             # A re-solve below the first level whose plan before was proven, in a coarser model,
             # starts from the repaired plan with the bound before.
-            known_bound=incumbent.bound if incumbent is not None and k > 0 and incumbent.plan is not None
-            and incumbent.proven else None,
+            known_bound=known_bound,
+            on_lp=lambda lp, m=model, c=columns: solved_lps.append(
+                (m, replace(lp, values=_expand(lp.values, c, m.n_vars)))),
         )
-        probed = None  # a re-solve (after a refinement) solves its own LP
+        probed = None  # a re-solve (after a refinement) carries this solve's LP instead
         searched = time.perf_counter()
         if k == 0 and outcome.bound is None and probe_bound is not None:
             # The level's own LP was not solved in its time (national-5k in 1 s): the probe's holds.
@@ -428,7 +450,9 @@ def solve(
                     plan_hint = repaired_plan
                 else:
                     log.info("  the repaired plan misses a lock: only the bound is kept for the re-solve")
-                incumbent = _Incumbent(repaired_plan if keeps_locks else None, bound, status == "optimal")
+                incumbent = _Incumbent(repaired_plan if keeps_locks else None, bound, status == "optimal",
+                                       solved_lps[-1] if solved_lps else None,
+                                       repaired_value if keeps_locks else None)
                 continue
             # Out of time, the plan this level started from (the level above's, or on a re-solve
             # the valid plan kept from the solve before) keeps every lock; the repaired plan is
@@ -463,6 +487,8 @@ class _Incumbent(NamedTuple):
     plan: pd.DataFrame | None  # the repaired plan; None if it missed a lock
     bound: float | None  # holds for the level: the model before was a relaxation
     proven: bool  # the plan before the refinement was within the gap of its bound
+    lp: tuple[PlacementModel, Outcome] | None  # the coarser model and its LP (a full vector), if solved
+    value: float | None  # the repaired plan's value at the level, if it keeps every lock
 
 
 def _keep_locks(
@@ -823,6 +849,7 @@ def solve_level(
     lp: Outcome | None = None,
     score_locks: Sequence[float] = (),
     known_bound: float | None = None,
+    on_lp: Callable[[Outcome], None] | None = None,
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -851,6 +878,8 @@ def solve_level(
     ``known_bound`` (a re-solve after a refinement, whose plan before was proven in the coarser
     model) holds for this level already: the full model starts at once from ``hint``, the
     repaired plan, if its root fits in the time.
+
+    ``on_lp`` is called with the level's LP relaxation (values over ``columns``) once solved.
     """
     started = time.perf_counter()
     gap = settings.solver.relative_gap
@@ -932,9 +961,11 @@ def solve_level(
             return Outcome("feasible", hint, float(objective @ hint), full.bound, time.perf_counter() - started,
                            full.nodes, "kept the plan of the level above")
         return full
+    if on_lp is not None:
+        on_lp(lp)
     bound = lp.objective
     log.info("  LP relaxation %.4f in %.2fs%s", bound, lp.seconds,
-             f" ({lp.detail})" if lp.detail.startswith("the probe") else "")
+             f" ({lp.detail})" if "carried" in lp.detail or lp.detail.startswith("the probe") else "")
     integral = integral_objective(program.integer, objective)  # every plan's value is a whole number
     if integral:
         bound = float(np.floor(bound + 1e-6))
