@@ -56,8 +56,10 @@ TIES_PACK_SHARE, TIES_PACK_SECONDS, TIES_PACK_ALONE_SHARE = 0.4, 6.0, 0.8
 #: model then took 0.6 s).
 BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: Share of the ties level's time left for placing the cases of the plan above (its LP, packing
-#: and search: national-5k 1.9 s of 12).
-SAME_CASES_SHARE = 0.3
+#: and search: national-5k 1.9 s of 12), and where no full model follows (it is then the level's
+#: best chance: national-5k in 10 s, skipped for want of time, and the ties packing's six tries
+#: and the moves after them reached 225 ties, where the cases above allow 322).
+SAME_CASES_SHARE, SAME_CASES_ALONE_SHARE = 0.3, 0.8
 #: Share of the ties level's time left for the search around the ties (:mod:`.tie_search`;
 #: national-5k: 2.9 s of about 10 s, 320 -> 322 ties, and the full model found the optimum, 323).
 TIES_SEARCH_SHARE = 0.3
@@ -1059,9 +1061,11 @@ def solve_level(
         # refinement (national-2k-scores: three more LPs, level 2 at 0.97% instead of 0.63%), and
         # the search that moves cases does better. Then the packing from the level's LP, which
         # may choose other cases within the locks.
+        def alone() -> bool:
+            return left() < FULL_MODEL_LP_TIMES * lp.seconds  # no full model after it
+
         def packing_seconds() -> float:
-            alone = left() < FULL_MODEL_LP_TIMES * lp.seconds  # no full model after it
-            return min(left() * (TIES_PACK_ALONE_SHARE if alone else TIES_PACK_SHARE), TIES_PACK_SECONDS)
+            return min(left() * (TIES_PACK_ALONE_SHARE if alone() else TIES_PACK_SHARE), TIES_PACK_SECONDS)
 
         placements = [
             ("cases packed with the LP's ties", lambda: _pack_ties(
@@ -1071,7 +1075,7 @@ def solve_level(
         if integral:
             placements.insert(0, ("the cases above placed", lambda: _same_cases(
                 backend, model, program, columns, objective, hint, locks, settings,
-                time.perf_counter() + left() * SAME_CASES_SHARE, stop)))
+                time.perf_counter() + left() * (SAME_CASES_ALONE_SHARE if alone() else SAME_CASES_SHARE), stop)))
         for what, place in placements:
             tied, breaks = place()
             if tied is None:
