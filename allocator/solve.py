@@ -230,18 +230,10 @@ def solve(
         known_bound = incumbent.bound if incumbent is not None and k > 0 and incumbent.plan is not None \
             and incumbent.proven else None
         if incumbent is not None and incumbent.lp is not None and known_bound is None and not any(score_locks):
-            # A re-solve after a refinement: the LP of the solve before, carried into the finer model
-            # (national-30k's ties level: 0.6 s, where its whole LP took 4.9 s again). A carry slower
-            # than a share of the whole LP saves little (national-2k-scores: found infeasible after
-            # 1.9 s, the whole LP 2.9 s).
-            coarse, coarse_lp = incumbent.lp
-            expected = backend.expected_lp_seconds(program, locks)
-            carry_seconds = max(remaining * share, 0.05) * LEVEL_LP_SHARE
-            if expected is not None:
-                carry_seconds = min(carry_seconds, CARRY_LP_SHARE * expected)
-            level_lp = carry_lp(backend, coarse, coarse_lp, model, program, columns, weighted[k][columns],
-                                carry_seconds, settings.solver.relative_gap, locks=locks,
-                                source="the LP before the refinement", plan_value=incumbent.value)
+            # A re-solve after a refinement. Not where the search prices locked scores by the
+            # LP's dual values of the locks, which a carried LP's raised bounds would change.
+            level_lp = _carried_lp(backend, incumbent, model, program, columns, weighted[k][columns], locks,
+                                   max(remaining * share, 0.05), settings.solver.relative_gap)
         else:
             level_lp = _first_lp(backend, probed, model, program, columns, weighted[k][columns], settings,
                                  alone=len(priorities) == 1, budget=max(remaining * share, 0.05))
@@ -491,6 +483,30 @@ class _Incumbent(NamedTuple):
     proven: bool  # the plan before the refinement was within the gap of its bound
     lp: tuple[PlacementModel, Outcome] | None  # the coarser model and its LP (a full vector), if solved
     value: float | None  # the repaired plan's value at the level, if it keeps every lock
+
+
+def _carried_lp(
+    backend: MathOptBackend,
+    incumbent: _Incumbent,
+    model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    locks: list[tuple[np.ndarray, float]],
+    budget: float,
+    relative_gap: float,
+) -> Outcome | None:
+    """The LP of the solve before a refinement (``incumbent.lp``), carried into the finer
+    ``model`` (:mod:`.carry`; national-30k's ties level: 0.6 s, where its whole LP took 4.9 s
+    again); None where the level must solve its own. A carry slower than a share of the whole
+    LP saves little (national-2k-scores: found infeasible after 1.9 s, the whole LP 2.9 s)."""
+    coarse, coarse_lp = incumbent.lp
+    seconds = budget * LEVEL_LP_SHARE
+    expected = backend.expected_lp_seconds(program, locks)
+    if expected is not None:
+        seconds = min(seconds, CARRY_LP_SHARE * expected)
+    return carry_lp(backend, coarse, coarse_lp, model, program, columns, objective, seconds, relative_gap,
+                    locks=locks, source="the LP before the refinement", plan_value=incumbent.value)
 
 
 def _keep_locks(
