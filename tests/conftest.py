@@ -1,10 +1,12 @@
-"""Shared fixtures: tiny problems written as tables, and a solve-and-verify helper."""
+"""Shared fixtures: tiny problems written as tables, a solve-and-verify helper, and faked service breaks."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -120,3 +122,19 @@ def mip_searches(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(MathOptBackend, "solve", record)
     return searches
+
+
+def fake_breaks(monkeypatch, faking: list[bool]) -> None:
+    """The plans chosen from counts "break" a service capacity at the first case's
+    municipality whenever ``faking.pop()`` says so (the plan keeps every rule: the break is
+    only reported, so the level is refined and may be solved again)."""
+    solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
+    real_choose = solve_module.choose_cases
+
+    def choose_cases(model, values):
+        found, broken = real_choose(model, values)
+        if faking and faking.pop():
+            broken = np.union1d(broken, [int(found.iloc[0])]).astype(int)
+        return found, broken
+
+    monkeypatch.setattr(solve_module, "choose_cases", choose_cases)

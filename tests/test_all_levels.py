@@ -10,14 +10,13 @@ import importlib
 import threading
 import time
 
-import numpy as np
 import pytest
 
 import allocator.backend as backend_module
 from allocator import Settings, StopFlag, build_problem
 from allocator.demo import NAMED, InstanceSpec, demo_settings, generate_tables
 from allocator.scoring import level_values, plan_terms
-from conftest import cases_and_persons, family, muni, tiny_tables
+from conftest import cases_and_persons, fake_breaks, family, muni, tiny_tables
 from conftest import settings as conftest_settings
 
 solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
@@ -289,69 +288,44 @@ def test_a_stop_ends_the_solve_soon_with_a_plan_that_keeps_every_rule(solve_veri
 
 
 @pytest.mark.parametrize("full_model_fits", [True, False])
-def test_the_ties_packing_gets_the_larger_share_when_no_full_model_follows(full_model_fits, solve_verified,
-                                                                           monkeypatch):
-    # national-30k, level 1 polished: one try of the ties packing takes 4.8 s (1,836 ties of at
-    # most 1,878); in a benchmark run it had about 3.4 s and the level ended at 1,242. Where the
-    # full model has no time after it, the packing is the level's best chance: 0.8 of what is left.
+@pytest.mark.parametrize("step", ["_pack_ties", "_same_cases"])
+def test_the_ties_level_s_steps_get_the_larger_share_when_no_full_model_follows(step, full_model_fits,
+                                                                               solve_verified, monkeypatch):
+    # Where no full model follows, a step is the level's best chance. The ties packing: on
+    # national-30k with level 1 polished one try takes 4.8 s (1,836 ties of at most 1,878); in a
+    # 60 s benchmark run it had about 3.4 s and the level ended at 1,242. The cases above:
+    # national-5k in 10 s, with 2.3 s of the level left after its LP, had 0.7 s and were
+    # skipped; the packings and moves after them reached 225 ties, with the larger share 320.
     level_ends: list[float] = []  # when each level's budget runs out
-    shares: list[float] = []  # the packing's time, as a share of its level's time left
-
-    real_level, real_pack = solve_module.solve_level, solve_module._pack_ties
+    shares: list[float] = []  # the step's time, as a share of its level's time left
+    real_level, real_step = solve_module.solve_level, getattr(solve_module, step)
+    deadline_at = {"_pack_ties": 5, "_same_cases": 8}[step]  # the deadline's place among the arguments
 
     def level(*args, budget, **kw):
         level_ends.append(time.perf_counter() + budget)
         return real_level(*args, budget=budget, **kw)
 
-    def timed(model, columns, lp_values, hint, locks, deadline, *args, **kw):
+    def timed(*args, **kw):
         now = time.perf_counter()
-        shares.append((deadline - now) / (level_ends[-1] - now))
-        return real_pack(model, columns, lp_values, hint, locks, deadline, *args, **kw)
+        shares.append((args[deadline_at] - now) / (level_ends[-1] - now))
+        return real_step(*args, **kw)
 
-    monkeypatch.setattr(solve_module, "_pack_ties", timed)
-    monkeypatch.setattr(solve_module, "_same_cases", lambda *a, **k: (None, False))  # the packing runs
+    monkeypatch.setattr(solve_module, step, timed)
     monkeypatch.setattr(solve_module, "solve_level", level)
-    monkeypatch.setattr(solve_module, "TIES_PACK_SECONDS", 1e6)  # the share alone decides here
+    if step == "_pack_ties":
+        monkeypatch.setattr(solve_module, "_same_cases", lambda *a, **k: (None, False))  # the packing runs
+        monkeypatch.setattr(solve_module, "TIES_PACK_SECONDS", 1e6)  # the share alone decides here
     if not full_model_fits:
         monkeypatch.setattr(solve_module, "FULL_MODEL_LP_TIMES", 10**9)
     tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=2))
     settings = Settings.model_validate(demo_settings()).with_overrides(
         solver__time_limit=20.0, objective__priorities=[["urgency"], ["ties"]])
     solve_verified(tables, settings)
-    assert shares  # the ties level packed
-    expected = solve_module.TIES_PACK_SHARE if full_model_fits else solve_module.TIES_PACK_ALONE_SHARE
-    assert shares[0] == pytest.approx(expected, abs=0.02)
-
-
-@pytest.mark.parametrize("full_model_fits", [True, False])
-def test_the_cases_above_get_the_larger_share_when_no_full_model_follows(full_model_fits, solve_verified,
-                                                                         monkeypatch):
-    # national-5k in 10 s: with 2.3 s of the ties level left after its LP, the cases above had
-    # 0.7 s and were skipped; the ties packing's six tries and the moves after them reached 225
-    # ties. With the larger share where no full model follows, they are placed: 320 of 324.
-    level_ends: list[float] = []
-    shares: list[float] = []  # the time for placing the cases above, as a share of the level's left
-    real_level, real_same = solve_module.solve_level, solve_module._same_cases
-
-    def level(*args, budget, **kw):
-        level_ends.append(time.perf_counter() + budget)
-        return real_level(*args, budget=budget, **kw)
-
-    def timed(backend, model, program, columns, objective, hint, locks, settings, deadline, stop):
-        now = time.perf_counter()
-        shares.append((deadline - now) / (level_ends[-1] - now))
-        return real_same(backend, model, program, columns, objective, hint, locks, settings, deadline, stop)
-
-    monkeypatch.setattr(solve_module, "_same_cases", timed)
-    monkeypatch.setattr(solve_module, "solve_level", level)
-    if not full_model_fits:
-        monkeypatch.setattr(solve_module, "FULL_MODEL_LP_TIMES", 10**9)
-    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=2))
-    settings = Settings.model_validate(demo_settings()).with_overrides(
-        solver__time_limit=20.0, objective__priorities=[["urgency"], ["ties"]])
-    solve_verified(tables, settings)
-    assert shares  # the ties level placed the cases above
-    expected = solve_module.SAME_CASES_SHARE if full_model_fits else solve_module.SAME_CASES_ALONE_SHARE
+    assert shares  # the step ran
+    expected = {("_pack_ties", True): solve_module.TIES_PACK_SHARE,
+                ("_pack_ties", False): solve_module.TIES_PACK_ALONE_SHARE,
+                ("_same_cases", True): solve_module.SAME_CASES_SHARE,
+                ("_same_cases", False): solve_module.SAME_CASES_ALONE_SHARE}[(step, full_model_fits)]
     assert shares[0] == pytest.approx(expected, abs=0.02)
 
 
@@ -362,7 +336,7 @@ def test_a_level_solved_again_twice_keeps_the_better_plan_repaired_before(solve_
     # misses level 1's lock and the third solve finds no plan: the level's answer is then the
     # first repair's plan, which kept every rule and lock (400 cases with scores: 286.386
     # repaired, 286.441 broke, and its re-solve ended at 286.218 with the better plan lost).
-    real_solve_level, real_choose = solve_module.solve_level, solve_module.choose_cases
+    real_solve_level = solve_module.solve_level
     real_repair = solve_module._without_broken_services
     solves, faking, repairs = [], [], []
 
@@ -377,18 +351,12 @@ def test_a_level_solved_again_twice_keeps_the_better_plan_repaired_before(solve_
             outcome = dataclasses.replace(outcome, bound=outcome.bound + 1)  # weaker, still a bound: not proven
         return outcome
 
-    def choose_cases(model, values):
-        found, broken = real_choose(model, values)
-        if faking and faking.pop():
-            broken = np.union1d(broken, [int(found.iloc[0])]).astype(int)
-        return found, broken
-
     def without_broken_services(model, assignment):
         repairs.append(1)
         return assignment.iloc[:0] if len(repairs) == 2 else real_repair(model, assignment)
 
     monkeypatch.setattr(solve_module, "solve_level", solve_level)
-    monkeypatch.setattr(solve_module, "choose_cases", choose_cases)
+    fake_breaks(monkeypatch, faking)
     monkeypatch.setattr(solve_module, "_without_broken_services", without_broken_services)
     for name in ("_mended", "_refill_ties", "_mend_around"):  # no other repair of the plan
         monkeypatch.setattr(solve_module, name, lambda *a, **k: None)

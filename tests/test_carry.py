@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import fake_breaks
 from test_backend_errors import params_asked
 from test_pack import keeps_every_row
 
@@ -135,7 +136,7 @@ def test_a_re_solve_after_a_refinement_starts_from_the_lp_of_the_solve_before(so
     # municipality) and its plan is not proven, so the level is solved again in the finer
     # model. Its LP is the first solve's, carried (national-30k: 0.6 s where the whole LP took
     # 4.9 s again): a point of the finer program, with the first LP's optimum as its bound.
-    real_solve_level, real_choose = solve_module.solve_level, solve_module.choose_cases
+    real_solve_level = solve_module.solve_level
     solves: list[tuple[object, object, list]] = []  # the ties level's program, LP given, LPs solved
     faking: list[bool] = []
 
@@ -154,14 +155,8 @@ def test_a_re_solve_after_a_refinement_starts_from_the_lp_of_the_solve_before(so
                 outcome = replace(outcome, status="feasible", bound=outcome.bound + 1)
         return outcome
 
-    def choose_cases(model, values):
-        found, broken = real_choose(model, values)
-        if faking and faking.pop():
-            broken = np.union1d(broken, [int(found.iloc[0])]).astype(int)
-        return found, broken
-
     monkeypatch.setattr(solve_module, "solve_level", solve_level)
-    monkeypatch.setattr(solve_module, "choose_cases", choose_cases)
+    fake_breaks(monkeypatch, faking)
     for name in ("_mended", "_refill_ties", "_mend_around"):  # no other repair of the plan
         monkeypatch.setattr(solve_module, name, lambda *a, **k: None)
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
