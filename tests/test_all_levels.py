@@ -20,6 +20,7 @@ from conftest import cases_and_persons, fake_breaks, family, muni, tiny_tables
 from conftest import settings as conftest_settings
 
 solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
+level_module = importlib.import_module("allocator.level")
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -103,13 +104,13 @@ def test_on_a_small_round_the_full_model_takes_over_at_the_searchs_first_stall(s
     # housing and spread level, and the full model then proves its optimum in about a second
     # (before, larger neighbourhoods looked for 7 s more and found nothing).
     grows: list[bool] = []
-    real = solve_module.rehouse
+    real = level_module.rehouse
 
     def recording(*args, **kwargs):
         grows.append(kwargs.get("grow", True))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(solve_module, "rehouse", recording)
+    monkeypatch.setattr(level_module, "rehouse", recording)
     tables = generate_tables(NAMED["small"])
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=60.0)
     result = solve_verified(tables, settings)
@@ -155,7 +156,7 @@ def test_a_level_is_optimal_only_within_the_gap_of_its_bound(solve_verified, mon
     # (about 30% below the bound). With the full model skipped, the searches' own "optimal"
     # (for their neighbourhood and box) must not make the level optimal in the result.
     cases, persons = cases_and_persons(family("F1", [40, 10], 100), family("F2", [40, 30], 100))
-    monkeypatch.setattr(solve_module, "FULL_MODEL_LP_TIMES", 10**9)
+    monkeypatch.setattr(level_module, "FULL_MODEL_LP_TIMES", 10**9)
     result = solve_verified(tiny_tables([muni("A", 3)], cases, persons), conftest_settings(
         objective__priorities=[["urgency"]]))
     level = result.levels[0]
@@ -298,7 +299,7 @@ def test_the_ties_level_s_steps_get_the_larger_share_when_no_full_model_follows(
     # skipped; the packings and moves after them reached 225 ties, with the larger share 320.
     level_ends: list[float] = []  # when each level's budget runs out
     shares: list[float] = []  # the step's time, as a share of its level's time left
-    real_level, real_step = solve_module.solve_level, getattr(solve_module, step)
+    real_level, real_step = solve_module.solve_level, getattr(level_module, step)
     deadline_at = {"_pack_ties": 5, "_same_cases": 8}[step]  # the deadline's place among the arguments
 
     def level(*args, budget, **kw):
@@ -310,22 +311,22 @@ def test_the_ties_level_s_steps_get_the_larger_share_when_no_full_model_follows(
         shares.append((args[deadline_at] - now) / (level_ends[-1] - now))
         return real_step(*args, **kw)
 
-    monkeypatch.setattr(solve_module, step, timed)
+    monkeypatch.setattr(level_module, step, timed)
     monkeypatch.setattr(solve_module, "solve_level", level)
     if step == "_pack_ties":
-        monkeypatch.setattr(solve_module, "_same_cases", lambda *a, **k: (None, False))  # the packing runs
-        monkeypatch.setattr(solve_module, "TIES_PACK_SECONDS", 1e6)  # the share alone decides here
+        monkeypatch.setattr(level_module, "_same_cases", lambda *a, **k: (None, False))  # the packing runs
+        monkeypatch.setattr(level_module, "TIES_PACK_SECONDS", 1e6)  # the share alone decides here
     if not full_model_fits:
-        monkeypatch.setattr(solve_module, "FULL_MODEL_LP_TIMES", 10**9)
+        monkeypatch.setattr(level_module, "FULL_MODEL_LP_TIMES", 10**9)
     tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=2))
     settings = Settings.model_validate(demo_settings()).with_overrides(
         solver__time_limit=20.0, objective__priorities=[["urgency"], ["ties"]])
     solve_verified(tables, settings)
     assert shares  # the step ran
-    expected = {("_pack_ties", True): solve_module.TIES_PACK_SHARE,
-                ("_pack_ties", False): solve_module.TIES_PACK_ALONE_SHARE,
-                ("_same_cases", True): solve_module.SAME_CASES_SHARE,
-                ("_same_cases", False): solve_module.SAME_CASES_ALONE_SHARE}[(step, full_model_fits)]
+    expected = {("_pack_ties", True): level_module.TIES_PACK_SHARE,
+                ("_pack_ties", False): level_module.TIES_PACK_ALONE_SHARE,
+                ("_same_cases", True): level_module.SAME_CASES_SHARE,
+                ("_same_cases", False): level_module.SAME_CASES_ALONE_SHARE}[(step, full_model_fits)]
     assert shares[0] == pytest.approx(expected, abs=0.02)
 
 
@@ -358,8 +359,9 @@ def test_a_level_solved_again_twice_keeps_the_better_plan_repaired_before(solve_
     monkeypatch.setattr(solve_module, "solve_level", solve_level)
     fake_breaks(monkeypatch, faking)
     monkeypatch.setattr(solve_module, "_without_broken_services", without_broken_services)
-    for name in ("_mended", "_refill_ties", "_mend_around"):  # no other repair of the plan
-        monkeypatch.setattr(solve_module, name, lambda *a, **k: None)
+    for module, name in ((solve_module, "mend_plan"), (level_module, "mend_plan"), (solve_module, "_refill_ties"),
+                         (solve_module, "_mend_around")):  # no other repair of the plan
+        monkeypatch.setattr(module, name, lambda *a, **k: None)
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
     with caplog.at_level("INFO", logger="allocator"):
         result = solve_verified(generate_tables(dataclasses.replace(NAMED["small"], cases=60, seed=1)), settings)

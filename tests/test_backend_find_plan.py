@@ -10,7 +10,7 @@ from test_backend_errors import knapsack
 
 from allocator.backend import MathOptBackend, StopFlag, _keeps_rows
 from allocator.model import LinearProgram
-from allocator.solve import _finish_packing
+from allocator.level import _finish_packing
 
 
 def find(program: LinearProgram, objective: np.ndarray, target: float, backend: MathOptBackend | None = None,

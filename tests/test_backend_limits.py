@@ -17,7 +17,7 @@ from allocator import Settings, build_problem, solve
 from allocator.backend import PRESOLVE_SECONDS_PER_NONZERO, MathOptBackend, Outcome
 from allocator.demo import NAMED, demo_settings, generate_tables
 
-solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
+level_module = importlib.import_module("allocator.level")
 
 
 def presolve_lines(time_limit: float) -> tuple[float | None, list[str]]:
@@ -89,7 +89,7 @@ def test_without_time_for_the_full_model_the_level_keeps_its_plan_even_when_the_
 
     monkeypatch.setattr(MathOptBackend, "solve", solver)
     # No packing: the rounded and filled plan is the level's only plan before the box.
-    monkeypatch.setattr(solve_module, "lp_pool_totals", lambda model, values: np.zeros(len(model.agg.pools)))
+    monkeypatch.setattr(level_module, "lp_pool_totals", lambda model, values: np.zeros(len(model.agg.pools)))
     settings = Settings.model_validate(demo_settings()).with_overrides(
         objective__priorities=[["urgency"]], solver__time_limit=30.0)
     result = solve(build_problem(generate_tables(NAMED["national-1k"]), settings))

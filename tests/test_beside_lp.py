@@ -11,9 +11,9 @@ import pytest
 from allocator import Settings
 from allocator.backend import MathOptBackend, StopFlag
 from allocator.demo import NAMED, demo_settings, generate_tables
-from allocator.solve import _lp_beside_search
+from allocator.level import _lp_beside_search
 
-solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
+level_module = importlib.import_module("allocator.level")
 MOVED = re.compile(r"cases moved for housing_fit and spread: (-?[\d.]+) -> (-?[\d.]+)")
 
 
@@ -72,7 +72,7 @@ def slow_lps(monkeypatch):
 def test_level_3_moves_cases_while_its_lp_is_solved_and_goes_on_from_there(
         threads, share, beside, slow_lps, solve_verified, caplog, monkeypatch):
     if share is not None:
-        monkeypatch.setattr(solve_module, "BESIDE_LP_SHARE", share)
+        monkeypatch.setattr(level_module, "BESIDE_LP_SHARE", share)
     tables = generate_tables(NAMED["small"])
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=20.0,
                                                                        solver__threads=threads)
@@ -97,7 +97,7 @@ def test_the_pace_margin_skips_only_the_lps_of_levels_with_the_search(margin, so
     # With a margin beyond any time, level 3 (which has the search that moves cases) skips its
     # LP; level 2 (ties and scores, no scores supplied: no such search) still solves its own.
     monkeypatch.setattr(MathOptBackend, "expected_lp_seconds", lambda self, *a, **k: 0.01)
-    monkeypatch.setattr(solve_module, "LP_PACE_MARGIN", margin)
+    monkeypatch.setattr(level_module, "LP_PACE_MARGIN", margin)
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=20.0)
     with caplog.at_level("INFO", logger="allocator"):
         result = solve_verified(generate_tables(NAMED["small"]), settings)

@@ -19,9 +19,10 @@ from allocator.backend import MathOptBackend
 from allocator.carry import carry_lp
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.model import build_model
-from allocator.solve import likely_binding_services, probe_services
+from allocator.probe import likely_binding_services, probe_services
 
 solve_module = importlib.import_module("allocator.solve")  # the package exports the function solve
+level_module = importlib.import_module("allocator.level")
 
 URGENCY_ONLY = {"objective": {"priorities": [["urgency"]]}}
 
@@ -157,8 +158,9 @@ def test_a_re_solve_after_a_refinement_starts_from_the_lp_of_the_solve_before(so
 
     monkeypatch.setattr(solve_module, "solve_level", solve_level)
     fake_breaks(monkeypatch, faking)
-    for name in ("_mended", "_refill_ties", "_mend_around"):  # no other repair of the plan
-        monkeypatch.setattr(solve_module, name, lambda *a, **k: None)
+    for module, name in ((solve_module, "mend_plan"), (level_module, "mend_plan"), (solve_module, "_refill_ties"),
+                         (solve_module, "_mend_around")):  # no other repair of the plan
+        monkeypatch.setattr(module, name, lambda *a, **k: None)
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
     result = solve_verified(generate_tables(replace(NAMED["small"], cases=60, seed=1)), settings)
     assert len(solves) == 2

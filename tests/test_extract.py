@@ -17,7 +17,7 @@ from allocator.backend import MathOptBackend, Outcome
 from allocator.extract import (ClassSlots, _distribute_unsafe, _distribution_program, _lighter_swap,
                                _mend_distribution, choose_cases)
 from allocator.model import build_model
-from allocator.solve import _hint_from_plan, complete_hint
+from allocator.plans import complete_hint, hint_from_plan
 
 # Two profiles of one class: q0 uses a school place, q1 does not.
 USE = np.array([[1.0], [0.0]])
@@ -70,7 +70,7 @@ def test_ties_at_a_municipality_without_service_rows_cannot_break_a_capacity():
     made = [family(c, [30, 2], days=100, tie_municipality_id="A") for c in ("T1", "T2")]
     agg, model = coarse_model(made, [muni("A", 10, capacity_kindergarten=1), muni("B", 10, capacity_kindergarten=5)])
     plan = pd.DataFrame({"case_id": ["T1", "T2"], "municipality_id": ["A", "A"]})
-    values = complete_hint(model, _hint_from_plan(model, plan))
+    values = complete_hint(model, hint_from_plan(model, plan))
     assert values[model.blocks["a"]].sum() == 2  # the counts honour both ties at A
     found, broken = choose_cases(model, values)
     a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
@@ -82,7 +82,7 @@ def test_without_the_solver_the_class_slots_still_go_to_cases_and_breaks_are_rep
     # break is reported (the level then models it), not an error that loses the round.
     made = [family(c, [30, 2], days=100, tie_municipality_id="A") for c in ("T1", "T2")]
     agg, model = coarse_model(made, [muni("A", 10, capacity_kindergarten=1), muni("B", 10, capacity_kindergarten=5)])
-    values = complete_hint(model, _hint_from_plan(model, pd.DataFrame(
+    values = complete_hint(model, hint_from_plan(model, pd.DataFrame(
         {"case_id": ["T1", "T2"], "municipality_id": ["A", "A"]})))
     monkeypatch.setattr(MathOptBackend, "solve", lambda self, *a, **k: Outcome(
         "no_solution", None, None, None, 0.0, 0, "solver error (test)"))

@@ -12,7 +12,7 @@ from allocator.aggregate import aggregate
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.fill import Filler
 from allocator.model import build_model
-from allocator.solve import likely_binding_services
+from allocator.probe import likely_binding_services
 
 
 def test_the_fill_leaves_no_case_that_would_still_fit():

@@ -52,7 +52,7 @@ def test_the_levels_leave_time_for_making_the_last_plan_and_the_result(monkeypat
     from allocator.demo import InstanceSpec, generate_tables
 
     module = sys.modules["allocator.solve"]
-    budgets, frame = [], module._plan_frame
+    budgets, frame = [], module.plan_frame
     solve_level = module.solve_level
 
     def recording(*args, budget, **kwargs):
@@ -65,7 +65,7 @@ def test_the_levels_leave_time_for_making_the_last_plan_and_the_result(monkeypat
         return frame(*args, **kwargs)
 
     monkeypatch.setattr(module, "solve_level", recording)
-    monkeypatch.setattr(module, "_plan_frame", slow_frame)
+    monkeypatch.setattr(module, "plan_frame", slow_frame)
     problem = build_problem(generate_tables(InstanceSpec(cases=40, seed=3)), Settings())
     limit = 20.0
     started = time.perf_counter()
@@ -127,7 +127,7 @@ def test_a_packing_stalled_below_the_rounded_plan_goes_to_the_full_model_from_th
 
     monkeypatch.setattr(MathOptBackend, "solve", record)
     monkeypatch.setattr(MathOptBackend, "find_plan", no_cp_sat)
-    monkeypatch.setattr(sys.modules["allocator.solve"], "pack_lp_totals", stalled)
+    monkeypatch.setattr(sys.modules["allocator.level"], "pack_lp_totals", stalled)
     result = solve_verified(*_families_above_the_resolutions())
     level = result.levels[0]
     assert level.status == "optimal" and level.objective == pytest.approx(level.bound)

@@ -18,7 +18,8 @@ from allocator.backend import CP_SAT_FIRST_PLAN_OPTIONS, MathOptBackend
 from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.model import build_model
 from allocator.pack import Packer, lp_pool_totals, pack_lp_totals, pack_with_ties
-from allocator.solve import complete_hint, likely_binding_services
+from allocator.plans import complete_hint
+from allocator.probe import likely_binding_services
 
 
 def urgency_lp(problem):
@@ -128,9 +129,9 @@ def test_a_stalled_packing_is_finished_by_cp_sat_or_else_by_highs(name, seed, cp
     the neighbourhood is short of the gap, and HiGHS's MIP, started from it, finishes. Either
     way the level is proven and the plan verified. (CP-SAT's time limit is lifted: on a slow
     machine it could otherwise run out first.)"""
-    monkeypatch.setattr(sys.modules["allocator.solve"], "FIND_PLAN_LP_TIMES", 1000.0)
+    monkeypatch.setattr(sys.modules["allocator.level"], "FIND_PLAN_LP_TIMES", 1000.0)
     tables = generate_tables(dataclasses.replace(NAMED[name], seed=seed))
-    with caplog.at_level(logging.INFO, logger="allocator.solve"):
+    with caplog.at_level(logging.INFO, logger="allocator"):
         result = solve_verified(tables, Settings.model_validate(demo_settings()).with_overrides(
             objective__priorities=[["urgency"]]))
     messages = [r.getMessage() for r in caplog.records]
@@ -152,9 +153,9 @@ def test_a_complete_packing_short_of_the_bound_is_finished_in_a_wider_neighbourh
     chose part of a case. Around the packing, with one municipality for that pool, no plan
     reaches the LP bound; with ``PARTIAL_NEIGHBOURS`` one does, and the full model (3.5 s before)
     is not needed. The level is proven and the plan verified."""
-    monkeypatch.setattr(sys.modules["allocator.solve"], "FIND_PLAN_LP_TIMES", 1000.0)
+    monkeypatch.setattr(sys.modules["allocator.level"], "FIND_PLAN_LP_TIMES", 1000.0)
     tables = generate_tables(dataclasses.replace(NAMED["national-2k"], seed=60))
-    with caplog.at_level(logging.INFO, logger="allocator.solve"):
+    with caplog.at_level(logging.INFO, logger="allocator"):
         result = solve_verified(tables, Settings.model_validate(demo_settings()).with_overrides(
             objective__priorities=[["urgency"]], solver__seed=1))
     messages = [r.getMessage() for r in caplog.records]
@@ -186,14 +187,15 @@ def test_the_wider_neighbourhood_adds_municipalities_only_for_pools_chosen_in_pa
 def test_refill_after_a_service_broke_places_the_case_taken_out():
     # Both families have a school child; each municipality has one school place. A plan that
     # counted classes put both at A; the case taken out (F2) is packed again, at B.
-    from allocator.solve import _hint_from_plan, _refill
+    from allocator.plans import hint_from_plan
+    from allocator.solve import _refill
 
     cases, persons = cases_and_persons(family("F1", [40, 9], days=300), family("F2", [40, 8], days=100))
     munis = [muni("A", 10, capacity_school=1), muni("B", 10, capacity_school=1)]
     problem = build_problem(tiny_tables(munis, cases, persons), settings())
     agg = aggregate(problem)
     model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
-    kept = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["F1"], "municipality_id": ["A"]})))
+    kept = complete_hint(model, hint_from_plan(model, pd.DataFrame({"case_id": ["F1"], "municipality_id": ["A"]})))
     totals = np.bincount(agg.free_cases["pool"].to_numpy(), minlength=len(agg.pools)).astype(float)
     objective = model.objective_terms()["urgency"]
     found, plan, value = _refill(model, kept, totals, objective, seed=0)

@@ -13,7 +13,9 @@ from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.extract import over_capacity, services_used
 from allocator.model import build_model
-from allocator.solve import _full_model_from_repair, _mend_around, _plan_frame, _values_of, too_small_for_a_case
+from allocator.level import _full_model_from_repair
+from allocator.plans import plan_frame, values_of
+from allocator.solve import _mend_around, too_small_for_a_case
 
 
 def coarse_model(made, munis, fine=()):
@@ -54,11 +56,11 @@ def test_a_plan_broken_below_the_first_level_is_mended_where_it_broke():
     assert over_capacity(agg, broken_plan).tolist() == [0]
     terms = model.objective_terms()
     weighted = [terms["urgency"], terms["ties"]]
-    lock = float(weighted[0] @ _values_of(model, broken_plan))
+    lock = float(weighted[0] @ values_of(model, broken_plan))
     kept = broken_plan.drop("H")
-    assert weighted[0] @ _values_of(model, kept) < lock - 1  # the plan without H misses the lock
+    assert weighted[0] @ values_of(model, kept) < lock - 1  # the plan without H misses the lock
     mended = _mend_around(MathOptBackend(), model, [["urgency"], ["ties"]], weighted, [lock - 1e-6], 1,
-                          _plan_frame(agg, kept), pd.Index(["H"]), np.array([0]), settings(), 10.0)
+                          plan_frame(agg, kept), pd.Index(["H"]), np.array([0]), settings(), 10.0)
     assert mended is not None
     found, values, value = mended
     assert found["H"] == 2 and found["S"] == 1
@@ -78,10 +80,10 @@ def test_a_repaired_plan_that_keeps_the_locks_but_lost_a_tie_is_mended():
     broken_plan, repaired = pd.Series({"H": 0, "T": 1}), pd.Series({"H": 1, "T": 2})
     terms = model.objective_terms()
     weighted = [terms["urgency"], terms["ties"]]
-    lock = float(weighted[0] @ _values_of(model, broken_plan))
-    assert weighted[0] @ _values_of(model, repaired) >= lock - 1e-6 and weighted[1] @ _values_of(model, repaired) == 0
+    lock = float(weighted[0] @ values_of(model, broken_plan))
+    assert weighted[0] @ values_of(model, repaired) >= lock - 1e-6 and weighted[1] @ values_of(model, repaired) == 0
     mended = _mend_around(MathOptBackend(), model, [["urgency"], ["ties"]], weighted, [lock - 1e-6], 1,
-                          _plan_frame(agg, repaired), pd.Index(["H", "T"]), np.array([0, 1, 2]), settings(), 10.0)
+                          plan_frame(agg, repaired), pd.Index(["H", "T"]), np.array([0, 1, 2]), settings(), 10.0)
     assert mended is not None
     found, values, value = mended
     assert found.to_dict() == {"H": 2, "T": 1} and value == 1.0

@@ -21,7 +21,8 @@ from allocator.extract import choose_cases, choose_dwellings, over_capacity
 from allocator.model import build_model
 import allocator.rehouse as rehouse_module
 from allocator.rehouse import Rehouser, _matched_group, mend_services, rehouse
-from allocator.solve import _concrete_or_mended, _values_of
+from allocator.level import _concrete_or_mended
+from allocator.plans import values_of
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +368,7 @@ def test_ties_locked_with_scores_leave_their_tie_where_scores_make_up_for_it():
 
 def test_the_tie_credit_is_the_ties_weight_in_units_of_score_where_they_are_locked_together():
     from allocator.settings import ObjectiveSettings
-    from allocator.solve import _tie_credit
+    from allocator.level import _tie_credit
 
     default = ObjectiveSettings()
     assert _tie_credit(default, ["housing_fit", "spread"]) == 1.0
@@ -447,7 +448,7 @@ def test_counts_whose_class_slots_break_a_service_give_a_mended_concrete_plan():
     # counts is mended, not dropped.
     agg, broken_plan = _broken_round(kindergarten_at_b=2)
     model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
-    counts = _values_of(model, broken_plan)
+    counts = values_of(model, broken_plan)
     assert len(choose_cases(model, counts)[1])
     objective = model.objective_terms()["spread"]
     the_settings = settings(objective__priorities=[["urgency"], ["housing_fit", "spread"]])
@@ -457,4 +458,4 @@ def test_counts_whose_class_slots_break_a_service_give_a_mended_concrete_plan():
                                 time.perf_counter() + 10.0)
 
     assert found is not None and dict(found[0]) == {"F1": 1, "F3": 0}
-    assert found[1] == pytest.approx(float(objective @ _values_of(model, found[0])))
+    assert found[1] == pytest.approx(float(objective @ values_of(model, found[0])))

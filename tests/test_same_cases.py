@@ -20,7 +20,7 @@ from allocator.backend import MathOptBackend, Outcome, _nonzeros
 from allocator.extract import choose_cases
 from allocator.model import build_model
 from allocator.pack import Packing
-from allocator.solve import _hint_from_plan, complete_hint
+from allocator.plans import complete_hint, hint_from_plan
 
 
 def round_with_ties_away():
@@ -58,7 +58,7 @@ def ties_level(problem, above):
     model = build_model(aggregate(problem), np.ones(len(problem.municipalities), dtype=bool))
     program, columns = model.program(["urgency", "ties"])
     terms = model.objective_terms()
-    plan = complete_hint(model, _hint_from_plan(model, above))
+    plan = complete_hint(model, hint_from_plan(model, above))
     return model, program, columns, terms, plan, [(terms["urgency"][columns], float(terms["urgency"] @ plan) - 1e-6)]
 
 
@@ -118,7 +118,7 @@ def test_within_reach_adds_where_a_waiting_case_lacks_only_one_thing():
     agg = aggregate(problem)
     model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
     plan = pd.DataFrame({"case_id": ["F", "H"], "municipality_id": ["P", "Q"]})
-    values = complete_hint(model, _hint_from_plan(model, plan))
+    values = complete_hint(model, hint_from_plan(model, plan))
     totals = lp_pool_totals(model, values)
     totals[agg.free_cases.loc["K", "pool"]] += 1
     packing = Packing(values, False, np.zeros(agg.n_municipalities, dtype=bool))

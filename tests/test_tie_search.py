@@ -16,7 +16,8 @@ from allocator.aggregate import aggregate
 from allocator.backend import MathOptBackend
 from allocator.extract import choose_cases
 from allocator.model import build_model
-from allocator.solve import _hint_from_plan, _search_ties, complete_hint
+from allocator.level import _search_ties
+from allocator.plans import complete_hint, hint_from_plan
 from allocator.tie_search import search_around_ties
 
 
@@ -50,7 +51,7 @@ def ties_level(agg, above: pd.DataFrame, fine: np.ndarray) -> TiesLevel:
     model = build_model(agg, fine)
     program, columns = model.program(["urgency", "ties"])
     terms = model.objective_terms()
-    plan = complete_hint(model, _hint_from_plan(model, above))
+    plan = complete_hint(model, hint_from_plan(model, above))
     urgency, ties = terms["urgency"][columns], terms["ties"][columns]
     locks = [(urgency, float(urgency @ plan[columns]) - 1e-6)]
     lp = MathOptBackend().solve(program, ties, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
@@ -98,15 +99,15 @@ def test_where_the_moves_leave_the_ties_away_the_level_is_proven_by_the_search(s
                                                                                monkeypatch):
     """The ties level of the same round, with its packings finding nothing and its moves
     leaving every tie away: the search reaches the LP bound, so no full model runs."""
-    solve_module = sys.modules["allocator.solve"]
+    level_module = sys.modules["allocator.level"]
     tables, the_settings, above = round_with_a_chain_to_the_ties(
         settings(objective__priorities=[["urgency"], ["ties"]]))
     def ties_away(model, columns, objective, hint, locks, deadline):
-        return complete_hint(model, _hint_from_plan(model, above))[columns]
+        return complete_hint(model, hint_from_plan(model, above))[columns]
 
-    monkeypatch.setattr(solve_module, "_pack_ties", lambda *a, **k: (None, False))
-    monkeypatch.setattr(solve_module, "_same_cases", lambda *a, **k: (None, False))
-    monkeypatch.setattr(solve_module, "_move_ties", ties_away)
+    monkeypatch.setattr(level_module, "_pack_ties", lambda *a, **k: (None, False))
+    monkeypatch.setattr(level_module, "_same_cases", lambda *a, **k: (None, False))
+    monkeypatch.setattr(level_module, "_move_ties", ties_away)
     result = solve_verified(tables, the_settings)
     level = result.levels[1]
     assert level.status == "optimal" and level.objective == level.bound == 3

@@ -17,7 +17,8 @@ from allocator.backend import MathOptBackend
 from allocator.extract import choose_cases
 from allocator.model import build_model
 from allocator.pack import pack_with_ties, ties_counted
-from allocator.solve import _hint_from_plan, _most_urgent, _refill_ties, complete_hint
+from allocator.plans import complete_hint, hint_from_plan, most_urgent
+from allocator.solve import _refill_ties
 from allocator.ties import honour_more_ties, prefer_tied_cases
 
 
@@ -27,7 +28,7 @@ def singles_at_a():
     cases, persons = cases_and_persons(single("S", 101), single("T", 100, tie_municipality_id="A"))
     agg = aggregate(build_problem(tiny_tables([muni("A", 1), muni("B", 1)], cases, persons), settings()))
     model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
-    plan = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["S"], "municipality_id": ["A"]})))
+    plan = complete_hint(model, hint_from_plan(model, pd.DataFrame({"case_id": ["S"], "municipality_id": ["A"]})))
     return model, plan
 
 
@@ -35,7 +36,7 @@ def test_a_tied_case_replaces_a_more_urgent_one_where_the_lock_allows():
     model, plan = singles_at_a()
     urgency, ties = (model.objective_terms()[t] for t in ("urgency", "ties"))
     assert float(ties @ plan) == 0
-    cost = float(urgency @ plan - urgency @ _hint_from_plan(
+    cost = float(urgency @ plan - urgency @ hint_from_plan(
         model, pd.DataFrame({"case_id": ["T"], "municipality_id": ["A"]})))
     assert cost > 0  # T waited one day less
 
@@ -66,10 +67,10 @@ def test_most_urgent_scores_the_top_cases_of_each_pool():
     urgency = model.objective_terms()["urgency"]
     totals = np.zeros(len(model.agg.pools))
     totals[int(model.agg.free_cases["pool"]["S"])] = 1
-    assert float(urgency @ _most_urgent(model, totals)) == pytest.approx(float(urgency @ plan))
+    assert float(urgency @ most_urgent(model, totals)) == pytest.approx(float(urgency @ plan))
     totals[:] = 2
     both = float(model.agg.free_cases["urgency"].sum())
-    assert float(urgency @ _most_urgent(model, totals)) == pytest.approx(both)
+    assert float(urgency @ most_urgent(model, totals)) == pytest.approx(both)
 
 
 def test_cases_taken_out_for_a_service_are_packed_back_with_the_ties_kept():
@@ -81,7 +82,7 @@ def test_cases_taken_out_for_a_service_are_packed_back_with_the_ties_kept():
                                         cases, persons), settings())
     agg = aggregate(problem)
     model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
-    kept = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["F1"], "municipality_id": ["A"]})))
+    kept = complete_hint(model, hint_from_plan(model, pd.DataFrame({"case_id": ["F1"], "municipality_id": ["A"]})))
     terms = model.objective_terms()
     weighted = [terms["urgency"], terms["ties"]]
     totals = np.bincount(agg.free_cases["pool"].to_numpy(), minlength=len(agg.pools)).astype(float)
@@ -105,7 +106,7 @@ def test_ties_packing_stops_soon_after_counts_that_break_a_service(h_at, s_at, e
     # more tries, not 30 s of them. Also where the packings stay below ``enough`` but honour
     # more ties than the plan above (none, with S at A): the caller models the capacity and
     # solves the level again (national-30k: three tries of 1 s each, 1,839 ties, instead of six).
-    solve_module = importlib.import_module("allocator.solve")
+    level_module = importlib.import_module("allocator.level")
     cases, persons = cases_and_persons(family("H", [30, 2, 3, 4], days=300), single("S", 100, tie_municipality_id="B"))
     problem = build_problem(tiny_tables([muni("A", 4, capacity_kindergarten=1), muni("B", 4, capacity_kindergarten=5)],
                                         cases, persons), settings())
@@ -113,7 +114,7 @@ def test_ties_packing_stops_soon_after_counts_that_break_a_service(h_at, s_at, e
     model = build_model(agg, np.zeros(agg.n_municipalities, dtype=bool))
     program, columns = model.program(["urgency", "ties"])
     terms = model.objective_terms()
-    above = complete_hint(model, _hint_from_plan(model, pd.DataFrame({"case_id": ["H", "S"],
+    above = complete_hint(model, hint_from_plan(model, pd.DataFrame({"case_id": ["H", "S"],
                                                                      "municipality_id": [h_at, s_at]})))
     locks = [(terms["urgency"][columns], float(terms["urgency"] @ above) - 1e-6)]
     objective = terms["ties"][columns]
@@ -125,11 +126,11 @@ def test_ties_packing_stops_soon_after_counts_that_break_a_service(h_at, s_at, e
         tries.append(1)
         return pack_with_ties(*args, **kwargs)
 
-    monkeypatch.setattr(solve_module, "pack_with_ties", counted)
-    tied, breaks = solve_module._pack_ties(model, columns, lp.values, above[columns], locks,
+    monkeypatch.setattr(level_module, "pack_with_ties", counted)
+    tied, breaks = level_module._pack_ties(model, columns, lp.values, above[columns], locks,
                                            time.perf_counter() + 30, 0, objective, enough)
     assert breaks and tied is not None and float(objective @ tied) == 1.0
-    assert len(tries) == 1 + solve_module.BREAKING_RETRIES
+    assert len(tries) == 1 + level_module.BREAKING_RETRIES
 
 
 def swap_to_honour_a_tie():
@@ -138,7 +139,7 @@ def swap_to_honour_a_tie():
     cases, persons = cases_and_persons(family("F", [40, 38], 100), single("T", 100, tie_municipality_id="A"))
     agg = aggregate(build_problem(tiny_tables([muni("A", 2), muni("B", 2)], cases, persons), settings()))
     model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
-    plan = complete_hint(model, _hint_from_plan(model, pd.DataFrame(
+    plan = complete_hint(model, hint_from_plan(model, pd.DataFrame(
         {"case_id": ["F", "T"], "municipality_id": ["A", "B"]})))
     return model, plan
 
@@ -160,6 +161,6 @@ def test_no_swap_where_the_case_coming_back_has_no_room():
     cases, persons = cases_and_persons(family("F", [40, 38], 100), single("T", 100, tie_municipality_id="A"))
     agg = aggregate(build_problem(tiny_tables([muni("A", 2), muni("B", 1)], cases, persons), settings()))
     model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
-    plan = complete_hint(model, _hint_from_plan(model, pd.DataFrame(
+    plan = complete_hint(model, hint_from_plan(model, pd.DataFrame(
         {"case_id": ["F", "T"], "municipality_id": ["A", "B"]})))
     assert np.array_equal(honour_more_ties(model, plan), plan)
