@@ -241,146 +241,15 @@ def solve_level(
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
     to_full_model = False  # straight to the full model from the packing's search
     if fill:
-        filled = complete_hint(model, round_and_fill(model, lp.values[y_in]))[columns]
-        value = float(objective @ filled)
-        log.info("  rounded and filled: %.4f", value)
-        if proven(value, bound, gap) and not polish:
-            return Outcome("optimal", filled, value, bound, time.perf_counter() - started, 0,
-                           "rounded LP plan within the gap of the LP bound")
-        if hint is None or float(objective @ hint) < value:
-            hint = filled
-        lp_full = expand(lp.values, columns, model.n_vars)
-        totals = lp_pool_totals(model, lp_full)
-        if totals.any():
-            # Placing the cases the LP chose reaches the LP bound (less what it chose in part).
-            packing = pack_lp_totals(model, lp.values[y_in], totals,
-                                     time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS),
-                                     settings.solver.seed)
-            packed = complete_hint(model, packing.values)[columns]
-            value = float(objective @ packed)
-            log.info("  LP totals %s: %.4f", "packed" if packing.complete else "partly packed", value)
-            if proven(value, bound, gap * POLISH_GAP if polish else gap):
-                return Outcome("optimal", packed, value, bound, time.perf_counter() - started, 0,
-                               "the LP's cases packed: a plan at the LP bound")
-            if float(objective @ hint) < value:
-                hint = packed
-            # Not at the bound: finish by a search where the packing stalled or where the LP
-            # chose part of a case; the rest of the plan stays.
-            def around_packing(near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                """Bounds that fix every count outside the municipalities ``near`` at the packing's."""
-                lower, upper = program.lower.copy(), program.upper.copy()
-                fixed = ~near[model.y_muni]
-                lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
-                return lower, upper
-
-            # Where the packing placed every case the LP chose and CP-SAT finds no plan at the LP
-            # bound near it, the LP bound itself is mostly what is wrong: on 6 of 48 national-1k
-            # rounds it sat 0.03-0.23% above the optimum, which the packing had reached on 5, and
-            # only the full model's root cuts proved it (0.3-0.4 s; 1.1 s where it also found the
-            # optimum); HiGHS's search of the neighbourhood and the rounding box found nothing
-            # better in 0.4-0.7 s first. So the full model comes next where its root fits the
-            # time. Not after a packing that stalled: there the rounding box may reach the bound
-            # (national-2k seed 38: in 1.6 s, the full model in 5.7 s). But a packing that stalled
-            # below the rounded plan is no start for a search around it: on 2 of 48 national-1k
-            # rounds, where the LP split families of eight and nine, it stalled with more cases
-            # waiting than at its start (3,728 and 3,870 against 4,234 and 4,277 rounded), its
-            # neighbourhood held 259-270 of the 357 municipalities, and CP-SAT found nothing there
-            # in 0.6 s. The full model from the rounded plan then (seed 2: 4.5 s -> 2.5 s).
-            root_fits = left() >= FULL_MODEL_ROOT_LP_TIMES * lp.seconds
-            below_rounded = not packing.complete and value < float(objective @ filled)
-            to_full_model = not polish and (packing.complete or below_rounded) and root_fits
-            if to_full_model and below_rounded:
-                log.info("  packing stalled below the rounded plan: the full model from the rounded plan")
-            else:
-                # After a complete packing, where the LP chose part of a case, a second search with
-                # more municipalities for those pools may place it whole (national-2k, 64 rounds
-                # packed with 4 seeds each: on 5 of the 256 the first search found no plan at the
-                # LP bound and the full model took 3.4-6.0 s; the second found it on all 5, the
-                # level in 0.8-1.2 s). Where the wider neighbourhood adds no municipality it is not
-                # searched (national-1k: there the LP bound is what is wrong, as above).
-                searches = [packing.neighbourhood] + ([packing.wider] if packing.wider is not None else [])
-                start = packed
-                for i, near in enumerate(searches):
-                    repair = _finish_packing(backend, program, objective, start, *around_packing(near), bound, gap,
-                                             lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds,
-                                             on_log, common, polish=polish,
-                                             search=not to_full_model and i == len(searches) - 1)
-                    log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
-                             int(near.sum()), repair.status, repair.objective, repair.seconds, repair.detail)
-                    if repair.values is not None and proven(repair.objective, bound, gap):
-                        return Outcome("optimal", repair.values, repair.objective, bound,
-                                       time.perf_counter() - started, repair.nodes,
-                                       "the LP's cases packed with a search where packing stalled")
-                    if repair.values is not None and repair.objective > float(objective @ start):
-                        start = repair.values
-                if float(objective @ start) > float(objective @ hint):
-                    hint = start
-        if polish and proven(float(objective @ hint), bound, gap):
-            # The best of the rounded, packed and searched plans, within the gap: proven.
-            return Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started, 0,
-                           "the best plan within the gap of the LP bound, polished for the levels below")
+        done, hint, to_full_model = _urgency_plans(backend, model, program, columns, objective, lp, bound, hint, y_in,
+                                                   settings, left, started, on_log, common, polish=polish)
+        if done is not None:
+            return done
     if ties and hint is not None:
-        # With ties alone, first the cases of the plan above placed for this level: they keep
-        # every lock as they are, and their own LP's counts fit them (national-5k seed 4: 306
-        # ties of at most 306, where the packings from the level's LP failed and the moves after
-        # them reached 229). With scores, their placements broke a service capacity at every
-        # refinement (national-2k-scores: three more LPs, level 2 at 0.97% instead of 0.63%), and
-        # the search that moves cases does better. Then the packing from the level's LP, which
-        # may choose other cases within the locks.
-        def alone() -> bool:
-            return left() < FULL_MODEL_LP_TIMES * lp.seconds  # no full model after it
-
-        def packing_seconds() -> float:
-            return min(left() * (TIES_PACK_ALONE_SHARE if alone() else TIES_PACK_SHARE), TIES_PACK_SECONDS)
-
-        placements = [
-            ("cases packed with the LP's ties", lambda: _pack_ties(
-                model, columns, lp.values, hint, locks, time.perf_counter() + packing_seconds(),
-                settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9), stop)),
-        ]
-        if integral:
-            placements.insert(0, ("the cases above placed", lambda: _same_cases(
-                backend, model, program, columns, objective, hint, locks, settings,
-                time.perf_counter() + left() * (SAME_CASES_ALONE_SHARE if alone() else SAME_CASES_SHARE), stop)))
-        for what, place in placements:
-            tied, breaks = place()
-            if tied is None:
-                continue
-            value = float(objective @ tied)
-            log.info("  %s: %.0f -> %.0f%s", what, float(objective @ hint), value,
-                     " (breaks a service capacity)" if breaks else "")
-            if breaks and value > float(objective @ hint):
-                # Searching on in a model that misses a binding capacity is wasted: the caller
-                # models it and solves the level again.
-                return Outcome("feasible", tied, value, bound, time.perf_counter() - started, 0,
-                               f"{what}; a service capacity to model")
-            if proven(value, bound, gap):
-                return Outcome("optimal", tied, value, bound, time.perf_counter() - started, 0,
-                               f"{what}: a plan at the LP bound")
-            if value > float(objective @ hint):
-                hint = tied
-        hint = _move_ties(model, columns, objective, hint, locks, time.perf_counter() + left())
-        value = float(objective @ hint)
-        if proven(value, bound, gap):
-            return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
-                           "ties moved into place: a plan at the LP bound")
-        if integral and left() >= FULL_MODEL_LP_TIMES * lp.seconds and not (stop is not None and stop.stopped):
-            # Ties alone, with time for the full model after it (which the plan found starts,
-            # and whose root cuts mostly prove it): the chains of moves the moves above miss.
-            searched, breaks = _search_ties(backend, model, program, columns, objective, lp.values, hint, locks,
-                                            bound, left() * TIES_SEARCH_SHARE, settings.solver.seed, stop)
-            if breaks:
-                # As after a packing that breaks one: the caller models it and solves again
-                # (national-5k seed 3: 298 -> 301 ties, the optimum, which broke a service capacity
-                # in one municipality; solved again, the full model proved 301 in 4.6 s).
-                return Outcome("feasible", searched, float(objective @ searched), bound, time.perf_counter() - started,
-                               0, "the search around the ties; a service capacity to model")
-            if searched is not None:
-                hint = searched
-            value = float(objective @ hint)
-            if proven(value, bound, gap):
-                return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
-                               "ties found by a search around them: a plan at the LP bound")
+        done, hint = _ties_plans(backend, model, program, columns, objective, lp, bound, hint, locks, settings, left,
+                                 started, stop, integral=integral)
+        if done is not None:
+            return done
     def rounding_box(share: float) -> Outcome:
         lower, upper = program.lower.copy(), program.upper.copy()
         keep = np.rint(hint[y_in]) if hint is not None else None
@@ -520,6 +389,198 @@ def solve_level(
     # break a service where classes are counted, it is the plan that keeps every rule (``solve``).
     return Outcome(status, best.values, best.objective, bound, seconds, box_nodes + full.nodes, full.detail,
                    plan=start.plan if start is not None else None)
+
+
+def _urgency_plans(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    lp: Outcome,
+    bound: float,
+    hint: np.ndarray | None,
+    y_in: np.ndarray,
+    settings: Settings,
+    left: Callable[[], float],
+    started: float,
+    on_log: Callable[[float | None, float | None], None] | None,
+    common: dict,
+    *,
+    polish: bool,
+) -> tuple[Outcome | None, np.ndarray, bool]:
+    """Step 2 of :func:`solve_level` on the urgency level: the LP's counts rounded down and
+    filled, then the cases it chose packed and, where the packing stalls, finished by a search
+    around it. Returns the level's answer where one of them is proven (else None), the best plan
+    so far, and whether the full model comes next, straight from the packing's search."""
+    gap = settings.solver.relative_gap
+    to_full_model = False
+    filled = complete_hint(model, round_and_fill(model, lp.values[y_in]))[columns]
+    value = float(objective @ filled)
+    log.info("  rounded and filled: %.4f", value)
+    if proven(value, bound, gap) and not polish:
+        return Outcome("optimal", filled, value, bound, time.perf_counter() - started, 0,
+                       "rounded LP plan within the gap of the LP bound"), hint, to_full_model
+    if hint is None or float(objective @ hint) < value:
+        hint = filled
+    lp_full = expand(lp.values, columns, model.n_vars)
+    totals = lp_pool_totals(model, lp_full)
+    if totals.any():
+        # Placing the cases the LP chose reaches the LP bound (less what it chose in part).
+        packing = pack_lp_totals(model, lp.values[y_in], totals,
+                                 time.perf_counter() + min(left() * PACK_SHARE, PACK_SECONDS),
+                                 settings.solver.seed)
+        packed = complete_hint(model, packing.values)[columns]
+        value = float(objective @ packed)
+        log.info("  LP totals %s: %.4f", "packed" if packing.complete else "partly packed", value)
+        if proven(value, bound, gap * POLISH_GAP if polish else gap):
+            return Outcome("optimal", packed, value, bound, time.perf_counter() - started, 0,
+                           "the LP's cases packed: a plan at the LP bound"), hint, to_full_model
+        if float(objective @ hint) < value:
+            hint = packed
+        # Not at the bound: finish by a search where the packing stalled or where the LP
+        # chose part of a case; the rest of the plan stays.
+        def around_packing(near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Bounds that fix every count outside the municipalities ``near`` at the packing's."""
+            lower, upper = program.lower.copy(), program.upper.copy()
+            fixed = ~near[model.y_muni]
+            lower[y_in[fixed]] = upper[y_in[fixed]] = np.rint(packing.values[model.blocks["y"]][fixed])
+            return lower, upper
+
+        # Where the packing placed every case the LP chose and CP-SAT finds no plan at the LP
+        # bound near it, the LP bound itself is mostly what is wrong: on 6 of 48 national-1k
+        # rounds it sat 0.03-0.23% above the optimum, which the packing had reached on 5, and
+        # only the full model's root cuts proved it (0.3-0.4 s; 1.1 s where it also found the
+        # optimum); HiGHS's search of the neighbourhood and the rounding box found nothing
+        # better in 0.4-0.7 s first. So the full model comes next where its root fits the
+        # time. Not after a packing that stalled: there the rounding box may reach the bound
+        # (national-2k seed 38: in 1.6 s, the full model in 5.7 s). But a packing that stalled
+        # below the rounded plan is no start for a search around it: on 2 of 48 national-1k
+        # rounds, where the LP split families of eight and nine, it stalled with more cases
+        # waiting than at its start (3,728 and 3,870 against 4,234 and 4,277 rounded), its
+        # neighbourhood held 259-270 of the 357 municipalities, and CP-SAT found nothing there
+        # in 0.6 s. The full model from the rounded plan then (seed 2: 4.5 s -> 2.5 s).
+        root_fits = left() >= FULL_MODEL_ROOT_LP_TIMES * lp.seconds
+        below_rounded = not packing.complete and value < float(objective @ filled)
+        to_full_model = not polish and (packing.complete or below_rounded) and root_fits
+        if to_full_model and below_rounded:
+            log.info("  packing stalled below the rounded plan: the full model from the rounded plan")
+        else:
+            # After a complete packing, where the LP chose part of a case, a second search with
+            # more municipalities for those pools may place it whole (national-2k, 64 rounds
+            # packed with 4 seeds each: on 5 of the 256 the first search found no plan at the
+            # LP bound and the full model took 3.4-6.0 s; the second found it on all 5, the
+            # level in 0.8-1.2 s). Where the wider neighbourhood adds no municipality it is not
+            # searched (national-1k: there the LP bound is what is wrong, as above).
+            searches = [packing.neighbourhood] + ([packing.wider] if packing.wider is not None else [])
+            start = packed
+            for i, near in enumerate(searches):
+                repair = _finish_packing(backend, program, objective, start, *around_packing(near), bound, gap,
+                                         lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds,
+                                         on_log, common, polish=polish,
+                                         search=not to_full_model and i == len(searches) - 1)
+                log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
+                         int(near.sum()), repair.status, repair.objective, repair.seconds, repair.detail)
+                if repair.values is not None and proven(repair.objective, bound, gap):
+                    return Outcome("optimal", repair.values, repair.objective, bound,
+                                   time.perf_counter() - started, repair.nodes,
+                                   "the LP's cases packed with a search where packing stalled"), hint, to_full_model
+                if repair.values is not None and repair.objective > float(objective @ start):
+                    start = repair.values
+            if float(objective @ start) > float(objective @ hint):
+                hint = start
+    if polish and proven(float(objective @ hint), bound, gap):
+        # The best of the rounded, packed and searched plans, within the gap: proven.
+        polished = Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started, 0,
+                           "the best plan within the gap of the LP bound, polished for the levels below")
+        return polished, hint, to_full_model
+    return None, hint, to_full_model
+
+
+def _ties_plans(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    program: LinearProgram,
+    columns: np.ndarray,
+    objective: np.ndarray,
+    lp: Outcome,
+    bound: float,
+    hint: np.ndarray,
+    locks: list[tuple[np.ndarray, float]],
+    settings: Settings,
+    left: Callable[[], float],
+    started: float,
+    stop: StopFlag | None,
+    *,
+    integral: bool,
+) -> tuple[Outcome | None, np.ndarray]:
+    """The ties level's steps before the rounding box and the full model (from ``hint``, the plan
+    above): the level's answer where a step reaches a plan within the gap of ``bound``, or where
+    its plan breaks a service capacity (the caller models it and solves again), else None; and
+    the best plan so far."""
+    gap = settings.solver.relative_gap
+    # With ties alone, first the cases of the plan above placed for this level: they keep
+    # every lock as they are, and their own LP's counts fit them (national-5k seed 4: 306
+    # ties of at most 306, where the packings from the level's LP failed and the moves after
+    # them reached 229). With scores, their placements broke a service capacity at every
+    # refinement (national-2k-scores: three more LPs, level 2 at 0.97% instead of 0.63%), and
+    # the search that moves cases does better. Then the packing from the level's LP, which
+    # may choose other cases within the locks.
+    def alone() -> bool:
+        return left() < FULL_MODEL_LP_TIMES * lp.seconds  # no full model after it
+
+    def packing_seconds() -> float:
+        return min(left() * (TIES_PACK_ALONE_SHARE if alone() else TIES_PACK_SHARE), TIES_PACK_SECONDS)
+
+    placements = [
+        ("cases packed with the LP's ties", lambda: _pack_ties(
+            model, columns, lp.values, hint, locks, time.perf_counter() + packing_seconds(),
+            settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9), stop)),
+    ]
+    if integral:
+        placements.insert(0, ("the cases above placed", lambda: _same_cases(
+            backend, model, program, columns, objective, hint, locks, settings,
+            time.perf_counter() + left() * (SAME_CASES_ALONE_SHARE if alone() else SAME_CASES_SHARE), stop)))
+    for what, place in placements:
+        tied, breaks = place()
+        if tied is None:
+            continue
+        value = float(objective @ tied)
+        log.info("  %s: %.0f -> %.0f%s", what, float(objective @ hint), value,
+                 " (breaks a service capacity)" if breaks else "")
+        if breaks and value > float(objective @ hint):
+            # Searching on in a model that misses a binding capacity is wasted: the caller
+            # models it and solves the level again.
+            return Outcome("feasible", tied, value, bound, time.perf_counter() - started, 0,
+                           f"{what}; a service capacity to model"), hint
+        if proven(value, bound, gap):
+            return Outcome("optimal", tied, value, bound, time.perf_counter() - started, 0,
+                           f"{what}: a plan at the LP bound"), hint
+        if value > float(objective @ hint):
+            hint = tied
+    hint = _move_ties(model, columns, objective, hint, locks, time.perf_counter() + left())
+    value = float(objective @ hint)
+    if proven(value, bound, gap):
+        return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
+                       "ties moved into place: a plan at the LP bound"), hint
+    if integral and left() >= FULL_MODEL_LP_TIMES * lp.seconds and not (stop is not None and stop.stopped):
+        # Ties alone, with time for the full model after it (which the plan found starts,
+        # and whose root cuts mostly prove it): the chains of moves the moves above miss.
+        searched, breaks = _search_ties(backend, model, program, columns, objective, lp.values, hint, locks,
+                                        bound, left() * TIES_SEARCH_SHARE, settings.solver.seed, stop)
+        if breaks:
+            # As after a packing that breaks one: the caller models it and solves again
+            # (national-5k seed 3: 298 -> 301 ties, the optimum, which broke a service capacity
+            # in one municipality; solved again, the full model proved 301 in 4.6 s).
+            return Outcome("feasible", searched, float(objective @ searched), bound, time.perf_counter() - started,
+                           0, "the search around the ties; a service capacity to model"), hint
+        if searched is not None:
+            hint = searched
+        value = float(objective @ hint)
+        if proven(value, bound, gap):
+            return Outcome("optimal", hint, value, bound, time.perf_counter() - started, 0,
+                           "ties found by a search around them: a plan at the LP bound"), hint
+    return None, hint
 
 
 def _finish_packing(

@@ -274,116 +274,40 @@ def solve(
             # plan; if it is still within the gap of the bound (which holds: the coarser model
             # is a relaxation), it is this level's answer, else it starts a re-solve of the level
             # (the plans of the levels above stay valid and keep their locks).
-            repaired = _without_broken_services(model, found)
-            repaired_plan = plan_frame(agg, repaired)
             chosen_totals = lp_pool_totals(model, candidate)  # per pool: the same in every model
-            fine = fine.copy()
-            fine[broken] = True
             refinements += 1
-            if refinements > MAX_REFINEMENTS:
-                fine[:] = True  # stop chasing: model every service everywhere
-            else:
-                # Not also those the plan fills near a capacity: on national-5k that modelled 149
-                # municipalities for one broken one (5k-scores: 100k variables, not 56k, and the
-                # ties level at 17% instead of 2.6%), and no re-solve was saved.
-                fine |= too_small_for_a_case(model, found, broken)
+            fine = _finer(model, fine, found, broken, refinements)
             rebuilt = time.perf_counter()
             model = build_model(agg, fine)
             build_seconds += time.perf_counter() - rebuilt
             terms = model.objective_terms()
             weighted = [sum(settings.objective.weight(t) * terms[t] for t in level) for level in priorities]
-            repaired_values = complete_hint(model, hint_from_plan(model, repaired_plan))
-            repaired_value = float(weighted[k] @ repaired_values)
-            if names == ["urgency"] and k == 0:
-                better = _refill(model, repaired_values, chosen_totals, weighted[k], settings.solver.seed)
-                if better is not None and better[2] > repaired_value:
-                    repaired, repaired_values, repaired_value = better
-                    repaired_plan = plan_frame(agg, repaired)
-            # Taking cases out may cost a level above: then the repaired plan is no answer here.
-            keeps_locks = all(weighted[j] @ repaired_values >= v - 1e-6 for j, v in enumerate(lock_values))
-            if mended is not None:
-                # Not proven: a candidate for the plan that starts the re-solve.
-                mended_values = values_of(model, mended)
-                mended_value = float(weighted[k] @ mended_values)
-                if all(weighted[j] @ mended_values >= v - 1e-6 for j, v in enumerate(lock_values)) \
-                        and (not keeps_locks or mended_value > repaired_value):
-                    repaired, repaired_values, repaired_value = mended, mended_values, mended_value
-                    repaired_plan = plan_frame(agg, repaired)
-                    keeps_locks = True
-            if "ties" in names:
-                # The cases taken out (national-5k: one family of 8 at a municipality with two
-                # kindergarten places) packed back in, now with the service rows, and every tie the
-                # plan honours kept: most of the packing survives the refinement.
-                better = _refill_ties(model, repaired_values, chosen_totals, weighted, lock_values, k,
-                                      settings.solver.seed)
-                if better is not None and (not keeps_locks or better[2] > repaired_value):
-                    repaired, repaired_values, repaired_value = better
-                    repaired_plan = plan_frame(agg, repaired)
-                    keeps_locks = True
-            if before is not None:
-                # A second re-solve: the plan repaired after the first may be the better one (400
-                # cases with scores, level 2: 286.386 repaired, then 286.441 broke a capacity and
-                # its re-solve ended at 286.218).
-                before_values = complete_hint(model, hint_from_plan(model, before))
-                before_value = float(weighted[k] @ before_values)
-                if not keeps_locks or before_value > repaired_value:
-                    log.info("  the plan repaired before kept: %.4f (repaired now: %.4f)", before_value,
-                             repaired_value)
-                    repaired, repaired_plan = assignment_of(agg, before), before
-                    repaired_values, repaired_value, keeps_locks = before_values, before_value, True
-            moved_wins = False
-            # Also where the broken plan was proven and the repaired one, keeping every lock,
-            # falls short of it (400 cases with scores, level 2: the full model's 286.514 broke a
-            # service; the cases taken out packed back, the re-solve ended at 286.23; mended in
-            # 0.2 s, 286.40).
-            gap = settings.solver.relative_gap
-            short = keeps_locks and proven(objective_value, bound, gap) \
-                and not proven(repaired_value, objective_value, gap)
-            if (not keeps_locks or short) and k > 0 and time.perf_counter() < deadline - 1.0:
-                # Free where cases were taken out or packed back in.
-                changed = found.index[found.ne(repaired.reindex(found.index))]
-                packed_at = repaired.reindex(changed).dropna().to_numpy(dtype=int)
-                mended = _mend_around(backend, model, priorities[: k + 1], weighted, lock_values, k,
-                                      repaired_plan, changed, np.union1d(broken, packed_at), settings,
-                                      min((deadline - time.perf_counter()) * MEND_SHARE, MEND_SECONDS))
-                if mended is not None and (not keeps_locks or mended[2] > repaired_value):
-                    repaired, repaired_values, repaired_value = mended
-                    repaired_plan = plan_frame(agg, repaired)
-                    keeps_locks = True
-            if outcome.plan is not None:
-                # The level's search moved concrete cases (every rule kept): a plan that keeps
-                # every lock, and the start of the re-solve if it is the better one.
-                moved_plan = plan_frame(agg, outcome.plan)
-                moved_values = complete_hint(model, hint_from_plan(model, moved_plan))
-                moved_value = float(weighted[k] @ moved_values)
-                if all(weighted[j] @ moved_values >= v - 1e-6 for j, v in enumerate(lock_values)) \
-                        and (not keeps_locks or moved_value > repaired_value):
-                    repaired, repaired_plan, repaired_values, repaired_value = (
-                        outcome.plan, moved_plan, moved_values, moved_value)
-                    keeps_locks = moved_wins = True
-            good_enough = keeps_locks and bound is not None and proven(repaired_value, bound,
-                                                                         settings.solver.relative_gap)
+            repaired = _best_repaired(backend, model, settings, weighted, lock_values, k, found=found, broken=broken,
+                                      chosen_totals=chosen_totals, mended=mended, before=before, moved=outcome.plan,
+                                      objective_value=objective_value, bound=bound, deadline=deadline)
+            good_enough = repaired.keeps_locks and bound is not None and proven(repaired.value, bound,
+                                                                                  settings.solver.relative_gap)
             out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
             log.info("class counts broke service capacities in %d municipalities; modelling them (now %d); "
-                     "the repaired plan %.4f%s", len(broken), int(fine.sum()), repaired_value,
+                     "the repaired plan %.4f%s", len(broken), int(fine.sum()), repaired.value,
                      "" if good_enough or out_of_time else f"; solving level {k + 1} again")
             if not (good_enough or out_of_time):
-                if keeps_locks:
-                    plan_hint = repaired_plan
+                if repaired.keeps_locks:
+                    plan_hint = repaired.plan
                 else:
                     log.info("  the repaired plan misses a lock: only the bound is kept for the re-solve")
-                incumbent = _Incumbent(repaired_plan if keeps_locks else None, bound, status == "optimal",
+                incumbent = _Incumbent(repaired.plan if repaired.keeps_locks else None, bound, status == "optimal",
                                        solved_lps[-1] if solved_lps else None,
-                                       repaired_value if keeps_locks else None)
+                                       repaired.value if repaired.keeps_locks else None)
                 continue
             # Out of time, the plan this level started from (the level above's, or on a re-solve
             # the valid plan kept from the solve before) keeps every lock; the repaired plan is
             # the answer where it keeps them too and does better (national-2k seed 3, ties: 110
             # against the 10 of the plan above).
-            started_from = None if good_enough or k == 0 or moved_wins \
+            started_from = None if good_enough or k == 0 or repaired.moved \
                 else complete_hint(model, hint_from_plan(model, plan_hint))
-            if started_from is None or (keeps_locks and repaired_value > float(weighted[k] @ started_from)):
-                found, candidate, objective_value = repaired, repaired_values, repaired_value
+            if started_from is None or (repaired.keeps_locks and repaired.value > float(weighted[k] @ started_from)):
+                found, candidate, objective_value = repaired.assignment, repaired.values, repaired.value
                 status = "optimal" if good_enough else "feasible"
             else:
                 found, candidate = assignment_of(agg, plan_hint), started_from
@@ -411,6 +335,136 @@ class _Incumbent(NamedTuple):
     proven: bool  # the plan before the refinement was within the gap of its bound
     lp: tuple[PlacementModel, Outcome] | None  # the coarser model and its LP (a full vector), if solved
     value: float | None  # the repaired plan's value at the level, if it keeps every lock
+
+
+class _Repaired(NamedTuple):
+    """The plan a level's re-solve after a refinement starts from, or answers with."""
+
+    assignment: pd.Series
+    plan: pd.DataFrame
+    values: np.ndarray  # in the finer model
+    value: float  # the level's objective
+    keeps_locks: bool  # keeps every lock of the levels above
+    moved: bool  # the plan the level's search moved
+
+
+def _finer(
+    model: PlacementModel, fine: np.ndarray, found: pd.Series, broken: np.ndarray, refinements: int
+) -> np.ndarray:
+    """The municipalities whose services are modelled once ``found`` (counted by ``model``) broke
+    a service capacity in the ``broken`` ones, at the ``refinements``-th refinement."""
+    fine = fine.copy()
+    fine[broken] = True
+    if refinements > MAX_REFINEMENTS:
+        fine[:] = True  # stop chasing: model every service everywhere
+    else:
+        # Not also those the plan fills near a capacity: on national-5k that modelled 149
+        # municipalities for one broken one (5k-scores: 100k variables, not 56k, and the
+        # ties level at 17% instead of 2.6%), and no re-solve was saved.
+        fine |= too_small_for_a_case(model, found, broken)
+    return fine
+
+
+def _best_repaired(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    settings: Settings,
+    weighted: list[np.ndarray],
+    lock_values: list[float],
+    k: int,
+    *,
+    found: pd.Series,
+    broken: np.ndarray,
+    chosen_totals: np.ndarray,
+    mended: pd.Series | None,
+    before: pd.DataFrame | None,
+    moved: pd.Series | None,
+    objective_value: float,
+    bound: float | None,
+    deadline: float,
+) -> _Repaired:
+    """Level k's plan ``found`` broke a service capacity in the ``broken`` municipalities, and
+    ``model`` now models them: the best plan that keeps every capacity. Its candidates: ``found``
+    with the cases that break a capacity taken out, refilled with the level's ``chosen_totals``
+    (urgency) or packed back with its ties kept (ties); the same cases ``mended`` by moving them;
+    the plan repaired ``before`` (a second re-solve); a search around where cases were taken out
+    (below the first level, where the others miss a lock or fall short of the level's proven
+    ``objective_value``); the plan the level's search ``moved``."""
+    agg = model.agg
+    priorities = settings.objective.priorities
+    level = priorities[k]
+    repaired = _without_broken_services(model, found)
+    repaired_plan = plan_frame(agg, repaired)
+    repaired_values = complete_hint(model, hint_from_plan(model, repaired_plan))
+    repaired_value = float(weighted[k] @ repaired_values)
+    if level == ["urgency"] and k == 0:
+        better = _refill(model, repaired_values, chosen_totals, weighted[k], settings.solver.seed)
+        if better is not None and better[2] > repaired_value:
+            repaired, repaired_values, repaired_value = better
+            repaired_plan = plan_frame(agg, repaired)
+    # Taking cases out may cost a level above: then the repaired plan is no answer here.
+    keeps_locks = all(weighted[j] @ repaired_values >= v - 1e-6 for j, v in enumerate(lock_values))
+    if mended is not None:
+        # Not proven: a candidate for the plan that starts the re-solve.
+        mended_values = values_of(model, mended)
+        mended_value = float(weighted[k] @ mended_values)
+        if all(weighted[j] @ mended_values >= v - 1e-6 for j, v in enumerate(lock_values)) \
+                and (not keeps_locks or mended_value > repaired_value):
+            repaired, repaired_values, repaired_value = mended, mended_values, mended_value
+            repaired_plan = plan_frame(agg, repaired)
+            keeps_locks = True
+    if "ties" in level:
+        # The cases taken out (national-5k: one family of 8 at a municipality with two
+        # kindergarten places) packed back in, now with the service rows, and every tie the
+        # plan honours kept: most of the packing survives the refinement.
+        better = _refill_ties(model, repaired_values, chosen_totals, weighted, lock_values, k,
+                              settings.solver.seed)
+        if better is not None and (not keeps_locks or better[2] > repaired_value):
+            repaired, repaired_values, repaired_value = better
+            repaired_plan = plan_frame(agg, repaired)
+            keeps_locks = True
+    if before is not None:
+        # A second re-solve: the plan repaired after the first may be the better one (400
+        # cases with scores, level 2: 286.386 repaired, then 286.441 broke a capacity and
+        # its re-solve ended at 286.218).
+        before_values = complete_hint(model, hint_from_plan(model, before))
+        before_value = float(weighted[k] @ before_values)
+        if not keeps_locks or before_value > repaired_value:
+            log.info("  the plan repaired before kept: %.4f (repaired now: %.4f)", before_value,
+                     repaired_value)
+            repaired, repaired_plan = assignment_of(agg, before), before
+            repaired_values, repaired_value, keeps_locks = before_values, before_value, True
+    moved_wins = False
+    # Also where the broken plan was proven and the repaired one, keeping every lock,
+    # falls short of it (400 cases with scores, level 2: the full model's 286.514 broke a
+    # service; the cases taken out packed back, the re-solve ended at 286.23; mended in
+    # 0.2 s, 286.40).
+    gap = settings.solver.relative_gap
+    short = keeps_locks and proven(objective_value, bound, gap) \
+        and not proven(repaired_value, objective_value, gap)
+    if (not keeps_locks or short) and k > 0 and time.perf_counter() < deadline - 1.0:
+        # Free where cases were taken out or packed back in.
+        changed = found.index[found.ne(repaired.reindex(found.index))]
+        packed_at = repaired.reindex(changed).dropna().to_numpy(dtype=int)
+        around = _mend_around(backend, model, priorities[: k + 1], weighted, lock_values, k,
+                              repaired_plan, changed, np.union1d(broken, packed_at), settings,
+                              min((deadline - time.perf_counter()) * MEND_SHARE, MEND_SECONDS))
+        if around is not None and (not keeps_locks or around[2] > repaired_value):
+            repaired, repaired_values, repaired_value = around
+            repaired_plan = plan_frame(agg, repaired)
+            keeps_locks = True
+    if moved is not None:
+        # The level's search moved concrete cases (every rule kept): a plan that keeps
+        # every lock, and the start of the re-solve if it is the better one.
+        moved_plan = plan_frame(agg, moved)
+        moved_values = complete_hint(model, hint_from_plan(model, moved_plan))
+        moved_value = float(weighted[k] @ moved_values)
+        if all(weighted[j] @ moved_values >= v - 1e-6 for j, v in enumerate(lock_values)) \
+                and (not keeps_locks or moved_value > repaired_value):
+            repaired, repaired_plan, repaired_values, repaired_value = (
+                moved, moved_plan, moved_values, moved_value)
+            keeps_locks = moved_wins = True
+    return _Repaired(repaired, repaired_plan, repaired_values, repaired_value, keeps_locks, moved_wins)
 
 
 def _carried_lp(
