@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
@@ -96,6 +96,24 @@ MEND_SECONDS_PAST_LIMIT = 0.25
 BOUND_TOLERANCE = 1e-6
 
 
+@dataclass(frozen=True)
+class _Level:
+    """What every step of one level works on: the level's program (the model's ``columns``),
+    its objective, and its time (``budget`` seconds from ``started``)."""
+
+    backend: MathOptBackend
+    model: PlacementModel
+    program: LinearProgram
+    columns: np.ndarray
+    objective: np.ndarray
+    settings: Settings
+    started: float
+    budget: float
+
+    def left(self) -> float:
+        return max(self.budget - (time.perf_counter() - self.started), 0.05)
+
+
 def solve_level(
     backend: MathOptBackend,
     model: PlacementModel,
@@ -153,8 +171,8 @@ def solve_level(
     gap = settings.solver.relative_gap
     common = dict(locks=locks, seed=settings.solver.seed, threads=settings.solver.threads, stop=stop)
 
-    def left() -> float:
-        return max(budget - (time.perf_counter() - started), 0.05)
+    level = _Level(backend, model, program, columns, objective, settings, started, budget)
+    left = level.left
 
     if not objective.any():
         values = hint if hint is not None else np.zeros(program.n_vars)
@@ -241,13 +259,11 @@ def solve_level(
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
     to_full_model = False  # straight to the full model from the packing's search
     if fill:
-        done, hint, to_full_model = _urgency_plans(backend, model, program, columns, objective, lp, bound, hint, y_in,
-                                                   settings, left, started, on_log, common, polish=polish)
+        done, hint, to_full_model = _urgency_plans(level, lp, bound, hint, y_in, on_log, common, polish=polish)
         if done is not None:
             return done
     if ties and hint is not None:
-        done, hint = _ties_plans(backend, model, program, columns, objective, lp, bound, hint, locks, settings, left,
-                                 started, stop, integral=integral)
+        done, hint = _ties_plans(level, lp, bound, hint, locks, stop, integral=integral)
         if done is not None:
             return done
     def rounding_box(share: float) -> Outcome:
@@ -392,18 +408,11 @@ def solve_level(
 
 
 def _urgency_plans(
-    backend: MathOptBackend,
-    model: PlacementModel,
-    program: LinearProgram,
-    columns: np.ndarray,
-    objective: np.ndarray,
+    level: _Level,
     lp: Outcome,
     bound: float,
     hint: np.ndarray | None,
     y_in: np.ndarray,
-    settings: Settings,
-    left: Callable[[], float],
-    started: float,
     on_log: Callable[[float | None, float | None], None] | None,
     common: dict,
     *,
@@ -413,6 +422,8 @@ def _urgency_plans(
     filled, then the cases it chose packed and, where the packing stalls, finished by a search
     around it. Returns the level's answer where one of them is proven (else None), the best plan
     so far, and whether the full model comes next, straight from the packing's search."""
+    backend, model, program, columns = level.backend, level.model, level.program, level.columns
+    objective, settings, left, started = level.objective, level.settings, level.left, level.started
     gap = settings.solver.relative_gap
     to_full_model = False
     filled = complete_hint(model, round_and_fill(model, lp.values[y_in]))[columns]
@@ -498,18 +509,11 @@ def _urgency_plans(
 
 
 def _ties_plans(
-    backend: MathOptBackend,
-    model: PlacementModel,
-    program: LinearProgram,
-    columns: np.ndarray,
-    objective: np.ndarray,
+    level: _Level,
     lp: Outcome,
     bound: float,
     hint: np.ndarray,
     locks: list[tuple[np.ndarray, float]],
-    settings: Settings,
-    left: Callable[[], float],
-    started: float,
     stop: StopFlag | None,
     *,
     integral: bool,
@@ -518,6 +522,8 @@ def _ties_plans(
     above): the level's answer where a step reaches a plan within the gap of ``bound``, or where
     its plan breaks a service capacity (the caller models it and solves again), else None; and
     the best plan so far."""
+    backend, model, program, columns = level.backend, level.model, level.program, level.columns
+    objective, settings, left, started = level.objective, level.settings, level.left, level.started
     gap = settings.solver.relative_gap
     # With ties alone, first the cases of the plan above placed for this level: they keep
     # every lock as they are, and their own LP's counts fit them (national-5k seed 4: 306
