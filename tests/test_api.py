@@ -465,7 +465,7 @@ def test_explanation_of_a_placed_and_an_unplaced_case(api_client, solved):
     assert h["status"] == "unplaced" and h["rule"] == "resolution" and h["reason"]
     assert h["tie"] == {"municipality_id": "1103", "honoured": False}
     assert_error(api_client.get(f"{url}/NOPE/explanation", headers=VIEWER), 404)
-    assert_error(api_client.get(f"/v1/plans/pln_nope/cases/A/explanation", headers=VIEWER), 404)
+    assert_error(api_client.get("/v1/plans/pln_nope/cases/A/explanation", headers=VIEWER), 404)
 
 
 def test_recommendations_rank_municipalities_by_change(api_client, solved):
