@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 #: A service is modelled from the start where an average mix filling the resolution would use
 #: more than 1/BINDING_MARGIN of its capacity.
 BINDING_MARGIN = 1.0
-
-
 #: Share of the time limit for the probe's LP. It is the round's first LP, and without an LP
 #: level 1 has only the greedy plan: on a machine where national-30k's probe LP takes 2.5-3.2 s,
 #: 0.3 of a 10 s limit failed it, level 1's own LP failed as well, and the proposal placed
