@@ -266,6 +266,7 @@ def solve_level(
         done, hint = _ties_plans(level, lp, bound, hint, locks, stop, integral=integral)
         if done is not None:
             return done
+
     def rounding_box(share: float) -> Outcome:
         lower, upper = program.lower.copy(), program.upper.copy()
         keep = np.rint(hint[y_in]) if hint is not None else None
@@ -449,6 +450,7 @@ def _urgency_plans(
                            "the LP's cases packed: a plan at the LP bound"), hint, to_full_model
         if float(objective @ hint) < value:
             hint = packed
+
         # Not at the bound: finish by a search where the packing stalled or where the LP
         # chose part of a case; the rest of the plan stays.
         def around_packing(near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
