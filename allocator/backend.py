@@ -315,6 +315,7 @@ class MathOptBackend:
         on_line: Callable[[str], None] | None = None,
         simplex: bool = False,
         tiny: bool = False,
+        paced: bool = True,
     ) -> Outcome:
         """Maximise ``objective`` over the model plus ``locks`` (rows ``c @ v >= b``).
 
@@ -327,7 +328,8 @@ class MathOptBackend:
         solve itself (a 42-variable step: 10 ms with them, 2.4 ms without; the same optimum). ``absolute_gap`` stops the
         search once the plan is this close to the solver's own bound (with a bound from outside
         that is no better than the solver's, a plan within ``absolute_gap`` of that bound always
-        stops it).
+        stops it). An LP not ``paced`` (solved beside another solve) does not count towards
+        :meth:`expected_lp_seconds`.
         """
         if stop is not None and stop.stopped:
             # MathOpt's HiGHS does not take an interrupter: a solve once started runs to its time
@@ -415,7 +417,7 @@ class MathOptBackend:
                            range(model.matrix.shape[0], model.matrix.shape[0] + len(locks or [])))
         if integral and outcome.bound is not None:
             outcome = replace(outcome, bound=float(np.floor(outcome.bound + 1e-6)))
-        if relax and outcome.status == "optimal" and nonzeros >= LP_PACE_MIN_NONZEROS:
+        if relax and paced and outcome.status == "optimal" and nonzeros >= LP_PACE_MIN_NONZEROS:
             self.lp_pace = max(self.lp_pace or 0.0, outcome.seconds / nonzeros)
         if outcome.status == "infeasible" and presolve and (hint is not None or locks):
             # A level with a known plan cannot be infeasible; HiGHS 1.12's MIP presolve has been

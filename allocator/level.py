@@ -21,7 +21,7 @@ from .model import LinearProgram, PlacementModel
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
 from .plans import complete_hint, concrete_plan, expand, most_urgent, values_of
 from .rehouse import mend_services, rehouse
-from .same_cases import place_same_cases
+from .same_cases import lp_fits, place_same_cases
 from .settings import ObjectiveSettings, Settings
 from .tie_search import search_around_ties
 from .ties import honour_more_ties, prefer_tied_cases
@@ -29,6 +29,7 @@ from .ties import honour_more_ties, prefer_tied_cases
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 #: Share of a level's budget, and most seconds, for packing the LP's totals; share of the rest
@@ -52,6 +53,9 @@ BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: best chance: national-5k in 10 s, skipped for want of time, and the ties packing's six tries
 #: and the moves after them reached 225 ties, where the cases above allow 322).
 SAME_CASES_SHARE, SAME_CASES_ALONE_SHARE = 0.3, 0.8
+#: How much longer than the pace of the LPs before the ties level's LP may take (national-5k:
+#: 1.16-1.33 s against 0.71 s expected; -10k 1.81 against 1.43; -2k 0.41 against 0.30).
+TIES_LP_PACE = 2.0
 #: Share of the ties level's time left for the search around the ties (:mod:`.tie_search`;
 #: national-5k: 2.9 s of about 10 s, 320 -> 322 ties, and the full model found the optimum, 323).
 TIES_SEARCH_SHARE = 0.3
@@ -183,6 +187,7 @@ def solve_level(
         if straight is not None:
             return replace(straight, seconds=time.perf_counter() - started)
     lp_skipped = False
+    above: tuple[np.ndarray | None, bool] | None = None  # the cases above placed, where done beside the LP
     if lp is None:
         expected = backend.expected_lp_seconds(program, locks)
         # An LP that cannot finish in its time only takes it from the search without an LP
@@ -193,12 +198,20 @@ def solve_level(
         # 3's LP, 2.5 s expected with 3.7 s left, failed at its limit).
         margin = LP_PACE_MARGIN if plan is not None else 1.0
 
-        def level_lp() -> Outcome:
+        def level_lp(paced: bool = True) -> Outcome:
             return backend.solve(program, objective, time_limit=left() * LEVEL_LP_SHARE, relative_gap=0.0,
-                                 relax=True, **common)
+                                 relax=True, paced=paced, **common)
 
         lp_skipped = expected is not None and left() * LEVEL_LP_SHARE < expected * margin
-        if lp_skipped:
+        if not lp_skipped and ties and hint is not None and settings.solver.threads > 1 \
+                and integral_objective(program.integer, objective) and _above_beside_lp(expected, left()):
+            # The cases above need no LP of the level: where they would have no time after it,
+            # they are placed beside it, on the thread it leaves.
+            log.info("  the cases above are placed beside the LP (about %.1fs of %.1fs)", expected, left())
+            deadline = time.perf_counter() + left() * LEVEL_LP_SHARE
+            lp, above = _beside(lambda: level_lp(paced=False), lambda: _same_cases(
+                backend, model, program, columns, objective, hint, locks, settings, deadline, stop))
+        elif lp_skipped:
             log.info("  LP relaxation skipped: about %.1fs needed, %.1fs left", expected, left())
             lp = Outcome("no_solution", None, None, None, 0.0, 0, "no time for the LP")
         elif plan is not None and hint is not None and not ties and settings.solver.threads > 1 \
@@ -226,6 +239,9 @@ def solve_level(
             # No LP in time: the most urgent cases, greedily, are still a plan.
             y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
             hint = complete_hint(model, round_and_fill(model, np.zeros(len(y_in))))[columns]
+        if above is not None and above[0] is not None and not above[1] \
+                and float(objective @ above[0]) > float(objective @ hint):
+            hint = above[0]
         if ties and hint is not None and not (stop is not None and stop.stopped):
             # The ties moves need no LP (national-30k in 10 s: level 2 369 -> 1,257 ties).
             hint = _move_ties(model, columns, objective, hint, locks, time.perf_counter() + left())
@@ -263,7 +279,7 @@ def solve_level(
         if done is not None:
             return done
     if ties and hint is not None:
-        done, hint = _ties_plans(level, lp, bound, hint, locks, stop, integral=integral)
+        done, hint = _ties_plans(level, lp, bound, hint, locks, stop, integral=integral, above=above)
         if done is not None:
             return done
 
@@ -519,11 +535,13 @@ def _ties_plans(
     stop: StopFlag | None,
     *,
     integral: bool,
+    above: tuple[np.ndarray | None, bool] | None = None,
 ) -> tuple[Outcome | None, np.ndarray]:
     """The ties level's steps before the rounding box and the full model (from ``hint``, the plan
     above): the level's answer where a step reaches a plan within the gap of ``bound``, or where
     its plan breaks a service capacity (the caller models it and solves again), else None; and
-    the best plan so far."""
+    the best plan so far. ``above``: the cases above placed already (beside the level's LP),
+    as :func:`_same_cases` returns them."""
     backend, model, program, columns = level.backend, level.model, level.program, level.columns
     objective, settings, left, started = level.objective, level.settings, level.left, level.started
     gap = settings.solver.relative_gap
@@ -545,7 +563,9 @@ def _ties_plans(
             model, columns, lp.values, hint, locks, time.perf_counter() + packing_seconds(),
             settings.solver.seed, objective, bound - gap * max(abs(bound), 1e-9), stop)),
     ]
-    if integral:
+    if above is not None:
+        placements.insert(0, ("the cases above placed", lambda: above))
+    elif integral:
         placements.insert(0, ("the cases above placed", lambda: _same_cases(
             backend, model, program, columns, objective, hint, locks, settings,
             time.perf_counter() + left() * (SAME_CASES_ALONE_SHARE if alone() else SAME_CASES_SHARE), stop)))
@@ -687,6 +707,24 @@ def _lp_beside_search(lp: Callable[[], Outcome], search: Callable[[StopFlag], T]
         finally:
             done.stop()
         return outcome, searching.result()
+
+
+def _above_beside_lp(expected: float | None, left: float) -> bool:
+    """Would the ties level's placing of the cases above be skipped for want of time after its
+    LP, ``expected`` to take that long at the pace of the LPs before, with ``left`` seconds left?"""
+    if expected is None:
+        return False
+    lp = expected * TIES_LP_PACE
+    after = max(left - lp, 0.0)
+    share = SAME_CASES_ALONE_SHARE if after < FULL_MODEL_LP_TIMES * lp else SAME_CASES_SHARE
+    return not lp_fits(lp, after * share)
+
+
+def _beside(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """``first()`` solved in this thread while ``second()`` runs in another: both answers."""
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(second)
+        return first(), other.result()
 
 
 def _rehouse_seconds(left: float, lp_seconds: float) -> float:

@@ -60,6 +60,12 @@ def case_bounds(
     return lower, upper
 
 
+def lp_fits(level_lp_seconds: float | None, seconds: float) -> bool:
+    """Is the LP with the cases fixed expected to finish in its share of a step of ``seconds``,
+    where the level's own LP is expected to take ``level_lp_seconds`` (None: not known)?"""
+    return level_lp_seconds is None or level_lp_seconds * FIXED_CASES_PACE <= seconds * LP_SHARE
+
+
 def place_same_cases(
     backend: MathOptBackend,
     model: PlacementModel,
@@ -82,11 +88,11 @@ def place_same_cases(
     lower, upper = case_bounds(model, program, columns, above)
     left = deadline - time.perf_counter()
     expected = backend.expected_lp_seconds(program, locks)
-    expected = expected * FIXED_CASES_PACE if expected is not None else None
-    if expected is not None and expected > left * LP_SHARE:
+    if not lp_fits(expected, left):
         # It would not finish in its time (national-30k, 60 s: 2.5 s spent on it for nothing,
         # and 1.6 s on the level's second solve), which the packings after it can use.
-        log.info("  the cases above: LP skipped: about %.1fs needed, %.1fs for it", expected, left * LP_SHARE)
+        log.info("  the cases above: LP skipped: about %.1fs needed, %.1fs for it", expected * FIXED_CASES_PACE,
+                 left * LP_SHARE)
         return None
     lp = backend.solve(program, objective, time_limit=left * LP_SHARE, relative_gap=0.0, relax=True,
                        lower=lower, upper=upper, **common)

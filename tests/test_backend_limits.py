@@ -60,6 +60,8 @@ def test_the_expected_lp_time_follows_the_pace_of_large_lps_solved(monkeypatch):
     monkeypatch.setattr(backend_module, "LP_PACE_MIN_NONZEROS", 1)
     backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True, lower=np.ones(3))  # infeasible
     assert backend.expected_lp_seconds(knapsack()) is None  # only LPs solved set the pace
+    backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True, paced=False)
+    assert backend.expected_lp_seconds(knapsack()) is None  # nor one solved beside another solve
     lp = backend.solve(knapsack(), objective, time_limit=10.0, relative_gap=0.0, relax=True)
     assert backend.expected_lp_seconds(knapsack()) == pytest.approx(lp.seconds)
     lock = [(np.ones(3), 1.0)]  # one row of three more nonzeros

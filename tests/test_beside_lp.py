@@ -107,3 +107,37 @@ def test_the_pace_margin_skips_only_the_lps_of_levels_with_the_search(margin, so
     assert any(m.strip().startswith("LP relaxation ") for m in level_2)
     skipped = any(m.startswith("LP relaxation skipped") for m in level_3)
     assert skipped == (margin > 1) and (result.levels[2].bound is None) == skipped
+
+
+@pytest.mark.parametrize("expected, left, beside", [(1.0, 20.0, False), (1.0, 3.0, True), (None, 3.0, False)],
+                         ids=["time-after-the-lp", "none-after-it", "no-pace-yet"])
+def test_the_cases_above_go_beside_the_lp_only_where_they_would_have_no_time_after_it(expected, left, beside):
+    # national-5k in 7 s: level 2's LP took 1.2-1.5 s of 2.6 s, and the cases above were then
+    # skipped ("1.1 s needed, 0.5 s for it"): 224 ties, where placed beside the LP 320.
+    assert level_module._above_beside_lp(expected, left) is beside
+
+
+def _level_2(messages: list[str]) -> list[str]:
+    start = next(i for i, m in enumerate(messages) if m.startswith("level 1 "))
+    end = next(i for i, m in enumerate(messages) if m.startswith("level 2 "))
+    return [m.strip() for m in messages[start + 1:end]]
+
+
+def test_the_cases_above_placed_beside_the_ties_levels_lp_are_placed_as_after_it(solve_verified, caplog, monkeypatch):
+    monkeypatch.setattr(MathOptBackend, "expected_lp_seconds", lambda self, *a, **k: 0.01)  # a pace known
+    tables = generate_tables(NAMED["small"])
+    settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=20.0)
+    ties, logs = {}, {}
+    for beside in (False, True):
+        monkeypatch.setattr(level_module, "_above_beside_lp", lambda expected, left, b=beside: b)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="allocator"):
+            result = solve_verified(tables, settings)
+        ties[beside] = result.levels[1].objective
+        logs[beside] = _level_2([r.getMessage() for r in caplog.records])
+    for beside, level_2 in logs.items():
+        assert any(m.startswith("the cases above placed: ") for m in level_2)
+        assert any(m.startswith("the cases above are placed beside the LP") for m in level_2) is beside
+    placed = {b: next(m for m in level_2 if m.startswith("the cases above placed: ")) for b, level_2 in logs.items()}
+    assert placed[True] == placed[False]  # the same plan from the same cases, with or without the LP beside
+    assert ties[True] == ties[False] > 0
