@@ -54,7 +54,9 @@ BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: and the moves after them reached 225 ties, where the cases above allow 322).
 SAME_CASES_SHARE, SAME_CASES_ALONE_SHARE = 0.3, 0.8
 #: How much longer than the pace of the LPs before the ties level's LP may take (national-5k:
-#: 1.16-1.33 s against 0.71 s expected; -10k 1.81 against 1.43; -2k 0.41 against 0.30).
+#: 1.16-1.33 s against 0.71 s expected; -10k 1.81 against 1.43; -2k 0.41 against 0.30), and
+#: beside the placing of the cases above (-10k: 2.04 s, and in a run where both LPs failed at
+#: their limits, over 2.3 s against 1.5 s expected).
 TIES_LP_PACE = 2.0
 #: Share of the ties level's time left for the search around the ties (:mod:`.tie_search`;
 #: national-5k: 2.9 s of about 10 s, 320 -> 322 ties, and the full model found the optimum, 323).
@@ -711,13 +713,14 @@ def _lp_beside_search(lp: Callable[[], Outcome], search: Callable[[StopFlag], T]
 
 def _above_beside_lp(expected: float | None, left: float) -> bool:
     """Would the ties level's placing of the cases above be skipped for want of time after its
-    LP, ``expected`` to take that long at the pace of the LPs before, with ``left`` seconds left?"""
+    LP, ``expected`` to take that long at the pace of the LPs before, with ``left`` seconds left,
+    while that LP, slower beside it, still fits in its time?"""
     if expected is None:
         return False
     lp = expected * TIES_LP_PACE
     after = max(left - lp, 0.0)
     share = SAME_CASES_ALONE_SHARE if after < FULL_MODEL_LP_TIMES * lp else SAME_CASES_SHARE
-    return not lp_fits(lp, after * share)
+    return not lp_fits(lp, after * share) and lp <= left * LEVEL_LP_SHARE
 
 
 def _beside(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
