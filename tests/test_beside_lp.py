@@ -109,7 +109,8 @@ def test_the_pace_margin_skips_only_the_lps_of_levels_with_the_search(margin, so
     assert skipped == (margin > 1) and (result.levels[2].bound is None) == skipped
 
 
-@pytest.mark.parametrize("expected, left, beside", [(1.0, 20.0, False), (1.0, 3.5, True), (1.5, 3.5, False), (None, 3.0, False)],
+@pytest.mark.parametrize("expected, left, beside",
+                         [(1.0, 20.0, False), (1.0, 3.5, True), (1.5, 3.5, False), (None, 3.0, False)],
                          ids=["time-after-the-lp", "none-after-it", "lp-too-slow-beside", "no-pace-yet"])
 def test_the_cases_above_go_beside_the_lp_only_where_they_would_have_no_time_after_it(expected, left, beside):
     # national-5k in 7 s: level 2's LP took 1.2-1.5 s of 2.6 s, and the cases above were then
