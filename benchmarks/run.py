@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .generate import DEFAULT_DIR, SIZES, instance_names
+from .reference import reference_text, reference_timings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
@@ -85,7 +86,8 @@ EXTRA = [
 # -- machine and provenance ---------------------------------------------------------------------
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, RAM, OS, Python and OR-Tools versions of this machine."""
+    """CPU model, cores, RAM, OS, Python and OR-Tools versions of this machine, its load, and
+    the seconds it takes for fixed work (:mod:`.reference`)."""
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -118,6 +120,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "ortools": ortools_version,
         "load_average": _load(),
+        "reference": reference_timings(),
     }
 
 
@@ -125,7 +128,8 @@ def machine_text(info: dict[str, Any]) -> str:
     """:func:`machine` as one sentence, for the results' Markdown."""
     return (f"{info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), {info['ram_gib']} GiB RAM, "
             f"{info['os']}; Python {info['python']}, OR-Tools {info['ortools']}; load average when the run "
-            f"started {info['load_average']} (1, 5, 15 min).")
+            f"started {info['load_average']} (1, 5, 15 min); {reference_text(info['reference'])}"
+            + (f"; at its end: {reference_text(info['reference_end'])}" if "reference_end" in info else "") + ".")
 
 
 def _load() -> str:
@@ -493,6 +497,7 @@ def run_benchmark(
                                    baseline_time_limit=baseline_time_limit, baseline_gap=baseline_gap,
                                    max_variables=max_variables, presolve=presolve, console=console)
     rows = [csv_row(m, run_at, commit) for m in measured]
+    info["reference_end"] = reference_timings()  # the host's pace may change during the run
     print_table(rows, console, f"Benchmark {now:%Y-%m-%d %H:%M} ({info['cpu']}, {info['cores']} cores)")
     if out is not None:
         csv_path, md_path = save(rows, out, now.strftime("%Y-%m-%d"), info, args_text, fresh)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 import statistics
 import sys
 from concurrent.futures import Executor, Future
@@ -159,6 +160,9 @@ def test_runner_writes_the_table(tmp_path):
         assert len(list(reader)) == 3
     latest = (out / "latest.md").read_text()
     assert "| instance | cases | persons | solver |" in latest and "Machine:" in latest
+    # The host's pace at the run's start and end, by the same fixed work.
+    paces = re.findall(r"transportation LP by HiGHS ([\d.]+) s, a Python loop of [\d,]+ steps ([\d.]+) s", latest)
+    assert len(paces) == 2 and all(float(x) > 0 for pace in paces for x in pace)
     assert "speed ratio" in text.getvalue()
 
 
