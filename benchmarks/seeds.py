@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from .reference import reference_timings
 from .run import DEFAULT_OUT, git_commit, machine, machine_text
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(solve_seed(spec, seed, args.time_limit, Path(tmp), args.all_levels, writer, args.solver_seed))
             console.log(f"{name} seed {seed}: {rows[-1]['solve_s']:.2f} s, {rows[-1]['levels']}")
     total = summary(rows, args.under)
+    info["reference_end"] = reference_timings()  # the host's pace may change during the run
 
     table = Table(title=f"{'whole proposals' if args.all_levels else 'level 1'} over seeds of {name}",
                   header_style="bold")

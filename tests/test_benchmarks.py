@@ -133,6 +133,14 @@ def test_cross_check_flags_a_plan_above_the_other_bound():
     assert "INCONSISTENT" in wrong["note"]
 
 
+def _paces(header: str) -> list[tuple[float, float]]:
+    """The seconds of the reference work (LP, Python loop) a results header gives, each positive."""
+    found = re.findall(r"transportation LP by HiGHS ([\d.]+) s, a Python loop of [\d,]+ steps ([\d.]+) s", header)
+    paces = [(float(lp), float(loop)) for lp, loop in found]
+    assert all(lp > 0 and loop > 0 for lp, loop in paces)
+    return paces
+
+
 def test_runner_writes_the_table(tmp_path):
     folder = write_instance(dataclasses.replace(NAMED["small"], cases=20), tmp_path / "tiny")
     out = tmp_path / "results"
@@ -160,9 +168,7 @@ def test_runner_writes_the_table(tmp_path):
         assert len(list(reader)) == 3
     latest = (out / "latest.md").read_text()
     assert "| instance | cases | persons | solver |" in latest and "Machine:" in latest
-    # The host's pace at the run's start and end, by the same fixed work.
-    paces = re.findall(r"transportation LP by HiGHS ([\d.]+) s, a Python loop of [\d,]+ steps ([\d.]+) s", latest)
-    assert len(paces) == 2 and all(float(x) > 0 for pace in paces for x in pace)
+    assert len(_paces(latest)) == 2  # the host's pace at the run's start and end
     assert "speed ratio" in text.getvalue()
 
 
@@ -178,6 +184,7 @@ def test_the_seeds_runner_solves_verifies_and_summarises_every_seed(tmp_path):
     latest = (out / "seeds-small-latest.md").read_text()
     median = statistics.median(float(r["solve_s"]) for r in rows)
     assert f"3 rounds: median {median:.2f} s" in latest and "Machine:" in latest
+    assert len(_paces(latest)) == 2  # the host's pace at the run's start and end
     # The process's peak so far, after each round: never less than before, and stated in the summary.
     peaks = [int(r["peak_mib"]) for r in rows]
     assert peaks == sorted(peaks) and peaks[0] > 0
