@@ -274,14 +274,7 @@ class MathOptBackend:
         proto.objective.linear_coefficients.ids.extend(nz.tolist())
         proto.objective.linear_coefficients.values.extend(objective[nz].tolist())
 
-        matrix = model.matrix
-        row_lower, row_upper = model.row_lower, model.row_upper
-        if locks:
-            extra = sp.csr_matrix(np.vstack([c for c, _ in locks]))
-            matrix = sp.vstack([matrix, extra], format="csr")
-            row_lower = np.concatenate([row_lower, [b for _, b in locks]])
-            row_upper = np.concatenate([row_upper, np.full(len(locks), np.inf)])
-        matrix = matrix.tocsr()
+        matrix, row_lower, row_upper = _with_locks(model, locks)
         matrix.sum_duplicates()
         matrix.sort_indices()
         rows = matrix.shape[0]
@@ -470,19 +463,28 @@ class MathOptBackend:
         started = time.perf_counter()
         if stop is not None and stop.stopped:
             return Outcome("no_solution", None, None, None, 0.0, 0, "stopped")
-        proto = self._proto(model, objective, locks or [], lower, upper, np.ones(model.n_vars, dtype=bool))
+        restricted = _fixed_out(model, locks or [], lower, upper)
+        if restricted is None:
+            return Outcome("no_solution", None, None, None, time.perf_counter() - started, 0,
+                           "the fixed counts break a row")
+        free, fixed = restricted.free, restricted.fixed
+        small = restricted.program
+        constant = float(objective @ fixed)
+        proto = self._proto(small, objective[free], [], small.lower, small.upper, np.ones(len(free), dtype=bool))
         params = parameters.SolveParameters(time_limit=dt.timedelta(seconds=max(time_limit, 0.05)),
                                             random_seed=seed, threads=1, relative_gap_tolerance=relative_gap)
         options = CP_SAT_FIRST_PLAN_OPTIONS if first_plan else {}
         for key, value in options.items():
             setattr(params.cp_sat, key, value)
-        model_params = _with_hint(None if hint is None else np.rint(hint))
+        model_params = _with_hint(None if hint is None else np.rint(hint[free]))
         registration = callback_pb2.CallbackRegistrationProto(
             request_registration=[callback_pb2.CALLBACK_EVENT_MIP_SOLUTION])
+        small_objective = objective[free]
 
         def at_target(data: callback_pb2.CallbackDataProto) -> callback_pb2.CallbackResultProto:
             vector = data.primal_solution_vector
-            value = float(objective[np.fromiter(vector.ids, dtype=np.int64)] @ np.fromiter(vector.values, dtype=float))
+            value = constant + float(small_objective[np.fromiter(vector.ids, dtype=np.int64)]
+                                     @ np.fromiter(vector.values, dtype=float))
             return callback_pb2.CallbackResultProto(terminate=value >= target)
 
         answer = _call(proto, parameters.SolverType.CP_SAT, params, model_params, None, stop, threading.Event(),
@@ -493,9 +495,11 @@ class MathOptBackend:
         result, error = answer
         if result is None:
             return Outcome("no_solution", None, None, None, seconds, 0, f"CP-SAT error: {error}")
-        values = _outcome(result, model.n_vars, seconds, range(0)).values
-        if values is None:
+        found = _outcome(result, len(free), seconds, range(0)).values
+        if found is None:
             return Outcome("no_solution", None, None, None, seconds, 0, "CP-SAT: no plan")
+        values = fixed.copy()
+        values[free] = found
         if not _keeps_rows(model, locks or [], values, lower, upper):
             log.warning("CP-SAT's plan breaks a row of the model: not used")
             return Outcome("no_solution", None, None, None, seconds, 0, "CP-SAT's plan breaks a row")
@@ -578,6 +582,51 @@ def _call(
         abandoned.set()
         log.info("solver call left to run out in the background: stopped")
     return answer
+
+
+def _with_locks(model: LinearProgram, locks: list[tuple[np.ndarray, float]]
+                ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The rows of ``model`` and then each lock ``c @ v >= b``: matrix, lower and upper bounds."""
+    if not locks:
+        return model.matrix.tocsr(), model.row_lower, model.row_upper
+    matrix = sp.vstack([model.matrix, sp.csr_matrix(np.vstack([c for c, _ in locks]))], format="csr")
+    return (matrix, np.concatenate([model.row_lower, [b for _, b in locks]]),
+            np.concatenate([model.row_upper, np.full(len(locks), np.inf)]))
+
+
+@dataclass(frozen=True)
+class _Restricted:
+    """A program over the free variables of another, whose fixed ones are substituted out."""
+
+    program: LinearProgram
+    free: np.ndarray  # the free variables' indices in the whole program
+    fixed: np.ndarray  # a vector of the whole program: the fixed variables' values, zero elsewhere
+
+
+def _fixed_out(model: LinearProgram, locks: list[tuple[np.ndarray, float]], lower: np.ndarray,
+               upper: np.ndarray, tolerance: float = 1e-6) -> _Restricted | None:
+    """``model`` and its ``locks`` within ``lower``/``upper``, with every variable whose bounds
+    meet taken out at its value: each row's bounds less what the fixed variables use, and rows
+    left without a variable dropped. None where such a row is broken (no plan in the bounds).
+
+    A search around a packing fixes most counts: CP-SAT loading and presolving the whole model
+    took longer than its search (national-2k's repairs: 2,600-3,100 of 7,500-10,000 variables
+    left free, 20-30% less time; national-5k's 0.40 -> 0.29 s). The rows keep whole
+    coefficients where they had them: the fixed values are whole, so the shift is exact."""
+    matrix, row_lower, row_upper = _with_locks(model, locks)
+    is_fixed = lower == upper
+    fixed = np.where(is_fixed, lower, 0.0)
+    free = np.flatnonzero(~is_fixed)
+    used = matrix @ fixed
+    part = matrix.tocsc()[:, free].tocsr()
+    part.eliminate_zeros()
+    kept = np.diff(part.indptr) > 0
+    gone = ~kept
+    if np.any(used[gone] < row_lower[gone] - tolerance) or np.any(used[gone] > row_upper[gone] + tolerance):
+        return None
+    program = LinearProgram(lower[free], upper[free], model.integer[free], part[kept],
+                            row_lower[kept] - used[kept], row_upper[kept] - used[kept])
+    return _Restricted(program, free, fixed)
 
 
 def _keeps_rows(model: LinearProgram, locks: list[tuple[np.ndarray, float]], values: np.ndarray,

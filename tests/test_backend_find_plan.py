@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 from test_backend_errors import knapsack
 
-from allocator.backend import MathOptBackend, StopFlag, _keeps_rows
+from allocator.backend import MathOptBackend, StopFlag, _fixed_out, _keeps_rows
 from allocator.model import LinearProgram
 from allocator.level import _finish_packing
 
@@ -123,3 +123,36 @@ def test_a_search_for_the_first_plan_runs_cp_sat_with_its_options(first_plan, mo
     assert len(asked) == 1
     for key, value in CP_SAT_FIRST_PLAN_OPTIONS.items():
         assert (getattr(asked[0], key) == value) == first_plan
+
+
+def test_fixed_variables_are_taken_out_and_come_back_at_their_values():
+    # b fixed at 1 leaves a row of a and c with 1 of its 2 left: c (2) and b (2) make 4; with a
+    # lock that a + c >= 1, too.
+    program = knapsack()
+    lower = program.lower.copy()
+    lower[1] = 1.0
+    restricted = _fixed_out(program, [(np.array([1.0, 0.0, 1.0]), 1.0)], lower, program.upper)
+    assert restricted.free.tolist() == [0, 2] and restricted.fixed.tolist() == [0.0, 1.0, 0.0]
+    small = restricted.program
+    assert small.matrix.toarray().tolist() == [[2.0, 1.0], [1.0, 1.0]]
+    assert small.row_upper.tolist() == [1.0, np.inf] and small.row_lower.tolist() == [-np.inf, 1.0]
+    out = MathOptBackend().find_plan(program, np.array([3.0, 2.0, 2.0]), 3.5, lower=lower, upper=program.upper,
+                                     hint=np.array([0.0, 1.0, 0.0]), time_limit=10.0,
+                                     locks=[(np.array([1.0, 0.0, 1.0]), 1.0)])
+    assert out.values.tolist() == [0.0, 1.0, 1.0] and out.objective == pytest.approx(4.0)
+    assert out.detail == "CP-SAT: a plan at the target"
+
+
+def test_fixed_values_that_break_a_row_alone_have_no_plan():
+    # a and b fixed at 1 use 3 of the row's 2, and the row keeps no free variable once c is fixed.
+    program = knapsack()
+    lower = np.array([1.0, 1.0, 0.0])
+    upper = np.array([1.0, 1.0, 0.0])
+    assert _fixed_out(program, [], lower, upper) is None
+    out = MathOptBackend().find_plan(program, np.array([3.0, 2.0, 2.0]), 0.0, lower=lower, upper=upper,
+                                     hint=None, time_limit=10.0)
+    assert out.status == "no_solution" and out.detail == "the fixed counts break a row"
+    # Every variable fixed within the row: the plan is the fixed one.
+    out = MathOptBackend().find_plan(program, np.array([3.0, 2.0, 2.0]), 0.0, lower=np.array([0.0, 1.0, 1.0]),
+                                     upper=np.array([0.0, 1.0, 1.0]), hint=None, time_limit=10.0)
+    assert out.values.tolist() == [0.0, 1.0, 1.0] and out.objective == pytest.approx(4.0)
