@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .generate import DEFAULT_DIR, SIZES, instance_names
-from .reference import reference_text, reference_timings
+from .reference import ROW_PACE_TEXT, reference_text, reference_timings, row_pace
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
@@ -63,6 +63,8 @@ COLUMNS = [
     ("peak_mib", "peak MiB"),
     ("verified", "verified"),
     ("speed_ratio", "speed ratio"),
+    ("host_lp_s", "host LP s"),
+    ("host_loop_s", "host loop s"),
 ]
 #: Further CSV columns (raw numbers and context).
 EXTRA = [
@@ -227,9 +229,10 @@ def bench_instance(
         out = runs / name / solver
         out.mkdir(parents=True, exist_ok=True)
         say(f"[bold]{name}[/bold]: {solver} ...")
+        pace = row_pace()
         code, peak, wall = run_child([solver, str(folder), str(out), *args], out / "run.log", timeout)
         m = _metrics(out)
-        m.update(instance=name, solver=solver, peak_mib=peak, wall_s=wall)
+        m.update(instance=name, solver=solver, peak_mib=peak, wall_s=wall, **pace)
         if code != 0 and m.get("status") not in ("error",):
             m["status"] = "error"
             m["note"] = (m.get("note") or "") + f" exit code {code}"
@@ -351,6 +354,8 @@ def _fmt(key: str, value: Any) -> str:
         return f"{float(value):.4%}"
     if key in ("level1_objective", "level1_bound"):
         return f"{float(value):,.3f}"
+    if key.startswith("host_"):
+        return f"{float(value):.3f}"
     if key.endswith("_s"):
         return f"{float(value):.2f}"
     if key in ("peak_mib", "vm_hwm_mib"):
@@ -423,7 +428,7 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], day: str, args_te
         "process (`ru_maxrss`). `verified`: `allocator.verify_plan` on the plan, `no (n)` with n "
         "violations. A ratio marked `>` is a lower bound: the baseline never proved the gap within "
         "its limit. Each plan is also checked against the other model's proven bound (a note says "
-        "`INCONSISTENT` if one breaks it).",
+        "`INCONSISTENT` if one breaks it). " + ROW_PACE_TEXT,
     ]
     if targets:
         lines += ["", "Baseline targets:", *targets]

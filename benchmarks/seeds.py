@@ -29,13 +29,18 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from .reference import reference_timings
+from .reference import ROW_PACE_TEXT, reference_timings, row_pace
 from .run import DEFAULT_OUT, git_commit, machine, machine_text
 
 if TYPE_CHECKING:
     from allocator.demo import InstanceSpec
 
-FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "levels", "verified", "peak_mib"]
+FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "levels", "verified", "peak_mib", "host_lp_s",
+          "host_loop_s"]
+#: Headings of the printed and Markdown tables, one per field.
+HEADINGS = ["seed", "cases", "persons", "solve s", "status", "gap", "levels", "verified", "peak MiB", "host LP s",
+            "host loop s"]
+_LEFT = ("status", "levels", "verified")  # columns of text
 
 
 def write_round(spec: InstanceSpec, seed: int, time_limit: float, directory: Path) -> Path:
@@ -64,6 +69,7 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
         settings = settings.with_overrides(objective__priorities=[["urgency"]])
     if solver_seed is not None:
         settings = settings.with_overrides(solver__seed=solver_seed)
+    pace = row_pace()
     started = time.perf_counter()
     result = solve(problem, settings)
     seconds = time.perf_counter() - started
@@ -82,6 +88,7 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
         # The process's peak so far (Linux: KiB): every round it read, solved and verified before
         # this one and the uncounted first solve included, so an upper bound on this round's own.
         "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **pace,
     }
 
 
@@ -111,6 +118,12 @@ def _gap(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.4f}%"
 
 
+def _cells(r: dict[str, Any]) -> list[str]:
+    """A round's row, one cell per heading."""
+    return [str(r["seed"]), f"{r['cases']:,}", f"{r['persons']:,}", f"{r['solve_s']:.2f}", r["status"], _gap(r["gap"]),
+            r["levels"], r["verified"], f"{r['peak_mib']:,}", f"{r['host_lp_s']:.3f}", f"{r['host_loop_s']:.3f}"]
+
+
 def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under: float, info: dict[str, Any],
              commit: str, day: str, command: str, all_levels: bool = False) -> str:
     what = "Whole proposals" if all_levels else "Level 1"
@@ -130,13 +143,12 @@ def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under
         "its plan's value and, unless proven, its gap. `peak MiB` is the solving process's peak memory "
         "(`ru_maxrss`) once the round was read, solved and verified: the rounds before it and the uncounted "
         "first solve included, so at least this round's own peak (the rounds are generated in another "
-        "process).",
+        "process). " + ROW_PACE_TEXT,
         "",
-        "| seed | cases | persons | solve s | status | gap | levels | verified | peak MiB |",
-        "| ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |",
+        "| " + " | ".join(HEADINGS) + " |",
+        "| " + " | ".join("---" if h in _LEFT else "---:" for h in HEADINGS) + " |",
     ]
-    lines += [f"| {r['seed']} | {r['cases']:,} | {r['persons']:,} | {r['solve_s']:.2f} | {r['status']} | "
-              f"{_gap(r['gap'])} | {r['levels']} | {r['verified']} | {r['peak_mib']:,} |" for r in rows]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -188,11 +200,10 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table(title=f"{'whole proposals' if args.all_levels else 'level 1'} over seeds of {name}",
                   header_style="bold")
-    for heading in ("seed", "cases", "persons", "solve s", "status", "gap", "levels", "verified", "peak MiB"):
-        table.add_column(heading, justify="left" if heading in ("status", "levels", "verified") else "right")
+    for heading in HEADINGS:
+        table.add_column(heading, justify="left" if heading in _LEFT else "right")
     for r in rows:
-        table.add_row(str(r["seed"]), f"{r['cases']:,}", f"{r['persons']:,}", f"{r['solve_s']:.2f}", r["status"],
-                      _gap(r["gap"]), r["levels"], r["verified"], f"{r['peak_mib']:,}")
+        table.add_row(*_cells(r))
     console.print(table)
     console.print(f"median {total['median_s']:.2f} s, p90 {total['p90_s']:.2f} s, max {total['max_s']:.2f} s; "
                   f"{total['under']} of {total['rounds']} under {args.under:g} s; {total['proven']} proven; "

@@ -155,6 +155,7 @@ def test_runner_writes_the_table(tmp_path):
         assert row["verified"] == "yes"
         assert row["peak_mib"] > 0 and row["variables"] > 0
         assert row["level1_objective"] is not None
+        assert row["host_lp_s"] > 0 and row["host_loop_s"] > 0  # the host's pace just before the row
     allocator_row, first_row, baseline_row = rows
     assert first_row["level1_s"] > 0 and allocator_row["level1_s"] is None
     for row in (allocator_row, first_row):
@@ -169,6 +170,8 @@ def test_runner_writes_the_table(tmp_path):
     latest = (out / "latest.md").read_text()
     assert "| instance | cases | persons | solver |" in latest and "Machine:" in latest
     assert len(_paces(latest)) == 2  # the host's pace at the run's start and end
+    assert "| host LP s | host loop s |" in latest and "host LP s" in text.getvalue()
+    assert f"| {rows[0]['host_lp_s']:.3f} | {rows[0]['host_loop_s']:.3f} |" in latest
     assert "speed ratio" in text.getvalue()
 
 
@@ -180,11 +183,14 @@ def test_the_seeds_runner_solves_verifies_and_summarises_every_seed(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["seed"]) for r in rows] == [0, 1, 2]
     assert all(r["verified"] == "yes" and int(r["cases"]) == 200 and float(r["solve_s"]) > 0 for r in rows)
+    assert all(float(r["host_lp_s"]) > 0 and float(r["host_loop_s"]) > 0 for r in rows)
     assert len({r["persons"] for r in rows}) > 1  # the seeds make different rounds
     latest = (out / "seeds-small-latest.md").read_text()
     median = statistics.median(float(r["solve_s"]) for r in rows)
     assert f"3 rounds: median {median:.2f} s" in latest and "Machine:" in latest
     assert len(_paces(latest)) == 2  # the host's pace at the run's start and end
+    assert "| host LP s | host loop s |" in latest
+    assert f"| {float(rows[2]['host_lp_s']):.3f} | {float(rows[2]['host_loop_s']):.3f} |" in latest
     # The process's peak so far, after each round: never less than before, and stated in the summary.
     peaks = [int(r["peak_mib"]) for r in rows]
     assert peaks == sorted(peaks) and peaks[0] > 0
