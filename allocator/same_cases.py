@@ -25,6 +25,7 @@ import numpy as np
 from .backend import MathOptBackend, Outcome, StopFlag
 from .model import LinearProgram, PlacementModel
 from .pack import Packing, lp_pool_totals, pack_with_ties
+from .plans import expand
 from .room import Lack, Room
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def place_same_cases(
     if lp.status != "optimal" or lp.values is None:
         log.info("  the cases above: LP not solved (%s) in %.2fs", lp.status, lp.seconds)
         return None
-    full = _full(model, columns, lp.values)
+    full = expand(lp.values, columns, model.n_vars)
     totals = lp_pool_totals(model, full)
     packing = pack_with_ties(model, full[model.blocks["y"]], full[model.blocks["a"]], totals,
                              deadline - (deadline - time.perf_counter()) / 2, seed)
@@ -127,7 +128,7 @@ def place_same_cases(
         search = search_in(near)
         log.info("  the cases above: then a search in %d municipalities, with those within reach of the cases "
                  "waiting: %s %s in %.2fs", int(near.sum()), search.status, search.objective, search.seconds)
-    return SameCases(lp, None if search.values is None else _full(model, columns, search.values))
+    return SameCases(lp, None if search.values is None else expand(search.values, columns, model.n_vars))
 
 
 def within_reach(model: PlacementModel, packing: Packing, totals: np.ndarray) -> np.ndarray:
@@ -145,10 +146,3 @@ def within_reach(model: PlacementModel, packing: Packing, totals: np.ndarray) ->
         if Lack(room, j).shortfalls() <= 1:
             near[model.y_muni[j]] = True
     return near
-
-
-def _full(model: PlacementModel, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """A vector over ``columns`` as a full vector of the model (zero elsewhere)."""
-    full = np.zeros(model.n_vars)
-    full[columns] = values
-    return full
