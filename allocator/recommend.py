@@ -28,7 +28,8 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -37,13 +38,15 @@ from .backend import StopFlag
 from .columns import with_python_text
 from .errors import ProblemValidationError
 from .problem import Problem
-from .scoring import level_values, plan_terms
+from .scoring import case_terms, level_values, plan_terms, spread_cost
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Levels closer than this are equal when ranking.
 TOLERANCE = 1e-6
+#: The least time a re-solve is given, and the least left for one to start.
+MIN_RESOLVE_SECONDS = 0.2
 
 
 def _key(levels: Sequence[float]) -> tuple[float, ...]:
@@ -52,19 +55,41 @@ def _key(levels: Sequence[float]) -> tuple[float, ...]:
 
 # -- state of a plan per municipality ------------------------------------------------------------
 
+class _Needs(NamedTuple):
+    """What one case needs of a municipality and a dwelling."""
+
+    size: float
+    minors: float
+    uses: tuple[tuple[str, float], ...]  # (service, members using it), used ones only
+    step_free: bool
+    single_adult: bool
+    bedrooms: float
+
+
+class _Free(NamedTuple):
+    """A municipality's free dwellings, as arrays."""
+
+    ids: np.ndarray
+    step_free: np.ndarray
+    shared: np.ndarray
+    bedrooms: np.ndarray
+    max_occupants: np.ndarray
+
+
 @dataclass
 class _Room:
-    """What a plan leaves in each municipality: capacities and free dwellings."""
+    """What a plan leaves in each municipality: capacities and free dwellings. Plain dicts and
+    arrays: a national round has hundreds of candidates, each tried by many small changes."""
 
     problem: Problem
     plan: pd.DataFrame
-    persons: pd.Series = field(init=False)
-    minors: pd.Series = field(init=False)
-    services: dict[str, pd.Series] = field(init=False)
+    persons: dict[str, float] = field(init=False)
+    minors: dict[str, float] = field(init=False)
+    services: dict[str, dict[str, float]] = field(init=False)
     used_private: set[str] = field(init=False)
     shared_load: dict[str, int] = field(init=False)
-    _free_by: dict[str, pd.DataFrame] | None = field(init=False, default=None)
-    _no_dwellings: pd.DataFrame | None = field(init=False, default=None)
+    _free_by: dict[str, _Free] | None = field(init=False, default=None)
+    _needs: dict[str, _Needs] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         p = self.problem
@@ -72,56 +97,65 @@ class _Room:
         by = self.plan["municipality_id"].to_numpy()
         munis = p.municipalities
 
-        def left(capacity: pd.Series, used: pd.Series) -> pd.Series:
-            return capacity - used.groupby(by).sum().reindex(munis.index).fillna(0)
+        def left(capacity: pd.Series, used: pd.Series) -> dict[str, float]:
+            return (capacity - used.groupby(by).sum().reindex(munis.index).fillna(0)).to_dict()
 
         self.persons = left(munis["resolution_persons"].astype(float), cases["size"])
         self.minors = left(munis["resolution_minors"].astype(float), cases["minors"])
         self.services = {s: left(munis[f"capacity_{s}"].astype(float), cases[f"use_{s}"]) for s in p.services}
         self.used_private, self.shared_load = set(), {}
         if p.housing_modelled:
-            for d in self.plan["dwelling_id"]:
-                if not d:
-                    continue
-                if bool(p.dwellings.at[d, "shared"]):
-                    self.shared_load[d] = self.shared_load.get(d, 0) + 1
-                else:
-                    self.used_private.add(d)
+            housed = self.plan["dwelling_id"].to_numpy()
+            housed = housed[housed != ""]
+            shared = p.dwellings["shared"].reindex(housed).to_numpy(dtype=bool)
+            self.used_private = set(housed[~shared].tolist())
+            self.shared_load = pd.Series(housed[shared]).value_counts().to_dict()
 
-    def fits(self, case: pd.Series, m: str) -> bool:
-        if self.persons[m] < case["size"]:
-            return False
-        if case["minors"] > 0 and self.minors[m] < case["minors"]:
-            return False
-        return all(self.services[s][m] >= case[f"use_{s}"] for s in self.problem.services if case[f"use_{s}"] > 0)
+    def needs(self, case_id: str) -> _Needs:
+        needs = self._needs.get(case_id)
+        if needs is None:
+            c = self.problem.cases.loc[case_id]
+            uses = tuple((s, float(c[f"use_{s}"])) for s in self.problem.services if c[f"use_{s}"] > 0)
+            needs = self._needs[case_id] = _Needs(float(c["size"]), float(c["minors"]), uses,
+                                                  bool(c["needs_step_free"]), bool(c["single_adult"]),
+                                                  float(c["bedrooms"]))
+        return needs
 
-    def dwelling(self, case: pd.Series, m: str) -> str | None:
-        """The best-fitting free dwelling for the case in ``m`` ("" when housing is not modelled)."""
-        p = self.problem
-        if not p.housing_modelled:
+    def fits(self, case_id: str, m: str) -> bool:
+        c = self.needs(case_id)
+        if self.persons[m] < c.size:
+            return False
+        if c.minors > 0 and self.minors[m] < c.minors:
+            return False
+        return all(self.services[s][m] >= v for s, v in c.uses)
+
+    def dwelling(self, case_id: str, m: str) -> str | None:
+        """The best-fitting free dwelling for the case in ``m`` ("" when housing is not modelled):
+        a shared one with room for a single adult (fewest places first), else the private one
+        with the fewest bedrooms, then places, that fits."""
+        if not self.problem.housing_modelled:
             return ""
-        d = self.free_in(m)
-        if case["needs_step_free"]:
-            d = d[d["step_free"]]
-        shared = d[d["shared"]]
-        if case["single_adult"] and len(shared):
-            load = np.array([self.shared_load.get(i, 0) for i in shared.index])
-            room = shared[load < shared["max_occupants"].to_numpy()]
-            if len(room):
-                return str(room.sort_values(["max_occupants"]).index[0])
-        private = d[~d["shared"] & (d["bedrooms"] >= case["bedrooms"]) & (d["max_occupants"] >= case["size"])]
-        private = private[~private.index.isin(self.used_private)]
-        if private.empty:
+        c, d = self.needs(case_id), self.free_in(m)
+        ok = d.step_free if c.step_free else np.ones(len(d.ids), dtype=bool)
+        if c.single_adult:
+            shared = np.flatnonzero(ok & d.shared)
+            load = np.array([self.shared_load.get(i, 0) for i in d.ids[shared].tolist()], dtype=float)
+            shared = shared[load < d.max_occupants[shared]]
+            if len(shared):
+                return str(d.ids[shared[np.argmin(d.max_occupants[shared])]])
+        private = np.flatnonzero(ok & ~d.shared & (d.bedrooms >= c.bedrooms) & (d.max_occupants >= c.size))
+        private = private[[i not in self.used_private for i in d.ids[private].tolist()]]
+        if not len(private):
             return None
-        return str(private.sort_values(["bedrooms", "max_occupants"]).index[0])
+        return str(d.ids[private[np.lexsort((d.max_occupants[private], d.bedrooms[private]))[0]]])
 
     def apply(self, case_id: str, m: str, dwelling: str, sign: int) -> None:
         """Add (``sign`` +1) or take out (-1) one placed case."""
-        c = self.problem.cases.loc[case_id]
-        self.persons[m] -= sign * c["size"]
-        self.minors[m] -= sign * c["minors"]
-        for s in self.problem.services:
-            self.services[s][m] -= sign * c[f"use_{s}"]
+        c = self.needs(case_id)
+        self.persons[m] -= sign * c.size
+        self.minors[m] -= sign * c.minors
+        for s, v in c.uses:
+            self.services[s][m] -= sign * v
         if dwelling:
             if bool(self.problem.dwellings.at[dwelling, "shared"]):
                 self.shared_load[dwelling] = self.shared_load.get(dwelling, 0) + sign
@@ -130,13 +164,17 @@ class _Room:
             else:
                 self.used_private.discard(dwelling)
 
-    def free_in(self, m: str) -> pd.DataFrame:
+    def free_in(self, m: str) -> _Free:
         """Free dwellings of ``m`` (grouped once per plan)."""
         if self._free_by is None:
             free = self.problem.free_dwellings
-            self._free_by = {k: g for k, g in free.groupby("municipality_id", sort=False)}
-            self._no_dwellings = free.iloc[:0]
-        return self._free_by.get(m, self._no_dwellings)
+            self._free_by = {
+                k: _Free(g.index.to_numpy(dtype=object), g["step_free"].to_numpy(dtype=bool),
+                         g["shared"].to_numpy(dtype=bool), g["bedrooms"].to_numpy(dtype=float),
+                         g["max_occupants"].to_numpy(dtype=float))
+                for k, g in free.groupby("municipality_id", sort=False)}
+        empty = np.zeros(0)
+        return self._free_by.get(m) or _Free(empty.astype(object), empty.astype(bool), empty.astype(bool), empty, empty)
 
 
 # -- candidates -----------------------------------------------------------------------------------
@@ -144,15 +182,14 @@ class _Room:
 def allowed_municipalities(problem: Problem, case_id: str) -> list[str]:
     """Municipalities where the case may go at all: rules against what pins of other cases leave,
     a free dwelling that fits, and no exclusion."""
-    case = problem.cases.loc[case_id]
     others = problem.pins[problem.pins["case_id"] != case_id]
     room = _Room(problem, others.assign(dwelling_id=others["dwelling_id"].fillna("")))
     excluded = set(problem.exclusions.loc[problem.exclusions["case_id"] == case_id, "municipality_id"])
     out = []
     for m in problem.municipalities.index:
-        if m in excluded or not room.fits(case, m):
+        if m in excluded or not room.fits(case_id, m):
             continue
-        if room.dwelling(case, m) is None:
+        if room.dwelling(case_id, m) is None:
             continue
         out.append(str(m))
     return out
@@ -160,22 +197,37 @@ def allowed_municipalities(problem: Problem, case_id: str) -> list[str]:
 
 @dataclass
 class _Option:
+    """A plan with the case at ``municipality_id``: ``base`` without the cases ``gone`` (case and
+    dwelling, at that municipality) and with the rows ``added`` there (the whole plan of a
+    re-solve is its ``base``)."""
+
     municipality_id: str
     method: str
-    plan: pd.DataFrame
     dwelling_id: str
+    base: pd.DataFrame
+    gone: tuple[tuple[str, str], ...] = ()
+    added: tuple[dict[str, Any], ...] = ()
     levels: list[float] = field(default_factory=list)
     terms: dict[str, float] = field(default_factory=dict)
     proven: bool = False
 
+    @cached_property
+    def plan(self) -> pd.DataFrame:
+        """The whole plan (made only for the few options that need it: a national round's plan
+        has tens of thousands of rows, and every allowed municipality is an option)."""
+        if not self.gone and not self.added:
+            return self.base
+        kept = self.base[~self.base["case_id"].isin([c for c, _ in self.gone])] if self.gone else self.base
+        return pd.concat([kept, pd.DataFrame(list(self.added))], ignore_index=True)
 
-def _local_option(problem: Problem, rest: pd.DataFrame, room: _Room, case_id: str, m: str) -> _Option | None:
+
+def _local_option(problem: Problem, rest: pd.DataFrame, here: pd.DataFrame, room: _Room, case_id: str,
+                  m: str) -> _Option | None:
     """Put the case in ``m`` with what the plan leaves there, displacing less urgent cases if needed.
 
-    ``rest`` is the plan without the case and ``room`` what it leaves; ``room`` is changed while
-    trying and restored before returning.
+    ``rest`` is the plan without the case, ``here`` its unpinned rows at ``m`` and ``room`` what
+    it leaves; ``room`` is changed while trying and restored before returning.
     """
-    case = problem.cases.loc[case_id]
     changes: list[tuple[str, str, str, int]] = []
 
     def apply(case: str, muni: str, dwelling: str, sign: int) -> None:
@@ -183,39 +235,31 @@ def _local_option(problem: Problem, rest: pd.DataFrame, room: _Room, case_id: st
         changes.append((case, muni, dwelling, sign))
 
     try:
-        dwelling = room.dwelling(case, m) if room.fits(case, m) else None
+        dwelling = room.dwelling(case_id, m) if room.fits(case_id, m) else None
         removed: list[tuple[str, str]] = []
         method = "move"
         if dwelling is None:
             method = "displace"
-            here = rest[(rest["municipality_id"] == m) & ~rest["pinned"]]
             urgency = problem.cases.loc[here["case_id"].to_numpy(), "urgency"].to_numpy()
-            for idx in np.argsort(urgency, kind="stable"):
-                row = here.iloc[idx]
-                apply(row["case_id"], m, row["dwelling_id"], -1)
-                removed.append((row["case_id"], row["dwelling_id"]))
-                if room.fits(case, m):
-                    dwelling = room.dwelling(case, m)
+            ids, dwellings = here["case_id"].to_numpy(), here["dwelling_id"].to_numpy()
+            for idx in np.argsort(urgency, kind="stable").tolist():
+                apply(ids[idx], m, dwellings[idx], -1)
+                removed.append((ids[idx], dwellings[idx]))
+                if room.fits(case_id, m):
+                    dwelling = room.dwelling(case_id, m)
                     if dwelling is not None:
                         break
             if dwelling is None:
                 return None
         apply(case_id, m, dwelling, +1)
-        back = []
+        added = [{"case_id": case_id, "municipality_id": m, "dwelling_id": dwelling, "pinned": False}]
         for other, _ in reversed(removed):  # most urgent first: whoever still fits comes back
-            c = problem.cases.loc[other]
-            if room.fits(c, m):
-                d = room.dwelling(c, m)
+            if room.fits(other, m):
+                d = room.dwelling(other, m)
                 if d is not None:
                     apply(other, m, d, +1)
-                    back.append({"case_id": other, "municipality_id": m, "dwelling_id": d, "pinned": False})
-        gone = {c for c, _ in removed}
-        plan = pd.concat([
-            rest[~rest["case_id"].isin(gone)] if gone else rest,
-            pd.DataFrame([{"case_id": case_id, "municipality_id": m, "dwelling_id": dwelling, "pinned": False},
-                          *back]),
-        ], ignore_index=True)
-        return _Option(m, method, plan, dwelling)
+                    added.append({"case_id": other, "municipality_id": m, "dwelling_id": d, "pinned": False})
+        return _Option(m, method, dwelling, rest, tuple(removed), tuple(added))
     finally:
         for c, muni, d, sign in reversed(changes):
             room.apply(c, muni, d, -sign)
@@ -235,14 +279,14 @@ def _resolve_option(problem: Problem, settings: Settings, case_id: str, m: str, 
         log.info("case %s cannot be pinned to %s: %s", case_id, m, exc.issues[0].rule)
         return None
     try:
-        result = solve(pinned, settings.with_overrides(solver__time_limit=max(time_limit, 0.2)),
+        result = solve(pinned, settings.with_overrides(solver__time_limit=time_limit),
                        stop=stop, warm_start=warm[["case_id", "municipality_id"]])
     except RuntimeError as exc:  # the pins cannot all be housed
         log.info("case %s in %s: %s", case_id, m, exc)
         return None
     row = result.plan[result.plan["case_id"] == case_id]
     dwelling = str(row["dwelling_id"].iloc[0]) if len(row) else ""
-    return _Option(m, "resolve", result.plan, dwelling, proven=result.status == "optimal")
+    return _Option(m, "resolve", dwelling, result.plan, proven=result.status == "optimal")
 
 
 @with_python_text
@@ -310,11 +354,14 @@ def recommend(
     allowed = [m for m in allowed_municipalities(problem, case_id) if m != current]
     rest = base[base["case_id"] != case_id].reset_index(drop=True)
     room = _Room(problem, rest)
+    scorer = _Scorer(problem, settings, rest)
+    unpinned = rest[~rest["pinned"]]
+    at = dict(iter(unpinned.groupby("municipality_id", sort=False)))
     options: list[_Option] = []
     for m in allowed:
-        option = _local_option(problem, rest, room, case_id, m)
+        option = _local_option(problem, rest, at.get(m, unpinned.iloc[:0]), room, case_id, m)
         if option is not None:
-            _score(problem, settings, option)
+            scorer.score(option)
             options.append(option)
     options.sort(key=lambda o: _key(o.levels), reverse=True)
 
@@ -322,25 +369,30 @@ def recommend(
     if time_limit > 0 and options:
         chosen = options[: limit + resolve_extra]
         deadline = started + time_limit
+        longest = MIN_RESOLVE_SECONDS  # the longest a re-solve took: a round's size sets a floor
         for i, option in enumerate(chosen):
             remaining = deadline - time.perf_counter()
-            if remaining <= 0.2 or (stop is not None and stop.stopped):
+            # A re-solve may take longer than it is given (national-30k: 4.1 s for 1.1 s; the
+            # level's first LP alone takes 2-3 s), so none starts that would not end in time.
+            if remaining < longest or (stop is not None and stop.stopped):
                 break
+            began = time.perf_counter()
             better = _resolve_option(problem, settings, case_id, option.municipality_id, option.plan,
-                                     remaining / (len(chosen) - i), stop)
+                                     max(remaining / (len(chosen) - i), MIN_RESOLVE_SECONDS), stop)
+            longest = max(longest, time.perf_counter() - began)
             resolved += 1
             if better is None:
                 continue
-            _score(problem, settings, better)
+            scorer.score(better)
             if _key(better.levels) > _key(option.levels):  # ties keep the smaller change
                 options[options.index(option)] = better
         options.sort(key=lambda o: _key(o.levels), reverse=True)
 
     names = problem.municipalities["name"]
-    base_at = dict(zip(base["case_id"], base["municipality_id"]))
+    base_at = _where(base)
     candidates = []
     for option in options[:limit]:
-        now_at = dict(zip(option.plan["case_id"], option.plan["municipality_id"]))
+        now_at = _where(option.plan)
         displaced = sorted(c for c in base_at if c not in now_at and c != case_id)
         moved = sorted(c for c, mm in now_at.items() if c != case_id and c in base_at and base_at[c] != mm)
         candidate = {
@@ -373,6 +425,40 @@ def recommend(
     }
 
 
-def _score(problem: Problem, settings: Settings, option: _Option) -> None:
-    option.terms = plan_terms(problem, option.plan)
-    option.levels = level_values(settings, option.terms)
+def _where(plan: pd.DataFrame) -> dict[str, str]:
+    """case_id -> municipality_id (from plain lists: iterating pandas' string columns took
+    national-30k half a second for six plans)."""
+    return dict(zip(plan["case_id"].to_numpy().tolist(), plan["municipality_id"].to_numpy().tolist()))
+
+
+class _Scorer:
+    """Every objective term of an option's plan, exactly as :func:`plan_terms` of the whole plan,
+    but for a local option from the rows that change: scoring national-30k's 26,000 placements
+    again for each of its 317 candidates took 9 s."""
+
+    def __init__(self, problem: Problem, settings: Settings, rest: pd.DataFrame):
+        self.problem, self.settings, self.rest = problem, settings, rest
+        self.rest_terms = plan_terms(problem, rest)
+        sizes = problem.cases["size"].reindex(rest["case_id"]).to_numpy(dtype=float)
+        self.persons = pd.Series(sizes).groupby(rest["municipality_id"].to_numpy()).sum()
+
+    def score(self, option: _Option) -> None:
+        option.terms = self._terms(option)
+        option.levels = level_values(self.settings, option.terms)
+
+    def _terms(self, option: _Option) -> dict[str, float]:
+        if option.base is not self.rest:
+            return plan_terms(self.problem, option.plan)
+        # A local option changes the plan at its municipality alone: whoever leaves or comes
+        # back is there.
+        problem, m = self.problem, option.municipality_id
+        terms = dict(self.rest_terms)
+        persons = before = float(self.persons.get(m, 0.0))
+        changes = [(c, d, -1) for c, d in option.gone] + [(r["case_id"], r["dwelling_id"], 1) for r in option.added]
+        for case_id, dwelling, sign in changes:
+            for t, v in case_terms(problem, case_id, m, dwelling).items():
+                terms[t] += sign * v
+            persons += sign * float(problem.cases.at[case_id, "size"])
+        resolution = float(problem.municipalities.at[m, "resolution_persons"])
+        terms["spread"] += spread_cost(resolution, before) - spread_cost(resolution, persons)
+        return terms

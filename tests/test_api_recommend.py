@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from types import SimpleNamespace
+
 import pytest
 
 import pandas as pd
 
-from allocator import verify_plan, write_problem
+import allocator.recommend as recommend_module
+from allocator import Settings, build_problem, solve, verify_plan, write_problem
+from allocator.demo import DEMO_AS_OF, NAMED, generate_tables
 from allocator.recommend import recommend
 from allocator.scoring import level_values, plan_terms, spread_cost
 from conftest import cases_and_persons, dwelling, muni, settings, single, tiny_tables
@@ -88,3 +93,54 @@ def test_excluded_and_impossible_municipalities_are_not_candidates(solve_verifie
     assert_verified(result.problem, rec["candidates"][0], "H", tmp_path / "h")
     minor = recommend(result.problem, result.plan, "M", time_limit=0)
     assert minor["considered"] == 0 and minor["candidates"] == []  # only 1103 takes minors, and M is there
+
+
+@pytest.fixture(scope="module")
+def small_round(tmp_path_factory):
+    """The seeded "small" round over the 357 municipalities, solved briefly and verified."""
+    tables = generate_tables(NAMED["small"])
+    the_settings = Settings(as_of=DEMO_AS_OF).with_overrides(solver__time_limit=2.0)
+    folder = tmp_path_factory.mktemp("small")
+    result = solve(build_problem(tables, the_settings))
+    problem_dir = write_problem(tables, folder / "problem", the_settings.model_dump(mode="json"))
+    result.write(folder / "out")
+    assert verify_plan(problem_dir, folder / "out" / "plan.csv") == []
+    return result
+
+
+def test_every_local_candidate_is_scored_as_its_whole_plan(small_round, tmp_path):
+    # The local step scores a candidate from the rows that change (scoring national-30k's whole
+    # plan for each of its 317 candidates took 9 s): that must be what the whole plan scores, for
+    # moves and displacements alike.
+    result = small_round
+    case_id = str(result.plan["case_id"].iloc[0])
+    rec = recommend(result.problem, result.plan, case_id, limit=1000, time_limit=0, with_plans=True)
+    methods = Counter(c["method"] for c in rec["candidates"])
+    assert methods["move"] > 0 and methods["displace"] > 0
+    for c in rec["candidates"]:
+        whole = plan_terms(result.problem, pd.DataFrame(c["plan"]))
+        assert c["levels"] == pytest.approx(level_values(result.settings, whole), abs=1e-6), c["municipality_id"]
+    displacing = [c for c in rec["candidates"] if c["method"] == "displace"]
+    for c in displacing[:2]:
+        assert_verified(result.problem, c, case_id, tmp_path / c["municipality_id"])
+
+
+def test_no_resolve_starts_that_would_not_end_in_time(small_round, monkeypatch):
+    # Re-solves can take longer than they are given (national-30k: 4.1 s for 1.1 s). On a clock
+    # that only re-solves move, each taking 3 s: with 10 s, the third ends at 9 s and a fourth,
+    # which would end at 12 s, is not started.
+    result = small_round
+    clock = SimpleNamespace(now=0.0)
+    asked: list[float] = []
+
+    def resolve(problem, the_settings, case_id, m, warm, time_limit, stop):
+        asked.append(time_limit)
+        clock.now += 3.0
+        return None
+
+    monkeypatch.setattr(recommend_module, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    monkeypatch.setattr(recommend_module, "_resolve_option", resolve)
+    rec = recommend(result.problem, result.plan, str(result.plan["case_id"].iloc[0]), limit=5, time_limit=10)
+    assert rec["considered"] >= 8 and rec["resolved"] == len(asked) == 3
+    assert clock.now == 9.0
+    assert asked == pytest.approx([10 / 8, 7 / 7, 4 / 6])
