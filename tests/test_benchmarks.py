@@ -31,6 +31,7 @@ from benchmarks.baseline import (  # noqa: E402
 )
 from benchmarks.run import COLUMNS, EXTRA, cross_check, run_benchmark, speed_ratio  # noqa: E402
 from benchmarks.second_solver import solve_round, verdicts  # noqa: E402
+from benchmarks.recommend import main as recommend_main  # noqa: E402
 from benchmarks.seeds import main as seeds_main  # noqa: E402
 from benchmarks.seeds import solve_seed, write_round  # noqa: E402
 from benchmarks.seeds import summary as seeds_summary  # noqa: E402
@@ -277,3 +278,22 @@ def test_both_solvers_prove_the_same_optima_on_a_small_round(tmp_path):
     assert [r["verdict"] for r in rows] == ["agree"] * 3
     assert all(r["highs_verified"] and r["scip_verified"] for r in rows)
     assert rows[0]["highs_objective"] == pytest.approx(rows[0]["scip_objective"], rel=1e-4)
+
+
+def test_the_recommend_runner_times_both_calls_and_verifies_every_candidate(tmp_path):
+    out = tmp_path / "results"
+    assert recommend_main(["--names", "small", "--instances", str(tmp_path / "instances"), "--cases", "1",
+                           "--plan-time-limit", "2", "--time-limit", "2", "--out", str(out)]) == 0
+    [csv_path] = out.glob("recommend-*.csv")
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    # The first placed case and the first unplaced one, each with both calls timed.
+    assert [r["status"] for r in rows] == ["placed", "unplaced"]
+    for r in rows:
+        assert r["instance"] == "small" and int(r["considered"]) > 0 and r["verified"] == "yes"
+        assert 0 < float(r["local_s"]) and 0 < float(r["timed_s"]) and float(r["time_limit"]) == 2
+        assert sum(int(part.split()[1]) for part in r["methods"].split(", ")) == min(5, int(r["considered"]))
+        assert float(r["host_lp_s"]) > 0 and float(r["host_loop_s"]) > 0
+    latest = (out / "recommend-latest.md").read_text()
+    assert "| instance | case | status | candidates | local s |" in latest and "Machine:" in latest
+    assert f"| small | {rows[0]['case_id']} | placed | {rows[0]['considered']} |" in latest
