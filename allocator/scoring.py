@@ -15,23 +15,38 @@ from .problem import Problem
 from .settings import Settings
 
 
+def row_terms(problem: Problem, case_ids, municipality_ids, dwelling_ids) -> dict[str, np.ndarray]:
+    """Each placed row's share of the additive terms (spread is per municipality), for rows of
+    case, municipality and dwelling ("" for none)."""
+    cases = problem.cases
+    pos = cases.index.get_indexer(case_ids)
+    if (pos < 0).any():
+        raise KeyError(str(np.asarray(case_ids, dtype=object)[pos < 0][0]))
+    munis = np.asarray(municipality_ids, dtype=object)
+    n = len(pos)
+    terms = {"urgency": cases["urgency"].iloc[pos].to_numpy(dtype=float),
+             "ties": (cases["tie_municipality_id"].iloc[pos].to_numpy(dtype=object) == munis).astype(float),
+             "scores": np.zeros(n), "housing_fit": np.zeros(n)}
+    if problem.has_scores and n:
+        where = problem.municipalities.index.get_indexer(munis)
+        if (where < 0).any():
+            raise KeyError(str(munis[where < 0][0]))
+        terms["scores"] = problem.score_matrix[pos, where].astype(float)
+    if problem.housing_modelled and n:
+        dwelling = np.asarray(dwelling_ids, dtype=object)
+        housed = dwelling != ""
+        d = problem.dwellings.index.get_indexer(dwelling[housed])
+        if (d < 0).any():
+            raise KeyError(str(dwelling[housed][d < 0][0]))
+        waste = (problem.dwellings["bedrooms"].to_numpy(float)[d]
+                 - cases["bedrooms"].iloc[pos[housed]].to_numpy(float))
+        terms["housing_fit"][housed] = -np.where(problem.dwellings["shared"].to_numpy(bool)[d], 0.0, waste)
+    return terms
+
+
 def case_terms(problem: Problem, case_id: str, municipality_id: str, dwelling_id: str = "") -> dict[str, float]:
     """One placed case's own share of the additive terms (spread is per municipality)."""
-    case = problem.cases.loc[case_id]
-    score = 0.0
-    if problem.has_scores:
-        score = float(problem.score_matrix[problem.cases.index.get_loc(case_id),
-                                           problem.municipalities.index.get_loc(municipality_id)])
-    waste = 0.0
-    if problem.housing_modelled and dwelling_id:
-        d = problem.dwellings.loc[dwelling_id]
-        waste = 0.0 if bool(d["shared"]) else float(d["bedrooms"] - case["bedrooms"])
-    return {
-        "urgency": float(case["urgency"]),
-        "ties": float(case["tie_municipality_id"] == municipality_id),
-        "scores": score,
-        "housing_fit": -waste,
-    }
+    return {t: float(v[0]) for t, v in row_terms(problem, [case_id], [municipality_id], [dwelling_id]).items()}
 
 
 def plan_terms(problem: Problem, plan: pd.DataFrame) -> dict[str, float]:
@@ -40,21 +55,10 @@ def plan_terms(problem: Problem, plan: pd.DataFrame) -> dict[str, float]:
     Unlike ``Result.term_values`` (the model's values, over the cases not pinned) this counts
     every placed case, pinned ones too, so plans with different pins compare.
     """
-    cases = problem.cases.loc[plan["case_id"].to_numpy()]
     munis = plan["municipality_id"].to_numpy()
-    terms = {"urgency": float(cases["urgency"].sum()),
-             "ties": float((cases["tie_municipality_id"].to_numpy() == munis).sum()),
-             "scores": 0.0, "housing_fit": 0.0}
-    if problem.has_scores and len(plan):
-        terms["scores"] = float(problem.score_matrix[problem.cases.index.get_indexer(plan["case_id"]),
-                                                     problem.municipalities.index.get_indexer(munis)].sum())
-    if problem.housing_modelled and len(plan):
-        dwelling = plan["dwelling_id"].to_numpy()
-        housed = dwelling != ""
-        d = problem.dwellings.loc[dwelling[housed]]
-        waste = d["bedrooms"].to_numpy(float) - cases["bedrooms"].to_numpy(float)[housed]
-        terms["housing_fit"] = -float(np.where(d["shared"].to_numpy(bool), 0.0, waste).sum())
-    persons = cases["size"].groupby(munis).sum()
+    rows = row_terms(problem, plan["case_id"].to_numpy(), munis, plan["dwelling_id"].to_numpy())
+    terms = {t: float(v.sum()) for t, v in rows.items()}
+    persons = problem.cases["size"].reindex(plan["case_id"].to_numpy()).groupby(munis).sum()
     resolution = problem.municipalities["resolution_persons"].reindex(persons.index).to_numpy(float)
     terms["spread"] = -float(np.sum(spread_cost(resolution, persons.to_numpy(float))))
     return terms
