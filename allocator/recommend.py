@@ -13,8 +13,9 @@ candidate. Each candidate gets a concrete plan with the case placed there, built
    case pinned to the candidate, warm-started from the step-1 plan (method ``resolve``, when it
    is better). This lets displaced cases move elsewhere and the rest of the plan adapt.
 
-Each candidate's plan is scored with :func:`plan_terms`, which computes every objective term of
-a concrete plan exactly from the input (pinned cases included), and its priority levels are
+Each candidate's plan is scored as :func:`plan_terms` scores it, every objective term of a
+concrete plan exactly from the input (pinned cases included; a step-1 plan from the plan without
+the case and the rows it changes at the candidate), and its priority levels are
 compared with the current plan's: ``change`` is the difference per level (positive is a gain).
 Candidates are ranked lexicographically by ``change``, as the solver ranks plans. A ``move`` or
 ``displace`` plan is a feasible plan, so its change is a lower bound on what the best plan with
