@@ -367,7 +367,7 @@ def recommend(
     room = _Room(problem, rest)
     scorer = _Scorer(problem, settings, rest)
     unpinned = rest[~rest["pinned"]]
-    at = dict(iter(unpinned.groupby("municipality_id", sort=False)))
+    at = dict(list(unpinned.groupby("municipality_id", sort=False)))
     options: list[_Option] = []
     for m in allowed:
         option = _local_option(problem, rest, at.get(m, unpinned.iloc[:0]), room, case_id, m)
@@ -380,7 +380,7 @@ def recommend(
     if time_limit > 0 and options:
         chosen = options[: limit + resolve_extra]
         deadline = started + time_limit
-        longest = MIN_RESOLVE_SECONDS  # the longest a re-solve took: a round's size sets a floor
+        longest = MIN_RESOLVE_SECONDS  # the longest a re-solve has taken so far
         for i, option in enumerate(chosen):
             remaining = deadline - time.perf_counter()
             # A re-solve may take longer than it is given (national-30k: 4.1 s for 1.1 s; the

@@ -1,7 +1,10 @@
 """Running solves in worker processes, a few at a time, and never losing one.
 
-The :class:`JobRunner` keeps a queue of run ids and starts one ``spawn`` process per run (see
-:mod:`api.worker`) while fewer than ``max_workers`` run. It watches its processes: one that dies
+The :class:`JobRunner` keeps a queue of run ids and starts one process per run (see
+:mod:`api.worker`) while fewer than ``max_workers`` run. Each is forked from a ``forkserver``
+process that has imported the worker and the solver once: started fresh, a worker spent about
+2 s importing them (pandas, OR-Tools) before its solve, more than a national-2k round's level 1
+takes. It watches its processes: one that dies
 without finishing its run (a crash, out of memory) gets the run marked failed with the exit
 code. On shutdown running solves are asked to stop and get ``shutdown_grace`` seconds to store
 the best plan found; any still running after that are terminated and marked failed. On
@@ -14,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import threading
 import time
 
@@ -36,7 +40,8 @@ class JobRunner:
         self.poll_interval = poll_interval
         self.shutdown_grace = shutdown_grace
         self.log_level = log_level
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["api.worker"])
         self._queue: collections.deque[int] = collections.deque()
         self._running: dict[int, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
@@ -103,6 +108,10 @@ class JobRunner:
 
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
+        try:  # the fork server imports the worker now, not when the first run waits for it
+            multiprocessing.forkserver.ensure_running()
+        except Exception:  # the first run starts it again, and fails there if it must
+            log.exception("could not start the fork server")
         while not self._closing.is_set():
             try:
                 self._reap()
