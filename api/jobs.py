@@ -29,6 +29,13 @@ from .models import RunRow
 log = logging.getLogger(__name__)
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """The ``forkserver`` context whose server imports the worker and the solver once."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["api.worker"])
+    return context
+
+
 class JobRunner:
     """Starts worker processes for queued runs, at most ``max_workers`` at once."""
 
@@ -40,8 +47,7 @@ class JobRunner:
         self.poll_interval = poll_interval
         self.shutdown_grace = shutdown_grace
         self.log_level = log_level
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["api.worker"])
+        self._ctx = worker_context()
         self._queue: collections.deque[int] = collections.deque()
         self._running: dict[int, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()

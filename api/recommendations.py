@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import multiprocessing
 import threading
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+from .jobs import worker_context
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def compute(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class RecommendPool:
-    """A lazily started ``spawn`` process pool; a broken pool is replaced on the next call."""
+    """A lazily started process pool, forked like the solve workers (:func:`.jobs.worker_context`);
+    a broken pool is replaced on the next call."""
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -42,7 +44,7 @@ class RecommendPool:
         with self._lock:
             if self._pool is None:
                 self._pool = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+                    max_workers=self.workers, mp_context=worker_context())
             return self._pool
 
     def discard(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
