@@ -33,6 +33,7 @@ from benchmarks.run import COLUMNS, EXTRA, cross_check, run_benchmark, speed_rat
 from benchmarks.second_solver import solve_round, verdicts  # noqa: E402
 from benchmarks.recommend import main as recommend_main  # noqa: E402
 from benchmarks.seeds import main as seeds_main  # noqa: E402
+from benchmarks.service import main as service_main  # noqa: E402
 from benchmarks.seeds import solve_seed, write_round  # noqa: E402
 from benchmarks.seeds import summary as seeds_summary  # noqa: E402
 
@@ -297,3 +298,22 @@ def test_the_recommend_runner_times_both_calls_and_verifies_every_candidate(tmp_
     latest = (out / "recommend-latest.md").read_text()
     assert "| instance | case | status | candidates | local s |" in latest and "Machine:" in latest
     assert f"| small | {rows[0]['case_id']} | placed | {rows[0]['considered']} |" in latest
+
+
+def test_the_service_runner_follows_rounds_through_http_and_saves_the_table(tmp_path):
+    out = tmp_path / "results"
+    assert service_main(["--names", "small", "--instances", str(tmp_path / "instances"), "--repeats", "2",
+                         "--time-limit", "2", "--urgency", "--recommend-time-limit", "0", "--out", str(out)]) == 0
+    [csv_path] = out.glob("service-urgency-*.csv")
+    with csv_path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for r in rows:
+        assert r["instance"] == "small" and r["levels"] == "urgency" and r["verified"] == "yes"
+        assert r["status"] == "optimal" and int(r["placed"]) > 0 and float(r["result_mb"]) > 0
+        # Each step took time, and the run left the queue before it ended.
+        steps = ["upload_s", "start_s", "to_running_s", "job_s", "result_s", "explain_s", "recommend_s"]
+        assert all(float(r[k]) > 0 for k in steps)
+        assert float(r["to_running_s"]) <= float(r["job_s"])
+    latest = (out / "service-urgency-latest.md").read_text()
+    assert "| instance | levels | time limit | upload s |" in latest and "Machine:" in latest
