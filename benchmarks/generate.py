@@ -33,6 +33,17 @@ def instance_names(sizes: list[str] | tuple[str, ...], scores: bool = False) -> 
     return [f"national-{s}" + ("-scores" if scores else "") for s in sizes]
 
 
+def named(text: str) -> list[str]:
+    """Comma-separated names of ``allocator.demo.NAMED``; ValueError naming any unknown."""
+    from allocator.demo import NAMED
+
+    names = text.split(",")
+    unknown = [n for n in names if n not in NAMED]
+    if unknown:
+        raise ValueError(f"unknown round(s) {', '.join(unknown)}; known: {', '.join(NAMED)}")
+    return names
+
+
 def generator_digest() -> str:
     """SHA-256 of the generator's source and reference data: instances follow both."""
     from importlib import resources

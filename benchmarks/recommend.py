@@ -14,7 +14,6 @@ Every candidate the timed call returns is checked by ``allocator.verify_plan``.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 import tempfile
@@ -25,10 +24,10 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
-from .generate import DEFAULT_DIR, ensure_instance
+from .generate import DEFAULT_DIR, ensure_instance, named
 from .reference import ROW_PACE_TEXT, reference_timings, row_pace
+from .report import command_line, markdown_table, print_table, save
 from .run import DEFAULT_OUT, git_commit, machine, machine_text
 
 FIELDS = ["instance", "case_id", "status", "considered", "local_s", "time_limit", "timed_s", "resolved",
@@ -36,6 +35,10 @@ FIELDS = ["instance", "case_id", "status", "considered", "local_s", "time_limit"
 HEADINGS = ["instance", "case", "status", "candidates", "local s", "time limit", "timed s", "re-solved",
             "methods returned", "verified", "host LP s", "host loop s"]
 _LEFT = ("instance", "case", "status", "methods returned", "verified")
+
+
+def _left(heading: str) -> bool:
+    return heading in _LEFT
 
 
 def recommend_row(problem, plan: pd.DataFrame, name: str, case_id: str, time_limit: float,
@@ -85,10 +88,8 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], commit: str, day:
         "`methods returned` how the five candidates returned were found; `verified` that each of their plans "
         "keeps every hard rule (`allocator.verify_plan`). " + ROW_PACE_TEXT,
         "",
-        "| " + " | ".join(HEADINGS) + " |",
-        "| " + " | ".join("---" if h in _LEFT else "---:" for h in HEADINGS) + " |",
     ]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    lines += markdown_table(HEADINGS, _left, [_cells(r) for r in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -106,12 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from allocator import read_problem, solve
 
-    from allocator.demo import NAMED
-
-    names = args.names.split(",")
-    unknown = [n for n in names if n not in NAMED]
-    if unknown:
-        parser.error(f"unknown round(s) {', '.join(unknown)}; known: {', '.join(NAMED)}")
+    try:
+        names = named(args.names)
+    except ValueError as exc:
+        parser.error(str(exc))
     console = Console()
     info, commit = machine(), git_commit()
     rows = []
@@ -128,24 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                             f"timed {rows[-1]['timed_s']:.2f} s, {rows[-1]['methods']}")
     info["reference_end"] = reference_timings()
 
-    table = Table(title="recommendations on national rounds", header_style="bold")
-    for heading in HEADINGS:
-        table.add_column(heading, justify="left" if heading in _LEFT else "right")
-    for r in rows:
-        table.add_row(*_cells(r))
-    console.print(table)
+    print_table(console, "recommendations on national rounds", HEADINGS, _left, [_cells(r) for r in rows])
     if not args.no_save:
-        day = dt.date.today().isoformat()
-        args.out.mkdir(parents=True, exist_ok=True)
-        with (args.out / f"recommend-{day}.csv").open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS + ["commit"])
-            writer.writeheader()
-            writer.writerows({**r, "commit": commit} for r in rows)
-        command = "python -m benchmarks.recommend " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = markdown(rows, info, commit, day, command.strip())
-        (args.out / f"recommend-{day}.md").write_text(text, encoding="utf-8")
-        (args.out / "recommend-latest.md").write_text(text, encoding="utf-8")
-        console.print(f"wrote {args.out / f'recommend-{day}.csv'} and .md, and recommend-latest.md")
+        text = markdown(rows, info, commit, dt.date.today().isoformat(), command_line("benchmarks.recommend", argv))
+        save(args.out, "recommend", FIELDS, rows, commit, text, console)
     return 1 if any(r["verified"] != "yes" for r in rows) else 0
 
 

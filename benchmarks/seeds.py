@@ -13,7 +13,6 @@ solver's first load), as in a long-running service; a worker process generates t
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import datetime as dt
 import multiprocessing
@@ -27,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
 
 from .reference import ROW_PACE_TEXT, reference_timings, row_pace
+from .report import command_line, markdown_table, print_table, save
 from .run import DEFAULT_OUT, git_commit, machine, machine_text
 
 if TYPE_CHECKING:
@@ -41,6 +40,10 @@ FIELDS = ["seed", "cases", "persons", "solve_s", "status", "gap", "levels", "ver
 HEADINGS = ["seed", "cases", "persons", "solve s", "status", "gap", "levels", "verified", "peak MiB", "host LP s",
             "host loop s"]
 _LEFT = ("status", "levels", "verified")  # columns of text
+
+
+def _left(heading: str) -> bool:
+    return heading in _LEFT
 
 
 def write_round(spec: InstanceSpec, seed: int, time_limit: float, directory: Path) -> Path:
@@ -145,10 +148,8 @@ def markdown(name: str, rows: list[dict[str, Any]], total: dict[str, Any], under
         "first solve included, so at least this round's own peak (the rounds are generated in another "
         "process). " + ROW_PACE_TEXT,
         "",
-        "| " + " | ".join(HEADINGS) + " |",
-        "| " + " | ".join("---" if h in _LEFT else "---:" for h in HEADINGS) + " |",
     ]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    lines += markdown_table(HEADINGS, _left, [_cells(r) for r in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -198,28 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     total = summary(rows, args.under)
     info["reference_end"] = reference_timings()  # the host's pace may change during the run
 
-    table = Table(title=f"{'whole proposals' if args.all_levels else 'level 1'} over seeds of {name}",
-                  header_style="bold")
-    for heading in HEADINGS:
-        table.add_column(heading, justify="left" if heading in _LEFT else "right")
-    for r in rows:
-        table.add_row(*_cells(r))
-    console.print(table)
+    print_table(console, f"{'whole proposals' if args.all_levels else 'level 1'} over seeds of {name}",
+                HEADINGS, _left, [_cells(r) for r in rows])
     console.print(f"median {total['median_s']:.2f} s, p90 {total['p90_s']:.2f} s, max {total['max_s']:.2f} s; "
                   f"{total['under']} of {total['rounds']} under {args.under:g} s; {total['proven']} proven; "
                   f"{total['verified']} verified; peak {total['peak_mib']:,} MiB")
     if not args.no_save:
-        day = dt.date.today().isoformat()
-        args.out.mkdir(parents=True, exist_ok=True)
-        with (args.out / f"seeds-{name}-{day}.csv").open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS + ["commit"])
-            writer.writeheader()
-            writer.writerows({**r, "commit": commit} for r in rows)
-        command = "python -m benchmarks.seeds " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = markdown(name, rows, total, args.under, info, commit, day, command.strip(), args.all_levels)
-        (args.out / f"seeds-{name}-{day}.md").write_text(text, encoding="utf-8")
-        (args.out / f"seeds-{name}-latest.md").write_text(text, encoding="utf-8")
-        console.print(f"wrote {args.out / f'seeds-{name}-{day}.csv'} and .md, and seeds-{name}-latest.md")
+        text = markdown(name, rows, total, args.under, info, commit, dt.date.today().isoformat(),
+                        command_line("benchmarks.seeds", argv), args.all_levels)
+        save(args.out, f"seeds-{name}", FIELDS, rows, commit, text, console)
     failed = [r for r in rows if r["verified"] != "yes"]
     return 1 if failed else 0
 

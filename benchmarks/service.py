@@ -13,7 +13,6 @@ the worker's verification of the plan (``allocator verify``) must pass.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import io
 import os
@@ -27,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from .generate import DEFAULT_DIR, MARKER, ensure_instance
+from .generate import DEFAULT_DIR, MARKER, ensure_instance, named
 from .reference import ROW_PACE_TEXT, reference_timings, row_pace
+from .report import command_line, markdown_table, print_table, save
 from .run import DEFAULT_OUT, git_commit, machine, machine_text
 
 KEY = "benchmark-coordinator"
@@ -39,6 +38,10 @@ FIELDS = ["instance", "levels", "time_limit", "upload_s", "start_s", "to_running
 HEADINGS = ["instance", "levels", "time limit", "upload s", "start s", "to running s", "job s", "result s",
             "result MB", "status", "placed", "verified", "explain s", "recommend s", "host LP s", "host loop s"]
 _LEFT = ("instance", "levels", "status", "verified")
+
+
+def _left(heading: str) -> bool:
+    return heading in _LEFT
 
 
 def zipped(folder: Path) -> bytes:
@@ -150,10 +153,8 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, Any], commit: str, day:
         "default of 10 s). `verified` is the "
         "worker's check of the plan against every hard rule. " + ROW_PACE_TEXT,
         "",
-        "| " + " | ".join(HEADINGS) + " |",
-        "| " + " | ".join("---" if h in _LEFT else "---:" for h in HEADINGS) + " |",
     ]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    lines += markdown_table(HEADINGS, _left, [_cells(r) for r in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -173,12 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import httpx2
 
-    from allocator.demo import NAMED
-
-    names = args.names.split(",")
-    unknown = [n for n in names if n not in NAMED]
-    if unknown:
-        parser.error(f"unknown round(s) {', '.join(unknown)}; known: {', '.join(NAMED)}")
+    try:
+        names = named(args.names)
+    except ValueError as exc:
+        parser.error(str(exc))
     folders = {name: ensure_instance(name, args.instances) for name in names}
     console = Console()
     info, commit = machine(), git_commit()
@@ -201,25 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(timeout=60)
     info["reference_end"] = reference_timings()
 
-    table = Table(title="the HTTP service on national rounds", header_style="bold")
-    for heading in HEADINGS:
-        table.add_column(heading, justify="left" if heading in _LEFT else "right")
-    for r in rows:
-        table.add_row(*_cells(r))
-    console.print(table)
+    print_table(console, "the HTTP service on national rounds", HEADINGS, _left, [_cells(r) for r in rows])
     if not args.no_save:
-        day = dt.date.today().isoformat()
-        stem = "service" + ("-urgency" if args.urgency else "")
-        args.out.mkdir(parents=True, exist_ok=True)
-        with (args.out / f"{stem}-{day}.csv").open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS + ["commit"])
-            writer.writeheader()
-            writer.writerows({**r, "commit": commit} for r in rows)
-        command = "python -m benchmarks.service " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = markdown(rows, info, commit, day, command.strip())
-        (args.out / f"{stem}-{day}.md").write_text(text, encoding="utf-8")
-        (args.out / f"{stem}-latest.md").write_text(text, encoding="utf-8")
-        console.print(f"wrote {args.out / f'{stem}-{day}.csv'} and .md, and {stem}-latest.md")
+        text = markdown(rows, info, commit, dt.date.today().isoformat(), command_line("benchmarks.service", argv))
+        save(args.out, "service" + ("-urgency" if args.urgency else ""), FIELDS, rows, commit, text, console)
     return 1 if any(r["verified"] != "yes" for r in rows) else 0
 
 
