@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
-    """The ``forkserver`` context whose server imports the worker and the solver once."""
+    """The ``forkserver`` context whose server imports the worker and the solver once (``spawn``
+    where the platform has no fork server)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["api.worker"])
     return context
@@ -114,10 +117,11 @@ class JobRunner:
 
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
-        try:  # the fork server imports the worker now, not when the first run waits for it
-            multiprocessing.forkserver.ensure_running()
-        except Exception:  # the first run starts it again, and fails there if it must
-            log.exception("could not start the fork server")
+        if self._ctx.get_start_method() == "forkserver":
+            try:  # the fork server imports the worker now, not when the first run waits for it
+                multiprocessing.forkserver.ensure_running()
+            except Exception:  # the first run starts it again, and fails there if it must
+                log.exception("could not start the fork server")
         while not self._closing.is_set():
             try:
                 self._reap()

@@ -172,3 +172,13 @@ def test_a_plan_read_while_a_solve_finishes_carries_the_new_version(api_client, 
     moved = int(tag.strip('"')) + 1
     assert response.json()["version"] == moved and response.headers["ETag"] == f'"{moved}"'
     assert len(reads) == 2  # read again once
+
+
+def test_workers_fork_from_a_server_that_imported_them_or_spawn_where_there_is_none(monkeypatch):
+    import multiprocessing
+
+    from api.jobs import worker_context
+
+    assert worker_context().get_start_method() == "forkserver"  # Linux: the fork server
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert worker_context().get_start_method() == "spawn"
