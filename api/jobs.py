@@ -4,12 +4,11 @@ The :class:`JobRunner` keeps a queue of run ids and starts one process per run (
 :mod:`api.worker`) while fewer than ``max_workers`` run. Each is forked from a ``forkserver``
 process that has imported the worker and the solver once: started fresh, a worker spent about
 2 s importing them (pandas, OR-Tools) before its solve, more than a national-2k round's level 1
-takes. It watches its processes: one that dies
-without finishing its run (a crash, out of memory) gets the run marked failed with the exit
-code. On shutdown running solves are asked to stop and get ``shutdown_grace`` seconds to store
-the best plan found; any still running after that are terminated and marked failed. On
-startup (:meth:`JobRunner.recover`) runs left ``running`` by a server that died are marked
-failed, and runs still ``queued`` are queued again.
+takes. It watches its processes: one that dies without finishing its run (a crash, out of
+memory) gets the run marked failed with the exit code. On shutdown running solves are asked to
+stop and get ``shutdown_grace`` seconds to store the best plan found; any still running after
+that are terminated and marked failed. On startup (:meth:`JobRunner.recover`) runs left
+``running`` by a server that died are marked failed, and runs still ``queued`` are queued again.
 """
 
 from __future__ import annotations
