@@ -235,7 +235,12 @@ def _distribute(
     np.add.at(worst, slot_m, slot_n[:, None] * heaviest[slot_cls])
     unsafe_muni = (worst > cap + 1e-9).any(axis=1)
     unsafe = unsafe_muni[slot_m]
-    queues = {int(q): list(index) for q, index in frame.groupby("profile").groups.items()}
+    # Each profile's cases in their order here (a stable sort: as pandas' groups, without an
+    # index per group).
+    by_profile = np.argsort(profile_of, kind="stable")
+    bounds = np.searchsorted(profile_of[by_profile], np.arange(len(profiles) + 1))
+    ids = frame.index.to_numpy()[by_profile].tolist()
+    queues = {q: ids[bounds[q]:bounds[q + 1]] for q in range(len(profiles))}
     placed: dict[str, int] = {}
     broken = np.zeros(0, dtype=int)
     if unsafe.any():
@@ -340,11 +345,13 @@ def _lighter_swap(
     municipality within its capacities; None if no swap reduces it. ``counts``: cases per
     profile and municipality."""
     same = np.flatnonzero(profile_cls == profile_cls[q])
-    # At another municipality, which must keep its capacities with the heavier case instead.
+    # At another municipality, which must keep its capacities with the heavier case instead
+    # (tested only where a case of the class is: national-30k, 0.37 ms a call instead of 0.8).
     placed = counts[same] > 0
     placed[:, m] = False
-    keeps = (left[None, :, :] + prof_use[same][:, None, :] - prof_use[q] >= -1e-9).all(axis=2)
-    q2s, m2s = np.nonzero(placed & keeps)
+    q2s, m2s = np.nonzero(placed)
+    keeps = (left[m2s] + prof_use[same[q2s]] - prof_use[q] >= -1e-9).all(axis=1)
+    q2s, m2s = q2s[keeps], m2s[keeps]
     options = [(int(q2), None) for q2 in same[available[same] > 0]]
     options += [(int(same[i]), int(m2)) for i, m2 in zip(q2s, m2s)]
     if not options:
