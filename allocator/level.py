@@ -119,6 +119,9 @@ class _Level:
     def left(self) -> float:
         return max(self.budget - (time.perf_counter() - self.started), 0.05)
 
+    def out_of_time(self) -> bool:
+        return time.perf_counter() - self.started >= self.budget
+
 
 def solve_level(
     backend: MathOptBackend,
@@ -248,9 +251,11 @@ def solve_level(
             # The ties moves need no LP (national-30k in 10 s: level 2 369 -> 1,257 ties).
             hint = _move_ties(model, columns, objective, hint, locks, time.perf_counter() + left())
             plan = concrete_plan(model, columns, hint) if plan is not None else None
-        if plan is not None and hint is not None and not (stop is not None and stop.stopped):
+        if plan is not None and hint is not None and not level.out_of_time() \
+                and not (stop is not None and stop.stopped):
             # The search that moves cases needs no LP either, and the full model would not get
-            # through its root (national-30k-scores, level 2: 166k columns, no LP in 18 s).
+            # through its root (national-30k-scores, level 2: 166k columns, no LP in 18 s). Not
+            # with no time left: setting it up alone took 1 s there, past the limit.
             rehoused = _rehouse(model, columns, objective, None, plan, hint, locks, None, gap, settings,
                                 time.perf_counter() + left(), list(terms), stop)
             if rehoused is not None:
