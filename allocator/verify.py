@@ -26,8 +26,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """A CSV file's header and rows, names and cells stripped: blank lines skipped, missing
-    cells empty, cells beyond the header dropped (as ``csv.DictReader`` reads them, in half its
-    time: national-30k's plan and persons, 154k rows)."""
+    cells empty, cells beyond the header dropped: as ``csv.DictReader`` reads them, faster (the
+    check of a national-30k plan, 154k rows read: 1.4-1.7 s before, 0.9-1.5 s)."""
     with path.open(newline="", encoding="utf-8-sig") as f:  # as the reader, a BOM is no part of the header
         reader = csv.reader(f, skipinitialspace=True)
         names = [name.strip() for name in next(reader, [])]

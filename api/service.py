@@ -61,10 +61,10 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _cells(column: pd.Series) -> list[Any]:
     """A column's cells as :func:`jsonable` makes them."""
-    kind = column.dtype.kind
-    if kind in "biu" and not isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+    kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else "extension"
+    if kind in "biu":
         return column.tolist()  # numpy integers and booleans: Python's, never missing
-    if kind == "f" and not isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+    if kind == "f":
         values = column.to_numpy(dtype=float)
         return [v if finite else None for v, finite in zip(values.tolist(), np.isfinite(values).tolist())]
     return [v if type(v) is str else jsonable(v) for v in column.tolist()]
