@@ -94,40 +94,49 @@ def choose_cases(model: PlacementModel, values: np.ndarray) -> tuple[pd.Series, 
     # national-2k 0.05 s a call).
     order = np.argsort(chosen["pool"].to_numpy(), kind="stable")
     pool_of = chosen["pool"].to_numpy()[order]
-    ids_of, tie_list = chosen.index.to_numpy()[order], chosen["tie"].to_numpy()[order].tolist()
+    ids_of, ties_of = chosen.index.to_numpy()[order], chosen["tie"].to_numpy()[order]
+    tied_of = ties_of >= 0
     starts = np.flatnonzero(np.diff(pool_of, prepend=-1))
     for start, end in zip(starts.tolist(), np.append(starts[1:], len(order)).tolist()):
         p = int(pool_of[start])
         unit_slots = slots.get(p, {})
-        ties = counted.get(p, {})
-        rest = []
-        for case_id, tie in zip(ids_of[start:end].tolist(), tie_list[start:end]):
-            tie = int(tie)
-            if tie >= 0 and ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0:
-                assignment[case_id] = tie
-                ties[tie] -= 1
-                unit_slots[tie] -= 1
-            else:
-                rest.append((case_id, tie))
-        for case_id, tie in rest:
-            if tie >= 0 and unit_slots.get(tie, 0) > 0:
-                assignment[case_id] = tie
-                unit_slots[tie] -= 1
-        rest = [(c, t) for c, t in rest if c not in assignment]
-        # Untied first; tied cases whose class counts a tie at a coarse municipality later, and
-        # those giving the ties the counts split to this pool last.
-        class_ties = counted.get(n_pools + int(pool_cls[p]), {})
-        keys = []
-        for _, tie in rest:
-            key = (tie >= 0) + (class_ties.get(tie, 0) > 0)
-            if reserved[(p, tie)] > 0:
-                reserved[(p, tie)] -= 1
-                key = 3
-            keys.append(key)
-        rest = [rest[i] for i in np.argsort(keys, kind="stable")]
+        ids = ids_of[start:end]
+        tied = tied_of[start:end]
+        if tied.any():
+            # Only tied cases take a slot at their tie or sort after the untied (most cases of a
+            # pool are untied: they keep their order, without a step each).
+            ties = counted.get(p, {})
+            rest = []
+            for case_id, tie in zip(ids[tied].tolist(), ties_of[start:end][tied].tolist()):
+                if ties.get(tie, 0) > 0 and unit_slots.get(tie, 0) > 0:
+                    assignment[case_id] = tie
+                    ties[tie] -= 1
+                    unit_slots[tie] -= 1
+                else:
+                    rest.append((case_id, tie))
+            waiting = []
+            for case_id, tie in rest:
+                if unit_slots.get(tie, 0) > 0:
+                    assignment[case_id] = tie
+                    unit_slots[tie] -= 1
+                else:
+                    waiting.append((case_id, tie))
+            # Untied first; tied cases whose class counts a tie at a coarse municipality later,
+            # and those giving the ties the counts split to this pool last.
+            class_ties = counted.get(n_pools + int(pool_cls[p]), {})
+            keys = []
+            for _, tie in waiting:
+                key = 1 + (class_ties.get(tie, 0) > 0)
+                if reserved[(p, tie)] > 0:
+                    reserved[(p, tie)] -= 1
+                    key = 3
+                keys.append(key)
+            rest_ids = ids[~tied].tolist() + [waiting[i][0] for i in np.argsort(keys, kind="stable")]
+        else:
+            rest_ids = ids.tolist()
         munis = [m for m in sorted(unit_slots) for _ in range(unit_slots[m])]
-        assignment.update(zip([c for c, _ in rest], munis))
-        left[int(pool_cls[p])] += [c for c, _ in rest[len(munis):]]
+        assignment.update(zip(rest_ids, munis))
+        left[int(pool_cls[p])] += rest_ids[len(munis):]
 
     # Classes at the other municipalities: counted ties, where the case's service use still
     # fits (these municipalities have no service rows), then a service-aware distribution.
@@ -203,15 +212,25 @@ def _distribute(
         return {}, np.zeros(0, dtype=int)
     pools = agg.pools
     use_cols = [f"use_{s}" for s in services]
-    # Cases of one class with the same service use are interchangeable here.
-    frame = chosen.loc[cases_left, ["pool", "cls"]].copy()
-    uses = pools[use_cols].to_numpy()[frame["pool"].to_numpy()] if services else np.zeros((len(frame), 0))
-    profile_key = pd.MultiIndex.from_arrays([frame["cls"].to_numpy()] + [uses[:, i] for i in range(uses.shape[1])])
-    profile_of = pd.factorize(profile_key)[0]
-    frame["profile"] = profile_of
-    profiles = frame.groupby("profile").agg(cls=("cls", "first"), n=("cls", "size"))
-    prof_use = np.zeros((len(profiles), len(services)))
-    prof_use[profile_of] = uses
+    # Cases of one class with the same service use are interchangeable here: a profile each,
+    # numbered in the order the cases first show it. A pool's cases share class and use, so the
+    # profiles are found per pool (a few hundred) rather than per case (national-30k: 26,000).
+    case_pool = chosen["pool"].to_numpy()[chosen.index.get_indexer(cases_left)]
+    pool_ids, first, pool_at = np.unique(case_pool, return_index=True, return_inverse=True)
+    pool_use = pools[use_cols].to_numpy()[pool_ids] if services else np.zeros((len(pool_ids), 0))
+    pool_cls = pools["cls"].to_numpy()[pool_ids]
+    seen = np.argsort(first)  # the pools in the order the cases first show them
+    codes = np.empty(len(pool_ids), dtype=int)
+    codes[seen] = pd.factorize(pd.MultiIndex.from_arrays(
+        [pool_cls[seen]] + [pool_use[seen, i] for i in range(pool_use.shape[1])]))[0]
+    profile_of = codes[pool_at]
+    n_profiles = int(codes.max()) + 1
+    profile_cls = np.zeros(n_profiles, dtype=pool_cls.dtype)
+    profile_cls[codes] = pool_cls
+    profiles = pd.DataFrame({"cls": profile_cls, "n": np.bincount(profile_of, minlength=n_profiles)},
+                            index=pd.RangeIndex(n_profiles, name="profile"))
+    prof_use = np.zeros((n_profiles, len(services)))
+    prof_use[codes] = pool_use
     slot_keys = list(coarse)
     slot_cls = np.array([c for c, _ in slot_keys])
     slot_m = np.array([m for _, m in slot_keys])
@@ -239,7 +258,7 @@ def _distribute(
     # index per group).
     by_profile = np.argsort(profile_of, kind="stable")
     bounds = np.searchsorted(profile_of[by_profile], np.arange(len(profiles) + 1))
-    ids = frame.index.to_numpy()[by_profile].tolist()
+    ids = np.asarray(cases_left, dtype=object)[by_profile].tolist()
     queues = {q: ids[bounds[q]:bounds[q + 1]] for q in range(len(profiles))}
     placed: dict[str, int] = {}
     broken = np.zeros(0, dtype=int)
