@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import Aggregation
+from .columns import isin_text
 from .extract import choose_cases, housing_flow
 from .model import SPREAD_SEGMENTS, PlacementModel
 from .ties import split_class_ties
@@ -14,7 +15,7 @@ from .ties import split_class_ties
 
 def assignment_of(agg: Aggregation, plan: pd.DataFrame) -> pd.Series:
     """A plan frame (case_id, municipality_id) as free case_id -> municipality number."""
-    plan = plan[plan["case_id"].isin(agg.free_cases.index)]
+    plan = plan[isin_text(plan["case_id"], agg.free_cases.index)]
     return pd.Series(pd.Index(agg.municipality_ids).get_indexer(plan["municipality_id"]),
                      index=plan["case_id"].to_numpy(), dtype=int)
 
@@ -99,7 +100,9 @@ def hint_from_plan(model: PlacementModel, plan: pd.DataFrame) -> np.ndarray | No
     it chose (urgency levels and tied cases) and the ties it honoured."""
     agg = model.agg
     free = agg.free_cases
-    plan = plan[plan["case_id"].isin(free.index)]
+    # A plan from outside (a warm start, a stored plan) may hold arrow text: pandas' isin
+    # against the solver's index then took national-30k 0.35 s a call.
+    plan = plan[isin_text(plan["case_id"], free.index)]
     hint = np.zeros(model.n_vars)
     if plan.empty:
         return hint
