@@ -18,7 +18,7 @@ from .backend import MathOptBackend, Outcome, StopFlag, integral_objective
 from .extract import choose_cases
 from .fill import round_and_fill
 from .model import LinearProgram, PlacementModel
-from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
+from .pack import STALLED_NEIGHBOURS, lp_pool_totals, pack_lp_totals, pack_with_ties
 from .plans import complete_hint, concrete_plan, expand, most_urgent, values_of
 from .rehouse import mend_services, rehouse
 from .same_cases import lp_fits, place_same_cases
@@ -508,13 +508,17 @@ def _urgency_plans(
             # LP bound and the full model took 3.4-6.0 s; the second found it on all 5, the
             # level in 0.8-1.2 s). Where the wider neighbourhood adds no municipality it is not
             # searched (national-1k: there the LP bound is what is wrong, as above).
+            if packing.many_waiting:
+                log.info("  %d cases the LP chose wait: HiGHS searches %d municipalities per waiting pool",
+                         packing.waiting, STALLED_NEIGHBOURS)
             searches = [packing.neighbourhood] + ([packing.wider] if packing.wider is not None else [])
             start = packed
             for i, near in enumerate(searches):
                 repair = _finish_packing(backend, program, objective, start, *around_packing(near), bound, gap,
                                          lambda: left() * REPAIR_SHARE, FIND_PLAN_LP_TIMES * lp.seconds,
                                          on_log, common, polish=polish,
-                                         search=not to_full_model and i == len(searches) - 1)
+                                         search=not to_full_model and i == len(searches) - 1,
+                                         cp_sat=not packing.many_waiting)
                 log.info("  packing finished by a search in %d municipalities: %s %s in %.2fs (%s)",
                          int(near.sum()), repair.status, repair.objective, repair.seconds, repair.detail)
                 if repair.values is not None and proven(repair.objective, bound, gap):
@@ -634,11 +638,14 @@ def _finish_packing(
     *,
     polish: bool,
     search: bool = True,
+    cp_sat: bool = True,
 ) -> Outcome:
     """The search that finishes a stalled packing in its neighbourhood (``lower``/``upper``),
-    from the ``packed`` plan. CP-SAT searches first, for at most ``cp_sat_seconds``; where its
-    best plan is not within the gap, HiGHS's MIP searches from it for ``seconds()`` (with
-    ``search``; without, the better of CP-SAT's plan and the packed one is returned).
+    from the ``packed`` plan. CP-SAT searches first (with ``cp_sat``), for at most
+    ``cp_sat_seconds``; where its best plan is not within the gap, HiGHS's MIP searches from it
+    for ``seconds()`` (with ``search``; without, the better of CP-SAT's plan and the packed one
+    is returned). CP-SAT finishes packings with a few cases waiting; with many (national-2k
+    seed 38: 39) it found nothing in 0.6 s, where HiGHS's MIP reached the bound.
 
     With levels to ``polish`` for, CP-SAT stops at a plan at ``bound`` or proven within a
     quarter of the gap of the neighbourhood's own bound (what HiGHS's MIP is asked for): the
@@ -646,14 +653,18 @@ def _finish_packing(
     the gap left the demo round's level 3 at 2.0% instead of 1.0%. Without, the first plan
     within the gap of ``bound`` is the level's answer, proven (national-2k seed 0's repair:
     0.69 s instead of 1.49 s, seed 26's 0.74 s instead of 0.96 s; replayed)."""
-    target = bound - (BOUND_TOLERANCE if polish else gap) * abs(bound)
-    found = backend.find_plan(program, objective, target, lower=lower, upper=upper,
-                              hint=packed, time_limit=min(seconds(), cp_sat_seconds), relative_gap=gap / 4,
-                              locks=common["locks"], seed=common["seed"], stop=common["stop"], first_plan=not polish)
-    if found.values is not None and proven(found.objective, bound, gap):
-        return found
-    log.info("  no plan within the gap in the packing's neighbourhood by CP-SAT (%s, %.2fs)", found.detail,
-             found.seconds)
+    if cp_sat:
+        target = bound - (BOUND_TOLERANCE if polish else gap) * abs(bound)
+        found = backend.find_plan(program, objective, target, lower=lower, upper=upper, hint=packed,
+                                  time_limit=min(seconds(), cp_sat_seconds), relative_gap=gap / 4,
+                                  locks=common["locks"], seed=common["seed"], stop=common["stop"],
+                                  first_plan=not polish)
+        if found.values is not None and proven(found.objective, bound, gap):
+            return found
+        log.info("  no plan within the gap in the packing's neighbourhood by CP-SAT (%s, %.2fs)", found.detail,
+                 found.seconds)
+    else:
+        found = Outcome("no_solution", None, None, None, 0.0, 0, "many cases waiting: no CP-SAT search")
     better = found.values is not None and found.objective > float(objective @ packed)
     if not search:
         return found if better else Outcome("feasible", packed, float(objective @ packed), None, found.seconds, 0,

@@ -37,6 +37,16 @@ FEW_WAITING, FEW_PATIENCE = 12, 25
 #: (national-2k over 32 seeds: 0.36 s against 0.65 s on the slowest; 28 of 32 rounds under 1 s
 #: against 20, every one proven as before).
 NEIGHBOURS = 1
+#: Municipalities per waiting pool where the packing stalls with more than ``FEW_WAITING`` cases
+#: waiting: one per pool leaves the search too little to move. national-2k seed 38 stalls with 39
+#: single adults waiting (136 persons to spare, all in municipalities with no free dwelling);
+#: around one municipality per pool the search stopped short of the bound and the rounding box
+#: reached it: 2.9-4.7 s with the packing's seeds 0-3. With 20 per pool, HiGHS's search reaches
+#: the bound with each seed: 1.8-2.0 s (with 5: 1.4-4.8 s, seed 1 missed it). Its other 63 rounds
+#: and national-5k's and -10k's stall with at most 6 waiting; national-1k seeds 2 and 10 with
+#: 129-144, in a proposal of all levels (urgency alone goes to the full model): seed 2's level 1
+#: 3.5 -> 2.6 s.
+STALLED_NEIGHBOURS = 20
 #: Municipalities per pool the LP chose in part in the wider neighbourhood searched when the
 #: first search after a complete packing finds no plan at the LP bound. Three from the start
 #: slowed the searches that find it anyway (national-2k's 64 rounds with packing seeds 0 and 3,
@@ -73,6 +83,12 @@ class Packing:
     # The neighbourhood with ``PARTIAL_NEIGHBOURS`` municipalities per pool the LP chose in part,
     # for a complete packing; None where it chose none in part or that adds no municipality.
     wider: np.ndarray | None = None
+    waiting: int = 0  # cases the LP chose that are not placed
+
+    @property
+    def many_waiting(self) -> bool:
+        """More cases wait than CP-SAT's search for a finished packing is meant for."""
+        return self.waiting > FEW_WAITING
 
 
 def pack_lp_totals(
@@ -93,10 +109,12 @@ def pack_lp_totals(
         packer.fill()
     # Where the LP chose part of a case, a search may still place the case whole.
     partial = np.flatnonzero(totals - whole > 1e-6)
-    near = packer.neighbourhood(partial)
+    waiting = len(packer.waiting)
+    near = packer.neighbourhood(partial, per_waiting=STALLED_NEIGHBOURS if waiting > FEW_WAITING else NEIGHBOURS)
     # Only a complete packing's second search uses it (a stalled one goes on to HiGHS's search).
     wider = packer.neighbourhood(partial, PARTIAL_NEIGHBOURS) if complete and len(partial) else None
-    return Packing(packer.values(), complete, near, wider if wider is not None and (wider > near).any() else None)
+    return Packing(packer.values(), complete, near, wider if wider is not None and (wider > near).any() else None,
+                   waiting)
 
 
 def pack_with_ties(
@@ -117,7 +135,7 @@ def pack_with_ties(
         packer.fill()
     values = packer.values()
     values[model.blocks["a"]] = ties_counted(model, values, column_at)
-    return Packing(values, complete, packer.neighbourhood())
+    return Packing(values, complete, packer.neighbourhood(), waiting=len(packer.waiting))
 
 
 def ties_counted(model: PlacementModel, values: np.ndarray, column_at: np.ndarray | None = None) -> np.ndarray:
@@ -194,13 +212,15 @@ class Packer(Filler):
                 return False
         return True
 
-    def neighbourhood(self, partial: np.ndarray | None = None, per_partial: int = NEIGHBOURS) -> np.ndarray:
-        """See :func:`pack_lp_totals`; ``partial`` pools count as waiting too, with
-        ``per_partial`` municipalities each (where not waiting)."""
+    def neighbourhood(self, partial: np.ndarray | None = None, per_partial: int = NEIGHBOURS,
+                      per_waiting: int = NEIGHBOURS) -> np.ndarray:
+        """See :func:`pack_lp_totals`: ``per_waiting`` municipalities per waiting pool;
+        ``partial`` pools count as waiting too, with ``per_partial`` municipalities each (where
+        not waiting)."""
         near = self.room.persons >= 1
         waiting = {item[2] for item in self.waiting}
         for pool in waiting | set(() if partial is None else partial.tolist()):
-            n = NEIGHBOURS if pool in waiting else per_partial
+            n = per_waiting if pool in waiting else per_partial
             near[self.model.y_muni[self._short_of_persons(self._candidates(pool))][:n]] = True
         return near
 

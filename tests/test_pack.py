@@ -167,6 +167,31 @@ def test_a_complete_packing_short_of_the_bound_is_finished_in_a_wider_neighbourh
     assert result.levels[0].status == "optimal"
 
 
+def test_a_packing_stalled_with_many_waiting_is_finished_by_highs_in_a_wider_neighbourhood(
+        solve_verified, caplog, mip_searches, monkeypatch):
+    """national-2k seed 38: the packing stalls with 39 single adults waiting, more than CP-SAT's
+    finish is for. HiGHS's MIP searches at once, with ``STALLED_NEIGHBOURS`` municipalities per
+    waiting pool, and reaches the LP bound there: no rounding box, no full model (with one
+    municipality per pool, after CP-SAT's 0.6 s, the search stopped at 8,434.8 of 8,451.9 and the
+    rounding box took 1.7 s more). The level is proven and the plan verified."""
+    calls = []
+    real_find = MathOptBackend.find_plan
+    monkeypatch.setattr(MathOptBackend, "find_plan", lambda self, *a, **k: calls.append(1) or real_find(self, *a, **k))
+    tables = generate_tables(dataclasses.replace(NAMED["national-2k"], seed=38))
+    with caplog.at_level(logging.INFO, logger="allocator"):
+        result = solve_verified(tables, Settings.model_validate(demo_settings()).with_overrides(
+            objective__priorities=[["urgency"]]))
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("  LP totals partly packed") for m in messages)
+    finished = [m for m in messages if "packing finished by a search" in m]
+    assert len(finished) == 1
+    assert any("39 cases the LP chose wait" in m for m in messages)
+    assert not calls  # CP-SAT's finish is not tried
+    assert mip_searches == ["bounded"]  # the neighbourhood's search only: no rounding box, no full model
+    level = result.levels[0]
+    assert level.status == "optimal" and level.bound - level.objective <= 1e-4 * level.bound
+
+
 def test_the_wider_neighbourhood_adds_municipalities_only_for_pools_chosen_in_part(national_1k):
     model, _, _, _, values = urgency_lp(national_1k)
     packer = Packer(model, values[model.blocks["y"]], np.floor(lp_pool_totals(model, values) + 1e-6).astype(int),
