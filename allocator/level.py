@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .backend import MathOptBackend, Outcome, StopFlag, integral_objective
+from .cheap_bound import level_bound
 from .extract import choose_cases
 from .fill import round_and_fill
 from .model import LinearProgram, PlacementModel
@@ -240,6 +241,18 @@ def solve_level(
     if lp.status != "optimal" or lp.values is None:
         if not lp_skipped:
             log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
+        cheap = level_bound(model, columns, objective)  # without the LP, the level's gap is still stated
+        if cheap is not None:
+            log.info("  bound without the LP: %.1f", cheap)
+
+        def without_lp(values: np.ndarray, seconds: float, nodes: int, detail: str, bound: float | None = None,
+                       plan: pd.Series | None = None) -> Outcome:
+            """A plan found without the LP, with the better of ``bound`` and the cheap bound."""
+            value = float(objective @ values)
+            bound = cheap if bound is None else bound if cheap is None else min(bound, cheap)
+            status = level_status(value, bound, gap) if bound is not None else "feasible"
+            return Outcome(status, values, value, bound, seconds, nodes, detail, plan=plan)
+
         if fill and hint is None:
             # No LP in time: the most urgent cases, greedily, are still a plan.
             y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
@@ -259,16 +272,18 @@ def solve_level(
             rehoused = _rehouse(model, columns, objective, None, plan, hint, locks, None, gap, settings,
                                 time.perf_counter() + left(), list(terms), stop)
             if rehoused is not None:
-                return Outcome("feasible", rehoused[1], float(objective @ rehoused[1]), None,
-                               time.perf_counter() - started, 0, "cases moved; no LP in time", plan=rehoused[0])
+                return without_lp(rehoused[1], time.perf_counter() - started, 0, "cases moved; no LP in time",
+                                  plan=rehoused[0])
         if lp_skipped and hint is not None:
             # The full model would not get through its root LP either.
-            return Outcome("feasible", hint, float(objective @ hint), None, time.perf_counter() - started, 0,
-                           "no time for the LP; the plan of the level above, moved where it could be")
+            return without_lp(hint, time.perf_counter() - started, 0,
+                              "no time for the LP; the plan of the level above, moved where it could be")
         full = backend.solve(program, objective, time_limit=left(), relative_gap=gap, hint=hint, on_log=on_log, **common)
         if full.values is None and hint is not None:
-            return Outcome("feasible", hint, float(objective @ hint), full.bound, time.perf_counter() - started,
-                           full.nodes, "kept the plan of the level above")
+            return without_lp(hint, time.perf_counter() - started, full.nodes, "kept the plan of the level above",
+                              full.bound)
+        if full.values is not None:
+            return without_lp(full.values, full.seconds, full.nodes, full.detail, full.bound)
         return full
     if on_lp is not None:
         on_lp(lp)
@@ -276,6 +291,10 @@ def solve_level(
     log.info("  LP relaxation %.4f in %.2fs%s", bound, lp.seconds,
              f" ({lp.detail})" if "carried" in lp.detail or lp.detail.startswith("the probe") else "")
     integral = integral_objective(program.integer, objective)  # every plan's value is a whole number
+    cheap = level_bound(model, columns, objective)
+    if cheap is not None and cheap < bound:
+        log.info("  bound without the LP %.1f, below the LP's", cheap)
+        bound = cheap
     if integral:
         bound = float(np.floor(bound + 1e-6))
 
