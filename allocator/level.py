@@ -238,10 +238,11 @@ def solve_level(
                 plan, hint = moved
         else:
             lp = level_lp()
+    # A bound that needs no LP (ties levels): without the LP the level still states its gap.
+    cheap = level_bound(model, columns, objective)
     if lp.status != "optimal" or lp.values is None:
         if not lp_skipped:
             log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
-        cheap = level_bound(model, columns, objective)  # without the LP, the level's gap is still stated
         if cheap is not None:
             log.info("  bound without the LP: %.1f", cheap)
 
@@ -291,7 +292,6 @@ def solve_level(
     log.info("  LP relaxation %.4f in %.2fs%s", bound, lp.seconds,
              f" ({lp.detail})" if "carried" in lp.detail or lp.detail.startswith("the probe") else "")
     integral = integral_objective(program.integer, objective)  # every plan's value is a whole number
-    cheap = level_bound(model, columns, objective)
     if cheap is not None and cheap < bound:
         log.info("  bound without the LP %.1f, below the LP's", cheap)
         bound = cheap
