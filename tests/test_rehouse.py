@@ -20,7 +20,7 @@ from allocator.demo import NAMED, demo_settings, generate_tables
 from allocator.extract import choose_cases, choose_dwellings, over_capacity
 from allocator.model import build_model
 import allocator.rehouse as rehouse_module
-from allocator.rehouse import Rehouser, _matched_group, mend_services, rehouse
+from allocator.rehouse import Rehouser, _matched_group, _tie_group, mend_services, rehouse
 from allocator.level import _concrete_or_mended
 from allocator.plans import values_of
 
@@ -274,6 +274,57 @@ def test_priced_ties_move_a_tied_case_to_its_tie():
 
     assert search.assignment().to_dict() == {"T1": 1, "T2": 2, "T3": 0, "V": 0}
     assert search.cost([0, 1, 2]) == -4.0
+
+
+def _three_tie_cycle(fillers: int = 30):
+    """Municipalities A, B, C and ``fillers`` more, each with room for one person and holding one
+    single: T1 at A tied to B, T2 at B tied to C, T3 at C tied to A, an untied single at each
+    filler. Every municipality is full, so no move or swap of two honours a tie without moving
+    one away from its tie: the three ties are honoured together, by a cycle of three moves."""
+    names = ["A", "B", "C"] + [f"F{i}" for i in range(fillers)]
+    cases, persons = cases_and_persons(
+        single("T1", 100, tie_municipality_id="B"), single("T2", 100, tie_municipality_id="C"),
+        single("T3", 100, tie_municipality_id="A"), *(single(f"S{i}", 100) for i in range(fillers)))
+    agg, model = _two_municipalities(tiny_tables([muni(m, 1) for m in names], cases, persons))
+    start = pd.Series(range(len(names)), index=["T1", "T2", "T3"] + [f"S{i}" for i in range(fillers)], dtype=int)
+    return model, start
+
+
+def test_a_ties_neighbourhood_holds_a_tie_the_case_away_from_it_and_a_linked_municipality(monkeypatch):
+    monkeypatch.setattr(rehouse_module, "LINKED_SHARE", 1.0)
+    model, start = _three_tie_cycle()
+    search = Rehouser(model, start, 0.0, 0.0, weight_ties=1.0)
+    active = np.arange(search.n_muni)
+    weight = np.ones(len(active))
+    for seed in range(5):
+        group = _tie_group(search, active, weight, np.zeros(len(active), dtype=bool), 3, np.random.default_rng(seed))
+        assert group.tolist() == [0, 1, 2]  # A, B, C: each case there is tied to another of them
+    # A municipality taken by a step in flight is in no other group: with B taken, T3's pair (C
+    # and its tie A) and one more drawn by weight; with A and C taken, every tied case has its
+    # municipality or its tie taken.
+    busy = np.zeros(len(active), dtype=bool)
+    busy[1] = True
+    group = _tie_group(search, active, weight, busy, 3, np.random.default_rng(0))
+    assert {0, 2} < set(group.tolist()) and 1 not in group and len(group) == 3
+    busy[[0, 2]] = True
+    assert _tie_group(search, active, weight, busy, 3, np.random.default_rng(0)) is None
+
+
+def test_the_ties_search_closes_a_cycle_of_three_moves_in_its_first_step(monkeypatch):
+    # 33 municipalities: a group of three drawn by weight holds A, B and C once in 5,456 draws.
+    # Drawn around a tie, the first step's group is the cycle, and its MIP honours all three.
+    monkeypatch.setattr(rehouse_module, "GUIDED_SHARE", 1.0)
+    monkeypatch.setattr(rehouse_module, "LINKED_SHARE", 1.0)
+    steps = []
+    real = Rehouser.solve_step
+    monkeypatch.setattr(Rehouser, "solve_step", lambda self, step, *a, **k: steps.append(step) or real(self, step, *a, **k))
+    model, start = _three_tie_cycle()
+
+    moved, _, _ = rehouse(model, start, 0.0, 0.0, time.perf_counter() + 30.0, weight_ties=1.0, enough_gain=3.0)
+
+    assert moved[["T1", "T2", "T3"]].tolist() == [1, 2, 0]  # each at its tie
+    assert (moved.drop(["T1", "T2", "T3"]) == start.drop(["T1", "T2", "T3"])).all()
+    assert len(steps) == 1 and steps[0].group.tolist() == [0, 1, 2]
 
 
 def _bank_round():
