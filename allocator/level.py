@@ -407,12 +407,14 @@ def solve_level(
         # tighten the bound (national-10k: 635 -> 609, 607 ties reached). The concrete plan of
         # the packing rides along, as the moved plan does above, for where the full model's
         # counts break a service capacity. Where the full model has no time, the search that
-        # moves cases has it, around the ties not honoured (national-10k in 10 s: 607 -> 609 of
-        # at most 635 in 0.8 s, the full model's bound given time, as above).
+        # moves cases has it, around the ties not honoured, up to its first stall (national-10k
+        # in 10 s: 607-608 -> 608-609 of at most 635, the full model's bound given time 609, as
+        # above, in 0.5-0.9 s; searching on to the end of the level's time found nothing more
+        # and cost level 3 the time of its LP, and so its bound).
         packed = concrete_plan(model, columns, hint)
         if packed is not None and left() < FULL_MODEL_LP_TIMES * lp.seconds and not (stop is not None and stop.stopped):
             rehoused = _rehouse(model, columns, objective, lp.values, packed, hint, locks, bound, gap, settings,
-                                time.perf_counter() + left(), list(terms), stop)
+                                time.perf_counter() + left(), list(terms), stop, grow=False)
             if rehoused is not None:
                 packed, hint = rehoused
                 if proven(float(objective @ hint), bound, gap):
