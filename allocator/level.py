@@ -265,8 +265,8 @@ def solve_level(
             # The ties moves need no LP (national-30k in 10 s: level 2 369 -> 1,257 ties), nor
             # does the search that moves cases, which the ties guide (:func:`.rehouse._tie_group`)
             # also where the level prices nothing else: its steps honour the ties whose cycles of
-            # moves are too long for the moves (national-30k: 1,257 -> 1,428 ties in 1.5 s,
-            # 1,614 in 3 s, 1,760 in 6 s).
+            # moves are too long for the moves (national-30k: 1,257 -> 1,393-1,474 ties in 1.5 s,
+            # 1,548-1,604 in 3 s, 1,788 in 6 s).
             hint = _move_ties(model, columns, objective, hint, locks, time.perf_counter() + left())
             plan = concrete_plan(model, columns, hint)
         if plan is not None and hint is not None and not level.out_of_time() \

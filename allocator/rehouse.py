@@ -696,8 +696,8 @@ def _tie_group(search: Rehouser, active: np.ndarray, weight: np.ndarray, taken: 
     mostly, municipalities linked to the group by other such cases (where the cases tied to the
     group sit, and the ties of the cases that sit in the group), else drawn by ``weight``. Tie
     municipalities are full after the urgency level: a tie is honoured by a cycle of moves, and
-    linked municipalities close such cycles (national-30k, 3 s: 1,257 -> 1,614 ties, where
-    groups drawn by ``weight`` after the first two reached 1,433)."""
+    linked municipalities close such cycles (national-30k, 3 s: 1,257 -> 1,548-1,604 ties,
+    where groups drawn by ``weight`` after the first two reached 1,433)."""
     away = np.flatnonzero((search.tie >= 0) & (search.tie != search.at))
     if not len(away):
         return None
