@@ -406,22 +406,13 @@ def solve_level(
         # (national-5k, -10k, -30k: 10-16 s for nothing); the full model gets the time and may
         # tighten the bound (national-10k: 635 -> 609, 607 ties reached). The concrete plan of
         # the packing rides along, as the moved plan does above, for where the full model's
-        # counts break a service capacity. Where the full model has no time, the search that
-        # moves cases has it, around the ties not honoured, up to its first stall (national-10k
-        # in 10 s: 607-608 -> 608-609 of at most 635, the full model's bound given time 609, as
-        # above, in 0.5-0.9 s; searching on to the end of the level's time found nothing more
-        # and cost level 3 the time of its LP, and so its bound).
-        packed = concrete_plan(model, columns, hint)
-        if packed is not None and left() < FULL_MODEL_LP_TIMES * lp.seconds and not (stop is not None and stop.stopped):
-            rehoused = _rehouse(model, columns, objective, lp.values, packed, hint, locks, bound, gap, settings,
-                                time.perf_counter() + left(), list(terms), stop, grow=False)
-            if rehoused is not None:
-                packed, hint = rehoused
-                if proven(float(objective @ hint), bound, gap):
-                    return Outcome("optimal", hint, float(objective @ hint), bound, time.perf_counter() - started,
-                                   0, "ties honoured by moving cases: a plan at the bound", plan=packed)
-        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0,
-                       "ties packed" if rehoused is None else "cases moved", plan=packed)
+        # counts break a service capacity. Not the search that moves cases where the full model
+        # has no time (tried, up to its first stall): on national-10k in 10 s it gained a tie or
+        # none (607-608 -> 608-609), on national-30k in 60 s one or two (1,839 -> 1,840-1,841),
+        # and there level 3's LP, in two runs, then failed at its limit (25.6-25.9 s) where after
+        # 1,839 it took 12.2 s: level 3 lost its bound (2.0%).
+        best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed",
+                       plan=concrete_plan(model, columns, hint))
     elif to_full_model:
         best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "the best plan so far")
     else:

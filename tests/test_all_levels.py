@@ -389,17 +389,3 @@ def test_without_an_lp_the_search_that_moves_cases_honours_the_ties_the_moves_mi
     assert not started
     assert moved.objective < searched.objective == searched.bound and searched.status == "optimal"
 
-
-def test_with_no_time_for_the_full_model_the_search_that_moves_cases_honours_more_ties(solve_verified, monkeypatch):
-    # national-10k in 10 s: the ties level's LP and packing leave no time for the full model;
-    # the search that moves cases has it (608 -> 609 ties of at most 635). Here the packing and
-    # the moves leave ties that the search honours, up to the LP's bound.
-    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=400, seed=7))
-    settings = Settings.model_validate(demo_settings()).with_overrides(
-        solver__time_limit=6.0, objective__priorities=[["urgency"], ["ties"]])
-    monkeypatch.setattr(level_module, "FULL_MODEL_LP_TIMES", 1e9)  # never time for the full model
-    searched = solve_verified(tables, settings).levels[1]
-    monkeypatch.setattr(level_module, "_rehouse", lambda *args, **kwargs: None)
-    packed = solve_verified(tables, settings).levels[1]
-
-    assert packed.objective < searched.objective == searched.bound and searched.status == "optimal"
