@@ -317,7 +317,12 @@ def test_the_ties_search_closes_a_cycle_of_three_moves_in_its_first_step(monkeyp
     monkeypatch.setattr(rehouse_module, "LINKED_SHARE", 1.0)
     steps = []
     real = Rehouser.solve_step
-    monkeypatch.setattr(Rehouser, "solve_step", lambda self, step, *a, **k: steps.append(step) or real(self, step, *a, **k))
+
+    def counted(self, step, *args, **kwargs):
+        steps.append(step)
+        return real(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(Rehouser, "solve_step", counted)
     model, start = _three_tie_cycle()
 
     moved, _, _ = rehouse(model, start, 0.0, 0.0, time.perf_counter() + 30.0, weight_ties=1.0, enough_gain=3.0)
