@@ -217,6 +217,10 @@ class Rehouser:
     def assignment(self) -> pd.Series:
         return pd.Series(self.at, index=self.ids, dtype=int)
 
+    def away_from_tie(self) -> np.ndarray:
+        """Per case: tied, and not at its tie municipality."""
+        return (self.tie >= 0) & (self.tie != self.at)
+
     # -- one step -------------------------------------------------------------------------
     def _move(self, i: int, m: int) -> None:
         a, r = self.at[i], self.req[i]
@@ -570,7 +574,7 @@ def rehouse(
                 if hold is not None and tie_groups:
                     # The cases tied to the group's municipalities stay movable: they are what
                     # the step is for.
-                    hold &= ~((search.tie >= 0) & (search.tie != search.at) & np.isin(search.tie, group))
+                    hold &= ~(search.away_from_tie() & np.isin(search.tie, group))
                 step = search.prepare(group, hold)
                 if step is None:
                     fruitless += 1
@@ -698,7 +702,7 @@ def _tie_group(search: Rehouser, active: np.ndarray, weight: np.ndarray, taken: 
     municipalities are full after the urgency level: a tie is honoured by a cycle of moves, and
     linked municipalities close such cycles (national-30k, 3 s: 1,257 -> 1,548-1,604 ties,
     where groups drawn by ``weight`` after the first two reached 1,433)."""
-    away = np.flatnonzero((search.tie >= 0) & (search.tie != search.at))
+    away = np.flatnonzero(search.away_from_tie())
     if not len(away):
         return None
     free = np.zeros(search.n_muni, dtype=bool)
