@@ -143,6 +143,7 @@ def solve_level(
     polish: bool = False,
     terms: Sequence[str] = (),
     lp: Outcome | None = None,
+    fallback_lp: Callable[..., Outcome | None] | None = None,
     score_locks: Sequence[float] = (),
     known_bound: float | None = None,
     on_lp: Callable[[Outcome], None] | None = None,
@@ -176,6 +177,8 @@ def solve_level(
     repaired plan, if its root fits in the time.
 
     ``on_lp`` is called with the level's LP relaxation (values over ``columns``) once solved.
+    ``fallback_lp`` (called with ``budget``, the level's time left) gives another LP of the level,
+    whose bound holds, for when the level's own LP is not solved.
     """
     started = time.perf_counter()
     gap = settings.solver.relative_gap
@@ -238,6 +241,12 @@ def solve_level(
                 plan, hint = moved
         else:
             lp = level_lp()
+    if (lp.status != "optimal" or lp.values is None) and not lp_skipped and fallback_lp is not None \
+            and not (stop is not None and stop.stopped):
+        fallback = fallback_lp(budget=left())
+        if fallback is not None:
+            log.info("  LP relaxation not solved (%s) in %.2fs: %s instead", lp.status, lp.seconds, fallback.detail)
+            lp = fallback
     # A bound that needs no LP (ties levels): without the LP the level still states its gap.
     cheap = level_bound(model, columns, objective)
     if lp.status != "optimal" or lp.values is None:

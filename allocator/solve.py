@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -169,6 +170,12 @@ def solve(
         else:
             level_lp = first_lp(backend, probed, model, program, columns, weighted[k][columns], settings,
                                  alone=len(priorities) == 1, budget=max(remaining * share, 0.05))
+        # Where level 1 solves its own LP (expected to fit its time), the probe's LP carried in
+        # is the fall-back should it fail: without an LP level 1 has only the greedy plan.
+        fallback_lp = None
+        if level_lp is None and probed is not None:
+            fallback_lp = functools.partial(first_lp, backend, probed, model, program, columns, weighted[k][columns],
+                                            settings, alone=True)
         solved_lps: list[tuple[PlacementModel, Outcome]] = []  # this solve's LP, as a full vector
         outcome = solve_level(
             backend, model, program, columns, weighted[k][columns],
@@ -178,6 +185,7 @@ def solve(
             stop=stop, on_log=report if on_progress is not None else None,
             terms=names,
             lp=level_lp,
+            fallback_lp=fallback_lp,
             fill=names == ["urgency"] and k == 0,
             # The levels below are locked to this plan's urgency: with them to follow, the first
             # level goes on from a plan within the gap towards the bound (national-30k: 122,535.5

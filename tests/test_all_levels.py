@@ -208,6 +208,16 @@ def test_without_an_lp_in_time_the_ties_level_still_moves_ties(missing, solve_ve
     assert ties.bound is not None and ties.objective <= ties.bound <= tied
 
 
+def _small_round_and_its_level_1(solve_verified, cases: int, seed: int):
+    """A small round, the settings of a proposal of urgency and ties in 6 s, and the round's
+    level 1 solved with urgency alone."""
+    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=cases, seed=seed))
+    settings = Settings.model_validate(demo_settings()).with_overrides(
+        solver__time_limit=6.0, objective__priorities=[["urgency"], ["ties"]])
+    alone = settings.with_overrides(objective__priorities=[["urgency"]])
+    return tables, settings, solve_verified(tables, alone).levels[0]
+
+
 def test_without_its_own_lp_in_time_level_1_keeps_the_probes_bound(solve_verified, monkeypatch):
     # national-5k in 1 s: the probe's LP (over the model with the fewest service rows, a
     # relaxation) is solved, the level's own LP and search are not. The probe's optimum still
@@ -222,15 +232,41 @@ def test_without_its_own_lp_in_time_level_1_keeps_the_probes_bound(solve_verifie
         relaxations.append((bool(kw.get("relax")), model.n_vars))
         return real(self, model, objective, **kw)
 
-    tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=3))
-    settings = Settings.model_validate(demo_settings()).with_overrides(
-        solver__time_limit=6.0, objective__priorities=[["urgency"], ["ties"]])
-    proven = solve_verified(tables, settings.with_overrides(objective__priorities=[["urgency"]])).levels[0]
+    tables, settings, proven = _small_round_and_its_level_1(solve_verified, cases=150, seed=3)
     monkeypatch.setattr(backend_module.MathOptBackend, "solve", only_the_first_lp)
     level = solve_verified(tables, settings).levels[0]
     assert relaxations[0][0]  # the probe's LP
     assert level.bound is not None and level.bound >= proven.bound - 1e-6 >= level.objective - 1e-6
 
+
+def test_where_level_1s_own_lp_fails_the_probes_lp_carried_in_takes_its_place(solve_verified, monkeypatch):
+    # national-30k in 10 s, round 5, once in three runs: level 1's own LP was not solved in its
+    # time, and level 1 ended at the greedy plan, 6.2% from the probe's bound. The probe's LP
+    # carried into the model (a simplex from its counts, 0.5 s there) now takes the LP's place.
+    # Here level 1's own LP (by the interior point method, after the probe's) and the full model
+    # fail; the carried LP and the searches around the packing do not.
+    real = backend_module.MathOptBackend.solve
+    relaxations, refused = [], []
+
+    def no_own_lp(self, model, objective, **kw):
+        if kw.get("relax") and not kw.get("simplex"):
+            relaxations.append(model.n_vars)
+            if len(relaxations) > 1 and model.n_vars >= relaxations[0]:
+                refused.append("lp")
+                return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no LP (test)")
+        if not kw.get("relax") and kw.get("lower") is None and kw.get("upper") is None:
+            refused.append("full model")
+            return backend_module.Outcome("no_solution", None, None, None, 0.0, 0, "no full model (test)")
+        return real(self, model, objective, **kw)
+
+    # On this round the probe's LP, carried, reaches the level's LP optimum (on others it falls
+    # short, and the level's own LP is solved after all; here that fails too).
+    tables, settings, proven = _small_round_and_its_level_1(solve_verified, cases=400, seed=2)
+    monkeypatch.setattr(backend_module.MathOptBackend, "solve", no_own_lp)
+    level = solve_verified(tables, settings).levels[0]
+
+    assert refused[0] == "lp"  # the level's own LP was asked for, and failed
+    assert level.status == "optimal" and level.objective == pytest.approx(proven.objective, rel=1e-4)
 
 def test_a_re_solve_without_a_bound_of_its_own_keeps_the_bound_of_the_solve_before(solve_verified, monkeypatch):
     # On this round the ties level's counts break a service capacity, and the plan with the
