@@ -240,11 +240,11 @@ def test_without_its_own_lp_in_time_level_1_keeps_the_probes_bound(solve_verifie
 
 
 def test_where_level_1s_own_lp_fails_the_probes_lp_carried_in_takes_its_place(solve_verified, monkeypatch):
-    # national-30k in 10 s, round 5, once in three runs: level 1's own LP was not solved in its
-    # time, and level 1 ended at the greedy plan, 6.2% from the probe's bound. The probe's LP
-    # carried into the model (a simplex from its counts, 0.5 s there) now takes the LP's place.
-    # Here level 1's own LP (by the interior point method, after the probe's) and the full model
-    # fail; the carried LP and the searches around the packing do not.
+    # national-30k in 10 s, round 5, once in three runs: level 1 had no LP in its time and ended
+    # at the greedy plan, 6.2% from the probe's bound. Where the LP that failed is the level's
+    # own, the probe's LP carried into the model (a simplex from its counts, 0.5 s there) now
+    # takes its place. Here level 1's own LP (by the interior point method, after the probe's)
+    # and the full model fail; the carried LP and the searches around the packing do not.
     real = backend_module.MathOptBackend.solve
     relaxations, refused = [], []
 
