@@ -157,6 +157,7 @@ def solve(
 
         # Only the rows and variables this level and the locked ones need.
         program, columns = model.program([t for level in priorities[: k + 1] for t in level])
+        objective = weighted[k][columns]
         locks = [(weighted[j][columns], v) for j, v in enumerate(lock_values)]
         score_locks = [settings.objective.weight("scores") * ("scores" in priorities[j])
                        for j in range(len(lock_values))]
@@ -165,20 +166,20 @@ def solve(
         if incumbent is not None and incumbent.lp is not None and known_bound is None and not any(score_locks):
             # A re-solve after a refinement. Not where the search prices locked scores by the
             # LP's dual values of the locks, which a carried LP's raised bounds would change.
-            level_lp = _carried_lp(backend, incumbent, model, program, columns, weighted[k][columns], locks,
+            level_lp = _carried_lp(backend, incumbent, model, program, columns, objective, locks,
                                    max(remaining * share, 0.05), settings.solver.relative_gap)
         else:
-            level_lp = first_lp(backend, probed, model, program, columns, weighted[k][columns], settings,
+            level_lp = first_lp(backend, probed, model, program, columns, objective, settings,
                                  alone=len(priorities) == 1, budget=max(remaining * share, 0.05))
         # Where level 1 solves its own LP (expected to fit its time), the probe's LP carried in
         # is the fall-back should it fail: without an LP level 1 has only the greedy plan.
         fallback_lp = None
         if level_lp is None and probed is not None:
-            fallback_lp = functools.partial(first_lp, backend, probed, model, program, columns, weighted[k][columns],
-                                            settings, alone=True)
+            fallback_lp = functools.partial(first_lp, backend, probed, model, program, columns, objective, settings,
+                                            alone=True)
         solved_lps: list[tuple[PlacementModel, Outcome]] = []  # this solve's LP, as a full vector
         outcome = solve_level(
-            backend, model, program, columns, weighted[k][columns],
+            backend, model, program, columns, objective,
             locks=locks, score_locks=score_locks,
             budget=max(remaining * share, 0.05), settings=settings,
             hint=complete_hint(model, hint)[columns] if hint is not None else None,
