@@ -54,6 +54,9 @@ BREAKING_RETRIES, TIES_PACK_TRIES = 2, 8
 #: best chance: national-5k in 10 s, skipped for want of time, and the ties packing's six tries
 #: and the moves after them reached 225 ties, where the cases above allow 322).
 SAME_CASES_SHARE, SAME_CASES_ALONE_SHARE = 0.3, 0.8
+#: Share of the ties level's time its LP may take where the ties moves and the search that moves
+#: cases run beside it (they use the time either way).
+TIES_BESIDE_LP_TIME_SHARE = 0.85
 #: How much longer than the pace of the LPs before the ties level's LP may take (national-5k:
 #: 1.16-1.33 s against 0.71 s expected; -10k 1.81 against 1.43; -2k 0.41 against 0.30), and
 #: beside the placing of the cases above (-10k: 2.04 s, and in a run where both LPs failed at
@@ -122,6 +125,16 @@ class _Level:
 
     def out_of_time(self) -> bool:
         return time.perf_counter() - self.started >= self.budget
+
+
+def level_lp_fits(expected: float | None, seconds: float, *, moves: bool, share: float = LEVEL_LP_SHARE) -> bool:
+    """Whether a level's LP, ``expected`` to take that many seconds (None: not known, so it is
+    tried), fits its ``share`` of the level's ``seconds``. Where the search that ``moves`` cases
+    can use the time without it, an LP that may just not finish does not fit: the pace is an
+    estimate from below (national-10k, 10 s: level 3's LP, 2.5 s expected with 3.7 s left,
+    failed at its limit)."""
+    margin = LP_PACE_MARGIN if moves else 1.0
+    return expected is None or expected * margin <= seconds * share
 
 
 def solve_level(
@@ -202,17 +215,32 @@ def solve_level(
         # An LP that cannot finish in its time only takes it from the search without an LP
         # (national-30k-scores in 10 s: level 2's LP failed after 1.3 s, and the ties moves ran
         # out of time at 13,462 instead of 13,847).
-        # Where the search that moves cases can use the time without it, an LP that may just
-        # not finish is skipped: the pace is an estimate from below (national-10k, 10 s: level
-        # 3's LP, 2.5 s expected with 3.7 s left, failed at its limit).
-        margin = LP_PACE_MARGIN if plan is not None else 1.0
 
-        def level_lp(paced: bool = True) -> Outcome:
-            return backend.solve(program, objective, time_limit=left() * LEVEL_LP_SHARE, relative_gap=0.0,
+        def level_lp(paced: bool = True, share: float = LEVEL_LP_SHARE) -> Outcome:
+            return backend.solve(program, objective, time_limit=left() * share, relative_gap=0.0,
                                  relax=True, paced=paced, **common)
 
-        lp_skipped = expected is not None and left() * LEVEL_LP_SHARE < expected * margin
-        if not lp_skipped and ties and hint is not None and settings.solver.threads > 1 \
+        # The ties moves and the search after them may run beside a ties level's LP (below).
+        ties_beside = ties and hint is not None and plan is None and settings.solver.threads > 1
+        lp_share = TIES_BESIDE_LP_TIME_SHARE if ties_beside else LEVEL_LP_SHARE
+        lp_skipped = not level_lp_fits(expected, left(), moves=plan is not None, share=lp_share)
+        if not lp_skipped and ties_beside and expected is not None \
+                and expected * TIES_LP_PACE > left() * LEVEL_LP_SHARE:
+            # At the ties LP's own pace it may not finish in a level's usual share, and the
+            # packing from it may fail in what is left (national-30k in 10 s: the LP 4.1-4.8 s of
+            # 6.1-6.5 s, 2.9-3.8 s expected; one try of the packing reached 1,980 ties of at most
+            # 2,016, but on another round three tries found no plan in 1.6 s and the level kept
+            # the ties moves' 1,309). So the ties moves and the search after them run beside the
+            # LP, on the thread it leaves, and the LP may take a larger share: their plan stands
+            # where the LP or its packing fails, and the packing starts from it.
+            log.info("  the ties are moved beside the LP (about %.1fs of %.1fs)", expected, left())
+            tie_settings = settings.with_overrides(solver__threads=max(settings.solver.threads - 1, 1))
+            lp, (_, hint) = _lp_beside_search(
+                lambda: level_lp(paced=False, share=lp_share),
+                lambda done: _search_ties_without_lp(model, columns, objective, hint, locks, gap, tie_settings,
+                                                     started + budget, list(terms), done),
+                stop)
+        elif not lp_skipped and ties and hint is not None and settings.solver.threads > 1 \
                 and integral_objective(program.integer, objective) and _above_beside_lp(expected, left()):
             # The cases above need no LP of the level: where they would have no time after it,
             # they are placed beside it, on the thread it leaves.
@@ -1001,6 +1029,21 @@ def _move_ties(
     log.info("  ties honoured by moving and swapping cases: %.0f -> %.0f",
              float(objective @ hint), float(objective @ improved))
     return improved
+
+
+def _search_ties_without_lp(
+    model: PlacementModel, columns: np.ndarray, objective: np.ndarray, hint: np.ndarray,
+    locks: list[tuple[np.ndarray, float]], gap: float, settings: Settings, deadline: float, terms: list[str],
+    stop: StopFlag | None,
+) -> tuple[pd.Series, np.ndarray]:
+    """``hint`` (the plan above) with the ties moves (:func:`_move_ties`) and then the search
+    that moves cases, its neighbourhoods drawn around the ties not honoured, until ``deadline``
+    or ``stop``: the concrete plan and its vector over ``columns``."""
+    hint = _move_ties(model, columns, objective, hint, locks, deadline)
+    plan = concrete_plan(model, columns, hint)
+    moved = _rehouse(model, columns, objective, None, plan, hint, locks, level_bound(model, columns, objective), gap,
+                     settings, deadline, terms, stop)
+    return moved if moved is not None else (plan, hint)
 
 
 def _search_ties(

@@ -19,8 +19,8 @@ from .columns import with_python_text
 from .explain import municipality_table, unplaced_reasons
 from .extract import choose_cases, choose_dwellings, over_capacity, services_used, services_used_by
 from .fill import round_and_fill
-from .level import (BOUND_TOLERANCE, LEVEL_LP_SHARE, PACK_SECONDS, level_status, mend_plan, moves_cases, proven,
-                    solve_level)
+from .level import (BOUND_TOLERANCE, LEVEL_LP_SHARE, PACK_SECONDS, level_lp_fits, level_status, mend_plan, moves_cases,
+                    proven, solve_level)
 from .model import LinearProgram, PlacementModel, build_model
 from .pack import lp_pool_totals, pack_lp_totals, pack_with_ties
 from .plans import assignment_of, complete_hint, expand, hint_from_plan, plan_frame, values_of
@@ -42,6 +42,10 @@ MAX_REFINEMENTS = 3
 FINISH_SHARE = 0.1
 #: Share of the remaining time the first level may use; later levels share the rest.
 FIRST_LEVEL_SHARE = 0.6
+#: Share of the remaining time a level between the first and the last takes where its LP does
+#: not fit an equal share (the levels below are lower in priority): national-30k in 10 s, the
+#: ties level's LP (3.3 s) fits then, where it was skipped with an equal share (about 2 s).
+NO_LP_SHARE = 0.9
 #: A re-solve's carried LP (see :mod:`.carry`) gets this share of the whole LP's expected time.
 CARRY_LP_SHARE = 0.3
 #: Below the first level, a plan broken at a service capacity is mended by a search over the
@@ -150,6 +154,14 @@ def solve(
         hint = hint_from_plan(model, plan_hint) if plan_hint is not None else None
         remaining = deadline - time.perf_counter() - finish_seconds
         share = FIRST_LEVEL_SHARE if k == 0 and len(priorities) > 1 else 1.0 / (len(priorities) - k)
+        # A level's search moves the cases of the plan above, where its terms only depend on
+        # where they go. Not on a re-solve after a refinement: its start is the moved plan
+        # already, and the MIPs make better use of what time is left (national-1k: -849.7 with
+        # the search again, the optimum -774.9 without). A ties level's first solve stops
+        # before the search when its packing breaks a service capacity, so its re-solve does
+        # search.
+        moving = k > 0 and plan_hint is not None and moves_cases(names, problem.has_scores) \
+            and (incumbent is None or "ties" in names)
 
         def report(best: float | None, bound: float | None, level: int = k) -> None:
             if on_progress is not None:
@@ -159,6 +171,18 @@ def solve(
         program, columns = model.program([t for level in priorities[: k + 1] for t in level])
         objective = weighted[k][columns]
         locks = [(weighted[j][columns], v) for j, v in enumerate(lock_values)]
+        if 0 < k < len(priorities) - 1 and incumbent is None \
+                and not level_lp_fits(backend.expected_lp_seconds(program, locks), remaining * share, moves=moving):
+            # Its LP does not fit an equal share: the levels below, lower in priority, give up
+            # time for it, so that it fits, or else for the search without it.
+            share = NO_LP_SHARE
+        # With levels to follow, level 1 solves its own LP (its vertex leads the levels below to
+        # better plans) and polishes its plan, unless the next level's LP would then not fit.
+        hurried = k == 0 and len(priorities) > 1 and _next_lp_hurried(backend, model, program, priorities, weighted,
+                                                                      remaining)
+        if hurried:
+            log.info("  the probe's LP carried and level 1's plan not polished: the next level's LP would not "
+                     "fit after level 1's own")
         score_locks = [settings.objective.weight("scores") * ("scores" in priorities[j])
                        for j in range(len(lock_values))]
         known_bound = incumbent.bound if incumbent is not None and k > 0 and incumbent.plan is not None \
@@ -170,7 +194,7 @@ def solve(
                                    max(remaining * share, 0.05), settings.solver.relative_gap)
         else:
             level_lp = first_lp(backend, probed, model, program, columns, objective, settings,
-                                 alone=len(priorities) == 1, budget=max(remaining * share, 0.05))
+                                 alone=len(priorities) == 1 or hurried, budget=max(remaining * share, 0.05))
         # Where level 1 solves its own LP (expected to fit its time), the probe's LP carried in
         # is the fall-back should it fail: without an LP level 1 has only the greedy plan.
         fallback_lp = None
@@ -192,17 +216,9 @@ def solve(
             # level goes on from a plan within the gap towards the bound (national-30k: 122,535.5
             # -> 122,544.4 of 122,544.9; level 3's gap 3.8% -> 1.3%, as the LP below can no
             # longer choose other cases with the urgency left over).
-            polish=names == ["urgency"] and k == 0 and len(priorities) > 1,
+            polish=names == ["urgency"] and k == 0 and len(priorities) > 1 and not hurried,
             ties="ties" in names,
-            # Not on a re-solve after a refinement: its start is the moved plan already, and the
-            # MIPs make better use of what time is left (national-1k: -849.7 with the search
-            # again, the optimum -774.9 without).
-            # A ties level's first solve stops before the search when its packing breaks a
-            # service capacity, so its re-solve does search.
-            plan=assignment_of(agg, plan_hint)
-            if k > 0 and plan_hint is not None and moves_cases(names, problem.has_scores)
-            and (incumbent is None or "ties" in names)
-            else None,
+            plan=assignment_of(agg, plan_hint) if moving else None,
             # A re-solve below the first level whose plan before was proven, in a coarser model,
             # starts from the repaired plan with the bound before.
             known_bound=known_bound,
@@ -300,7 +316,12 @@ def solve(
                                       objective_value=objective_value, bound=bound, deadline=deadline)
             good_enough = repaired.keeps_locks and bound is not None and proven(repaired.value, bound,
                                                                                   settings.solver.relative_gap)
-            out_of_time = time.perf_counter() >= deadline - 0.5 or (stop is not None and stop.stopped)
+            # As at the top of the loop, where a level below the first is not started with less
+            # than twice the time a plan took to make: a re-solve it would not start ended the
+            # level out of time, without the repaired plan (national-5k-scores in 10 s: level 2's
+            # 2,525.4 of at most 2,609.5 lost, and the proposal kept level 1's 54 ties).
+            out_of_time = time.perf_counter() >= deadline - max(0.5, 2 * finish_seconds if k > 0 else 0.0) \
+                or (stop is not None and stop.stopped)
             log.info("class counts broke service capacities in %d municipalities; modelling them (now %d); "
                      "the repaired plan %.4f%s", len(broken), int(fine.sum()), repaired.value,
                      "" if good_enough or out_of_time else f"; solving level {k + 1} again")
@@ -727,6 +748,27 @@ def _without_broken_services(model: PlacementModel, assignment: pd.Series) -> pd
                 keep[i] = False
                 over[m] -= use[i]
     return assignment[keep]
+
+
+def _next_lp_hurried(
+    backend: MathOptBackend,
+    model: PlacementModel,
+    program: LinearProgram,
+    priorities: list[list[str]],
+    weighted: list[np.ndarray],
+    remaining: float,
+) -> bool:
+    """Whether the second level's LP would not fit its share of the ``remaining`` seconds that
+    level 1 leaves after solving its own LP (``program``), both at the pace of the LPs before.
+    With the margin of an estimate from below, as level 1 does more than its LP (national-30k:
+    rounding, packing and polishing 1.1 s after its LP's 2.5 s). False before any LP is paced."""
+    own = backend.expected_lp_seconds(program)
+    if own is None:
+        return False
+    below, columns = model.program([t for level in priorities[:2] for t in level])
+    share = NO_LP_SHARE if len(priorities) > 2 else 1.0
+    return not level_lp_fits(backend.expected_lp_seconds(below, [(weighted[0][columns], 0.0)]),
+                             (remaining - own) * share, moves=True)
 
 
 def _lock_value(value: float | None) -> float:

@@ -138,3 +138,13 @@ def fake_breaks(monkeypatch, faking: list[bool]) -> None:
         return found, broken
 
     monkeypatch.setattr(solve_module, "choose_cases", choose_cases)
+
+
+def no_other_repair(monkeypatch) -> None:
+    """A plan broken at a service capacity is repaired only by packing the cases taken out back:
+    no mend by moving cases, no refill of ties, no MIP around the break."""
+    solve_module = importlib.import_module("allocator.solve")
+    level_module = importlib.import_module("allocator.level")
+    for module, name in ((solve_module, "mend_plan"), (level_module, "mend_plan"), (solve_module, "_refill_ties"),
+                         (solve_module, "_mend_around")):
+        monkeypatch.setattr(module, name, lambda *a, **k: None)

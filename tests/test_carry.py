@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import fake_breaks
+from conftest import fake_breaks, no_other_repair
 from test_backend_errors import params_asked
 from test_pack import keeps_every_row
 
@@ -158,9 +158,7 @@ def test_a_re_solve_after_a_refinement_starts_from_the_lp_of_the_solve_before(so
 
     monkeypatch.setattr(solve_module, "solve_level", solve_level)
     fake_breaks(monkeypatch, faking)
-    for module, name in ((solve_module, "mend_plan"), (level_module, "mend_plan"), (solve_module, "_refill_ties"),
-                         (solve_module, "_mend_around")):  # no other repair of the plan
-        monkeypatch.setattr(module, name, lambda *a, **k: None)
+    no_other_repair(monkeypatch)
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
     result = solve_verified(generate_tables(replace(NAMED["small"], cases=60, seed=1)), settings)
     assert len(solves) == 2
