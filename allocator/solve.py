@@ -44,7 +44,8 @@ FINISH_SHARE = 0.1
 FIRST_LEVEL_SHARE = 0.6
 #: Share of the remaining time a level between the first and the last takes where its LP does
 #: not fit an equal share (the levels below are lower in priority): national-30k in 10 s, the
-#: ties level's LP (3.3 s) fits then, where it was skipped with an equal share (about 2 s).
+#: ties level's LP (4.1-4.8 s) was skipped in an equal share (about 3 s of LP time), and is now
+#: solved in most runs.
 NO_LP_SHARE = 0.9
 #: A re-solve's carried LP (see :mod:`.carry`) gets this share of the whole LP's expected time.
 CARRY_LP_SHARE = 0.3
