@@ -212,9 +212,6 @@ def solve_level(
     above: tuple[np.ndarray | None, bool] | None = None  # the cases above placed, where done beside the LP
     if lp is None:
         expected = backend.expected_lp_seconds(program, locks)
-        # An LP that cannot finish in its time only takes it from the search without an LP
-        # (national-30k-scores in 10 s: level 2's LP failed after 1.3 s, and the ties moves ran
-        # out of time at 13,462 instead of 13,847).
 
         def level_lp(paced: bool = True, share: float = LEVEL_LP_SHARE) -> Outcome:
             return backend.solve(program, objective, time_limit=left() * share, relative_gap=0.0,
@@ -223,6 +220,9 @@ def solve_level(
         # The ties moves and the search after them may run beside a ties level's LP (below).
         ties_beside = ties and hint is not None and plan is None and settings.solver.threads > 1
         lp_share = TIES_BESIDE_LP_TIME_SHARE if ties_beside else LEVEL_LP_SHARE
+        # An LP that cannot finish in its time only takes it from the search without an LP
+        # (national-30k-scores in 10 s: level 2's LP failed after 1.3 s, and the ties moves ran
+        # out of time at 13,462 instead of 13,847).
         lp_skipped = not level_lp_fits(expected, left(), moves=plan is not None, share=lp_share)
         if not lp_skipped and ties_beside and expected is not None \
                 and expected * TIES_LP_PACE > left() * LEVEL_LP_SHARE:
