@@ -973,14 +973,16 @@ def _pack_ties(
     with the tied cases the LP honours kept at their tie municipality; as a concrete plan's
     full vector over ``columns`` (or the best packing's counts by ``objective``, if no concrete
     plan of them keeps the service capacities), or None if no packing finished by ``deadline``
-    or each broke a lock; and whether the counts break a service capacity. The packing is a
-    randomised search: each failed try starts anew with the next seed (``TIES_PACK_TRIES`` at
-    most); after counts that
-    break a service capacity but reach ``enough``, or gain a unit over the plan above, only
-    ``BREAKING_RETRIES`` more tries (the caller models the capacity and packs the cases it takes
-    out back in; national-1k: 6 s of tries, all breaking, before; national-2k: the third try
-    keeps every capacity; national-30k: 3 s of tries after the first, 1,839 ties of at most 1,908,
-    found nothing better, and the packing in the finer model kept them on its first try)."""
+    or each broke a lock; and whether the counts break a service capacity. Where no try
+    completes, the best packing of the LP's own cases that left at most ``FEW_WAITING`` waiting,
+    the room filled, is the answer if its plan keeps every lock. The packing is a randomised
+    search: each failed try starts anew with the next seed (``TIES_PACK_TRIES`` at most); after
+    counts that break a service capacity but reach ``enough``, or gain a unit over the plan
+    above, only ``BREAKING_RETRIES`` more tries (the caller models the capacity and packs the
+    cases it takes out back in; national-1k: 6 s of tries, all breaking, before; national-2k:
+    the third try keeps every capacity; national-30k: 3 s of tries after the first, 1,839 ties
+    of at most 1,908, found nothing better, and the packing in the finer model kept them on its
+    first try)."""
     lp_full, above = expand(lp_values, columns, model.n_vars), expand(hint, columns, model.n_vars)
     # The cases of the plan above; where the LP chose other cases (this level's LP may trade
     # cases within the lock), every second try packs the LP's own cases (rounded down, the room
@@ -995,6 +997,7 @@ def _pack_ties(
     own_first = differ and all(c @ most_urgent(model, totals_lp) >= v - 1e-9 for c, v in full_locks)
     attempt = 0
     breaking = None
+    short: np.ndarray | None = None  # the best plan of a filled packing that left some cases out
     last_try: int | None = None
     while (attempt == 0 or time.perf_counter() < deadline and not (stop is not None and stop.stopped)) \
             and attempt < (last_try or TIES_PACK_TRIES):
@@ -1003,6 +1006,17 @@ def _pack_ties(
                                  totals_lp if own else totals_above, deadline, seed + attempt, fill=own)
         attempt += 1
         if not packing.complete:
+            # The LP's own cases but a few, and the room filled, may still keep the locks: the
+            # level's plan where no try completes (national-30k in 10 s: the one try that fits
+            # ends with 1-5 cases waiting; 1,735 -> 1,928 ties of at most 1,948 on one round).
+            if own and not packing.many_waiting:
+                plan, _ = _ties_plan(model, columns, packing.values, locks)
+                if plan is not None and (short is None or objective @ plan > objective @ short):
+                    short = plan
+                    log.info("  ties packing: %d cases waiting on try %d; filled, %.0f", packing.waiting,
+                             attempt, float(objective @ plan))
+                    if objective @ plan >= enough:
+                        return plan, False
             continue
         plan, counts = _ties_plan(model, columns, packing.values, locks)
         if counts is not None and (breaking is None or objective @ counts > objective @ breaking):
@@ -1013,6 +1027,8 @@ def _pack_ties(
             log.info("  ties packing: a plan on try %d", attempt)
             return plan, False
     log.info("  ties packing: %d tries, %s", attempt, "counts that break a service" if breaking is not None else "none complete")
+    if short is not None and (breaking is None or objective @ short >= objective @ breaking):
+        return short, False
     return breaking, breaking is not None
 
 

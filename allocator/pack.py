@@ -123,15 +123,16 @@ def pack_with_ties(
 ) -> Packing:
     """Place ``totals[p]`` cases of every pool p (whole numbers), starting from an LP's counts
     ``y_lp``, and keep the tied cases its ``a_lp`` counts (rounded down) at their tie
-    municipalities: they are never moved; with ``fill``, a complete packing then takes the most
-    urgent of the other cases where room is left. The plan's ``a`` block counts the ties it
-    honours."""
+    municipalities: they are never moved; with ``fill``, a packing that is complete or leaves at
+    most ``FEW_WAITING`` cases waiting then takes the most urgent of the other cases where room
+    is left (the caller checks whether that plan still keeps its locks). The plan's ``a`` block
+    counts the ties it honours."""
     locked = np.zeros(len(model.y_unit))
     column_at = model.column_at()
     np.add.at(locked, column_at[model.a_unit, model.a_muni], np.floor(a_lp + 1e-6))
     packer = Packer(model, y_lp, np.rint(totals).astype(int), np.random.default_rng(seed), locked)
     complete = packer.run(deadline)
-    if complete and fill:
+    if fill and (complete or len(packer.waiting) <= FEW_WAITING):
         packer.fill()
     values = packer.values()
     values[model.blocks["a"]] = ties_counted(model, values, column_at)

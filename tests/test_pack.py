@@ -277,6 +277,33 @@ def test_packing_with_ties_fills_the_room_left_only_when_asked():
     assert filled.values[model.blocks["y"]][at_a] == 1 and filled.values[model.blocks["a"]].sum() == 1
 
 
+def test_packing_with_ties_fills_the_room_left_where_a_few_cases_wait():
+    # A has room for one: the tied T, kept there. W (single) is excluded at B, so it waits. S
+    # and R are families of two of one pool; S, the more urgent and in the totals, is packed at
+    # B. Asked to fill, the packing with one case waiting still places R in B's room left (the
+    # caller checks the locks); not asked, it leaves the room empty.
+    cases, persons = cases_and_persons(single("T", 300, tie_municipality_id="A"), single("W", 200),
+                                       family("S", [40, 38], days=100), family("R", [41, 39], days=10))
+    tables = tiny_tables([muni("A", 1), muni("B", 4)], cases, persons,
+                         exclusions=[{"case_id": "W", "municipality_id": "B", "reason": "declined"}])
+    agg = aggregate(build_problem(tables, settings()))
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    pool = agg.free_cases["pool"]
+    assert pool["S"] == pool["R"]
+    a = int(np.flatnonzero(agg.municipality_ids == "A")[0])
+    start = np.zeros(len(model.y_unit))
+    start[int(np.flatnonzero((model.y_unit == int(pool["T"])) & (model.y_muni == a))[0])] = 1
+    totals = np.bincount(pool[["T", "W", "S"]].to_numpy(), minlength=len(agg.pools)).astype(float)
+    a_lp = np.where((model.a_unit == int(pool["T"])) & (model.a_muni == a), 1.0, 0.0)
+
+    plain = pack_with_ties(model, start, a_lp, totals, deadline=float("inf"))
+    filled = pack_with_ties(model, start, a_lp, totals, deadline=float("inf"), fill=True)
+    assert not plain.complete and not filled.complete and plain.waiting == filled.waiting == 1
+    assert plain.values[model.blocks["y"]].sum() == 2  # T at A, S at B
+    assert filled.values[model.blocks["y"]].sum() == 3  # and R at B, beside S
+    assert filled.values[model.blocks["a"]].sum() == 1  # T still honoured at A
+
+
 def test_pricing_stops_early_only_where_the_choice_is_the_same(national_1k):
     """``Packer._cost`` skips finding where units have room once a move costs more than the best
     so far: the packing must be the very one of pricing every move in full."""

@@ -3,6 +3,7 @@ locks, and the cases a service capacity took out packed back with every tie kept
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 
@@ -17,7 +18,7 @@ from allocator.backend import MathOptBackend
 from allocator.extract import choose_cases
 from allocator.model import build_model
 from allocator.pack import pack_with_ties, ties_counted
-from allocator.plans import complete_hint, hint_from_plan, most_urgent
+from allocator.plans import complete_hint, expand, hint_from_plan, most_urgent
 from allocator.solve import _refill_ties
 from allocator.ties import honour_more_ties, prefer_tied_cases
 
@@ -131,6 +132,45 @@ def test_ties_packing_stops_soon_after_counts_that_break_a_service(h_at, s_at, e
                                            time.perf_counter() + 30, 0, objective, enough)
     assert breaks and tied is not None and float(objective @ tied) == 1.0
     assert len(tries) == 1 + level_module.BREAKING_RETRIES
+
+
+@pytest.mark.parametrize("waiting", [1, 13])
+def test_a_ties_packing_of_the_lp_s_cases_that_leaves_a_few_waiting_is_kept_where_none_completes(
+        waiting, monkeypatch):
+    # A has one place: the plan above puts U there (a pool of its own, for its exclusion at C);
+    # the LP puts T, as urgent and tied to A, there instead. national-30k in 10 s: the one try of
+    # packing the LP's own cases that fits the time ends with 1-5 of them waiting; filled, it
+    # keeps the locks (1,735 -> 1,928 ties of at most 1,948 on one round). Here every try is made
+    # to look so: with one case waiting the packing is the answer; with more than FEW_WAITING,
+    # no try counts and nothing comes back.
+    level_module = importlib.import_module("allocator.level")
+    cases, persons = cases_and_persons(single("U", 100), single("T", 100, tie_municipality_id="A"))
+    tables = tiny_tables([muni("A", 1), muni("B", 0), muni("C", 1)], cases, persons,
+                         exclusions=[{"case_id": "U", "municipality_id": "C", "reason": "declined"}])
+    agg = aggregate(build_problem(tables, settings()))
+    model = build_model(agg, np.ones(agg.n_municipalities, dtype=bool))
+    program, columns = model.program(["urgency", "ties"])
+    terms = model.objective_terms()
+    above = complete_hint(model, hint_from_plan(model, pd.DataFrame({"case_id": ["U"], "municipality_id": ["A"]})))
+    locks = [(terms["urgency"][columns], float(terms["urgency"] @ above) - 1e-6)]
+    objective = terms["ties"][columns]
+    lp = MathOptBackend().solve(program, objective, locks=locks, time_limit=10, relative_gap=0.0, relax=True)
+    assert lp.status == "optimal" and lp.objective == pytest.approx(1.0)
+
+    def short(*args, **kwargs):
+        return dataclasses.replace(pack_with_ties(*args, **kwargs), complete=False, waiting=waiting)
+
+    monkeypatch.setattr(level_module, "pack_with_ties", short)
+    tied, breaks = level_module._pack_ties(model, columns, lp.values, above[columns], locks,
+                                           time.perf_counter() + 5, 0, objective, 1.0)
+    assert not breaks
+    if waiting > 1:
+        assert tied is None
+    else:
+        assert tied is not None and float(objective @ tied) == 1.0
+        assert all(c @ tied >= v for c, v in locks)
+        found, _ = choose_cases(model, expand(tied, columns, model.n_vars))
+        assert dict(zip(found.index, agg.municipality_ids[found.to_numpy()])) == {"T": "A"}
 
 
 def swap_to_honour_a_tie():
