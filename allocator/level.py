@@ -1053,12 +1053,17 @@ def _search_ties_without_lp(
     model: PlacementModel, columns: np.ndarray, objective: np.ndarray, hint: np.ndarray,
     locks: list[tuple[np.ndarray, float]], gap: float, settings: Settings, deadline: float, terms: list[str],
     stop: StopFlag | None,
-) -> tuple[pd.Series, np.ndarray]:
+) -> tuple[pd.Series | None, np.ndarray]:
     """``hint`` (the plan above) with the ties moves (:func:`_move_ties`) and then the search
     that moves cases, its neighbourhoods drawn around the ties not honoured, until ``deadline``
-    or ``stop``: the concrete plan and its vector over ``columns``."""
+    or ``stop``: the concrete plan and its vector over ``columns``. Where the moves' class slots
+    break a service capacity the model does not count, there is no concrete plan to search
+    from: None and the moved counts (the level's checks model the capacity, as after the
+    moves without an LP; national-10k seed 3 in 10 s stopped with an error here)."""
     hint = _move_ties(model, columns, objective, hint, locks, deadline)
     plan = concrete_plan(model, columns, hint)
+    if plan is None:
+        return None, hint
     moved = _rehouse(model, columns, objective, None, plan, hint, locks, level_bound(model, columns, objective), gap,
                      settings, deadline, terms, stop)
     return moved if moved is not None else (plan, hint)
