@@ -69,6 +69,9 @@ TIES_LP_PACE = 2.0
 TIES_SEARCH_SHARE = 0.3
 #: The full model is searched only with at least this many times the LP's time left.
 FULL_MODEL_LP_TIMES = 6
+#: A ties level with less time left than the full model needs gives it to the search that moves
+#: cases, with at least this many seconds (its set-up alone takes about 0.3 s on national-30k).
+TIES_SEARCH_MIN_SECONDS = 0.5
 #: Where a level's LP would take at least this share of its time (at the pace of the LPs before,
 #: an estimate from below: national-30k's level 3, 6.4 s estimated, 13.5 s taken, of 32 s), the
 #: search that moves cases runs beside it. Not where it is short: national-2k's level 3 (1 s of
@@ -445,11 +448,8 @@ def solve_level(
         # (national-5k, -10k, -30k: 10-16 s for nothing); the full model gets the time and may
         # tighten the bound (national-10k: 635 -> 609, 607 ties reached). The concrete plan of
         # the packing rides along, as the moved plan does above, for where the full model's
-        # counts break a service capacity. Not the search that moves cases where the full model
-        # has no time (tried, up to its first stall): on national-10k in 10 s it gained a tie or
-        # none (607-608 -> 608-609), on national-30k in 60 s one or two (1,839 -> 1,840-1,841),
-        # and there level 3's LP, in two runs, then failed at its limit (25.6-25.9 s) where after
-        # 1,839 it took 12.2 s: level 3 lost its bound (2.0%).
+        # counts break a service capacity. The search that moves cases comes only where the full
+        # model then has no time (below).
         best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "ties packed",
                        plan=concrete_plan(model, columns, hint))
     elif to_full_model:
@@ -472,6 +472,23 @@ def solve_level(
                  lp.seconds)
         if best is None:
             best = Outcome("feasible", hint, float(objective @ hint), bound, 0.0, 0, "the plan so far")
+        if ties and integral and not proven(best.objective, bound, gap) and left() >= TIES_SEARCH_MIN_SECONDS \
+                and not (stop is not None and stop.stopped):
+            # Ties alone, and the level's time left, which the full model cannot use: the search
+            # that moves cases, around the ties not honoured, up to its first stall (national-2k
+            # round 0 in 10 s: the packings failed, the moves reached 93 ties of at most 137, the
+            # search 129 in 0.7 s, and 132 growing its neighbourhoods to the level's end, 1.6 s;
+            # national-30k in 60 s: 1,839 -> 1,841 in 1.2 s, or in 12.8 s to the level's end).
+            # The rest of the time goes to the levels below. (national-30k in 60 s: level 3's LP
+            # then failed in 28 s, where after 1,839 ties it took 11 s; it did so with the search
+            # to the level's end too, and at an earlier commit, in two runs, at 25.6-25.9 s.)
+            plan = best.plan if best.plan is not None else concrete_plan(model, columns, best.values)
+            moved = None if plan is None else _rehouse(
+                model, columns, objective, lp.values, plan, best.values, locks, bound, gap, settings,
+                time.perf_counter() + left(), list(terms), stop, grow=False)
+            if moved is not None:
+                best = Outcome("feasible", moved[1], float(objective @ moved[1]), bound, 0.0, 0, "cases moved",
+                               plan=moved[0])
         # The box's own status is "optimal" for the box: the level's is against its bound.
         return replace(best, status=level_status(best.objective, bound, gap), bound=bound,
                        seconds=time.perf_counter() - started, detail="no time for the full model")

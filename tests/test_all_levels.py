@@ -464,6 +464,25 @@ def test_ties_moves_beside_the_lp_whose_counts_break_a_service_leave_the_search_
     assert len(limits) == 1 and ties.objective is not None and ties.objective >= ties.locked - 1e-6
 
 
+def test_a_ties_level_whose_full_model_has_no_time_gives_its_time_left_to_the_search(solve_verified, monkeypatch,
+                                                                                      caplog):
+    # national-2k round 0 in 10 s: both packings failed, the ties moves reached 93 ties of at
+    # most 137, and 1.6 s of the level were left, under what the full model needs; the search
+    # that moves cases then reached 129. Here the packings fail and the full model never has time.
+    monkeypatch.setattr(level_module, "_same_cases", lambda *a, **k: (None, False))
+    monkeypatch.setattr(level_module, "_pack_ties", lambda *a, **k: (None, False))
+    monkeypatch.setattr(level_module, "FULL_MODEL_LP_TIMES", 10**9)
+    tables, settings = _ties_round()
+    with caplog.at_level(logging.INFO, logger="allocator"):
+        ties = solve_verified(tables, settings.with_overrides(solver__time_limit=20.0)).levels[1]
+    messages = [record.getMessage() for record in caplog.records]
+    moved = next(m for m in messages if m.startswith("  ties honoured by moving"))
+    after_moves = int(moved.split("-> ")[1])
+    skipped = next(i for i, m in enumerate(messages) if "full model skipped" in m)
+    searched = [m for m in messages[skipped:] if "cases moved for ties" in m]
+    assert searched and after_moves < ties.objective == ties.bound and ties.status == "optimal"
+
+
 def _ties_round():
     """A 150-case round and settings of two levels, urgency and ties."""
     tables = generate_tables(dataclasses.replace(NAMED["small"], cases=150, seed=2))
