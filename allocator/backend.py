@@ -105,6 +105,9 @@ class Outcome:
     #: A concrete plan (free case_id -> municipality number) behind ``values``, when a search
     #: over cases found it; else the counts are turned into cases after the level.
     plan: pd.Series | None = None
+    #: Where ``bound`` comes from, for a level's answer (:data:`.result.BOUND_SOURCES`); empty
+    #: where not said.
+    bound_from: str = ""
 
     @property
     def gap(self) -> float | None:

@@ -37,6 +37,8 @@ def _print_result(result, out: Path | None) -> None:
     for i, level in enumerate(result.levels, 1):
         objective = "-" if level.objective is None else f"{level.objective:,.3f}"
         bound = "-" if level.bound is None else f"{level.bound:,.3f}"
+        if level.bound_from:
+            bound += f" by {level.bound_label}"
         rows.append((f"level {i}: {'+'.join(level.terms)}", f"{objective} (bound {bound}, {level.status})"))
     for name, value in rows:
         table.add_row(name, value)

@@ -4,6 +4,7 @@ box, the full model). :func:`solve_level` is called by :func:`.solve.solve` for 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -110,6 +111,41 @@ MEND_SECONDS_PAST_LIMIT = 0.25
 #: bound counts as disproved (the input's scoring and the model's differ in the last bits only).
 BOUND_TOLERANCE = 1e-6
 
+@dataclass
+class BoundsSeen:
+    """The bounds a level's solve had in hand, to tell which one its answer's bound is."""
+
+    lp: float | None = None  # the LP relaxation's bound, as the level used it
+    ties_count: float | None = None
+    earlier: float | None = None  # a re-solve's bound from the solve before its refinement
+
+    def source_of(self, outcome: Outcome) -> str:
+        """The key of :data:`.result.BOUND_SOURCES` for ``outcome.bound`` ("" without a bound). A bound
+        that is none of these, below them all, is a MIP's: only the full model's search (or a
+        search with every pair free) lowers a bound."""
+        bound = outcome.bound
+        if bound is None:
+            return ""
+        if outcome.bound_from:
+            return outcome.bound_from
+        for source, value in (("lp_relaxation", self.lp), ("ties_count", self.ties_count),
+                              ("earlier_solve", self.earlier)):
+            if value is not None and abs(bound - value) <= 1e-9 * max(1.0, abs(bound)):
+                return source
+        return "branch_and_bound"
+
+
+def _records_bound_source(solve: Callable[..., Outcome]) -> Callable[..., Outcome]:
+    """``solve`` with its answer's ``bound_from`` filled in from the bounds it reported in ``seen``."""
+
+    @functools.wraps(solve)
+    def solve_recording(*args, **kwargs) -> Outcome:
+        seen = BoundsSeen()
+        outcome = solve(*args, seen=seen, **kwargs)
+        return replace(outcome, bound_from=seen.source_of(outcome))
+
+    return solve_recording
+
 
 @dataclass(frozen=True)
 class _Level:
@@ -142,6 +178,7 @@ def level_lp_fits(expected: float | None, seconds: float, *, moves: bool, share:
     return expected is None or expected * margin <= seconds * share
 
 
+@_records_bound_source
 def solve_level(
     backend: MathOptBackend,
     model: PlacementModel,
@@ -165,6 +202,7 @@ def solve_level(
     score_locks: Sequence[float] = (),
     known_bound: float | None = None,
     on_lp: Callable[[Outcome], None] | None = None,
+    seen: BoundsSeen | None = None,
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -197,7 +235,11 @@ def solve_level(
     ``on_lp`` is called with the level's LP relaxation (values over ``columns``) once solved.
     ``fallback_lp`` (called with ``budget``, the level's time left) gives another LP of the level,
     whose bound holds, for when the level's own LP is not solved.
+
+    The answer's ``bound_from`` says which bound it states (:data:`.result.BOUND_SOURCES`); ``seen``
+    collects the bounds for that (the decorator passes it).
     """
+    seen = seen if seen is not None else BoundsSeen()
     started = time.perf_counter()
     gap = settings.solver.relative_gap
     common = dict(locks=locks, seed=settings.solver.seed, threads=settings.solver.threads, stop=stop)
@@ -207,7 +249,8 @@ def solve_level(
 
     if not objective.any():
         values = hint if hint is not None else np.zeros(program.n_vars)
-        return Outcome("optimal", values, 0.0, 0.0, 0.0, 0, "nothing to optimise")
+        return Outcome("optimal", values, 0.0, 0.0, 0.0, 0, "nothing to optimise", bound_from="trivial")
+    seen.earlier = known_bound
     if known_bound is not None and hint is not None:
         straight = _full_model_from_repair(backend, program, objective, hint, known_bound, left(), gap, on_log,
                                            common)
@@ -281,7 +324,7 @@ def solve_level(
             log.info("  LP relaxation not solved (%s) in %.2fs: %s instead", lp.status, lp.seconds, fallback.detail)
             lp = fallback
     # A bound that needs no LP (ties levels): without the LP the level still states its gap.
-    cheap = level_bound(model, columns, objective)
+    cheap = seen.ties_count = level_bound(model, columns, objective)
     if lp.status != "optimal" or lp.values is None:
         if not lp_skipped:
             log.info("  LP relaxation not solved (%s) in %.2fs", lp.status, lp.seconds)
@@ -343,6 +386,10 @@ def solve_level(
         bound = cheap
     if integral:
         bound = float(np.floor(bound + 1e-6))
+    if cheap is not None and cheap < lp.objective:
+        seen.ties_count = bound
+    else:
+        seen.lp = bound
 
     y_in = np.searchsorted(columns, np.arange(model.blocks["y"].start, model.blocks["y"].stop))
     to_full_model = False  # straight to the full model from the packing's search

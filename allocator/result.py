@@ -16,6 +16,15 @@ from .backend import highs_mip_options, relative_gap
 from .problem import Problem
 from .settings import Settings
 
+#: Where a level's bound comes from (``LevelResult.bound_from``): a short label and what it is.
+BOUND_SOURCES = {
+    "lp_relaxation": ("LP", "the level's LP relaxation (of the round, or of a coarser model of it)"),
+    "branch_and_bound": ("MIP", "the full model's branch and bound, tighter than the LP relaxation"),
+    "ties_count": ("ties count", "the tied cases that fit in their municipality's persons and minors' places"),
+    "earlier_solve": ("earlier solve", "the level's solve before its model was refined (it relaxes the refined one)"),
+    "trivial": ("trivial", "nothing to optimise: every plan reaches it"),
+}
+
 
 @dataclass(frozen=True)
 class LevelResult:
@@ -29,6 +38,13 @@ class LevelResult:
     nodes: int
     #: What the level reached when it ended: the levels below were held to at least this.
     locked: float | None = None
+    #: Where ``bound`` comes from: a key of :data:`BOUND_SOURCES` ("" without one).
+    bound_from: str = ""
+
+    @property
+    def bound_label(self) -> str:
+        """The short label of ``bound_from`` ("" without one)."""
+        return BOUND_SOURCES[self.bound_from][0] if self.bound_from else ""
 
     @property
     def gap(self) -> float | None:
@@ -42,6 +58,7 @@ class LevelResult:
             "status": self.status,
             "objective": self.objective,
             "bound": self.bound,
+            "bound_from": self.bound_from or None,
             "gap": self.gap,
             "locked": self.locked,
             "seconds": round(self.seconds, 3),
@@ -172,8 +189,9 @@ class Result:
             objective = "-" if level.objective is None else f"{level.objective:.4f}"
             bound = "-" if level.bound is None else f"{level.bound:.4f}"
             lgap = "-" if level.gap is None else f"{level.gap:.4%}"
+            source = f" (bound by {level.bound_label})" if level.bound_from else ""
             lines.append(f"  level {i} {'+'.join(level.terms):<22} {level.status:<9} "
-                         f"objective {objective:>14} bound {bound:>14} gap {lgap}")
+                         f"objective {objective:>14} bound {bound:>14} gap {lgap}{source}")
         return "\n".join(lines)
 
     def write(self, folder: str | Path) -> Path:

@@ -230,13 +230,14 @@ def solve(
         searched = time.perf_counter()
         if k == 0 and outcome.bound is None and probe_bound is not None:
             # The level's own LP was not solved in its time (national-5k in 1 s): the probe's holds.
-            outcome = replace(outcome, bound=probe_bound)
+            outcome = replace(outcome, bound=probe_bound, bound_from="lp_relaxation")
         log.info("level %d %s: %s objective=%s bound=%s in %.2fs (%d variables, %d rows)", k + 1, names,
                  outcome.status, outcome.objective, outcome.bound, outcome.seconds, program.n_vars,
                  program.matrix.shape[0])
         if outcome.status == "infeasible":
             raise RuntimeError("the pins cannot all be housed: no plan keeps every pin")
         objective_value, bound, status = outcome.objective, outcome.bound, outcome.status
+        bound_from = outcome.bound_from
         candidate = None
         if outcome.values is not None:
             candidate = expand(outcome.values, columns, model.n_vars)
@@ -248,8 +249,10 @@ def solve(
             # model before was a relaxation too: national-10k-scores, level 2's third solve had
             # no time for its LP, and the bound of the first two stands).
             kept_plan, kept_bound = incumbent.plan, incumbent.bound
-            bounds = [b for b in (bound, kept_bound) if b is not None]
-            bound = min(bounds) if bounds else None
+            if kept_bound is not None and (bound is None or kept_bound < bound):
+                bound, bound_from = kept_bound, incumbent.bound_from
+            elif bound_from == "earlier_solve" and incumbent.bound_from:
+                bound_from = incumbent.bound_from  # the solve before names where it got it
             kept = complete_hint(model, hint_from_plan(model, kept_plan)) if kept_plan is not None else None
             kept_value = float(weighted[k] @ kept) if kept is not None else -np.inf
             before = kept_plan
@@ -261,7 +264,7 @@ def solve(
             incumbent = None
         if candidate is None:
             levels.append(LevelResult(names, outcome.status, None, bound, spent + outcome.seconds,
-                                      outcome.nodes))
+                                      outcome.nodes, bound_from=bound_from))
             spent = 0.0
             k += 1
             continue
@@ -333,7 +336,7 @@ def solve(
                     log.info("  the repaired plan misses a lock: only the bound is kept for the re-solve")
                 incumbent = _Incumbent(repaired.plan if repaired.keeps_locks else None, bound, status == "optimal",
                                        solved_lps[-1] if solved_lps else None,
-                                       repaired.value if repaired.keeps_locks else None)
+                                       repaired.value if repaired.keeps_locks else None, bound_from)
                 continue
             # Out of time, the plan this level started from (the level above's, or on a re-solve
             # the valid plan kept from the solve before) keeps every lock; the repaired plan is
@@ -353,7 +356,8 @@ def solve(
         # Lock what the concrete plan achieves (its cases may honour a tie or two fewer than
         # the counts), so that this plan is always a start the next level can keep.
         reached = min(objective_value, float(weighted[k] @ complete_hint(model, hint_from_plan(model, plan_hint))))
-        levels.append(LevelResult(names, status, objective_value, bound, spent, outcome.nodes, locked=reached))
+        levels.append(LevelResult(names, status, objective_value, bound, spent, outcome.nodes, locked=reached,
+                                  bound_from=bound_from))
         spent = 0.0
         lock_values.append(_lock_value(reached))
         finish_seconds = min(max(finish_seconds, time.perf_counter() - searched),
@@ -370,6 +374,7 @@ class _Incumbent(NamedTuple):
     proven: bool  # the plan before the refinement was within the gap of its bound
     lp: tuple[PlacementModel, Outcome] | None  # the coarser model and its LP (a full vector), if solved
     value: float | None  # the repaired plan's value at the level, if it keeps every lock
+    bound_from: str = ""  # where ``bound`` comes from (``level.BOUND_SOURCES``)
 
 
 class _Repaired(NamedTuple):
@@ -667,7 +672,8 @@ def _levels_of_plan(
         if status == "optimal" and (bound is None or not proven(objective, bound, gap)):
             status = "feasible"
         locked = level.locked + offset if level.locked is not None else None
-        out.append(LevelResult(level.terms, status, objective, bound, level.seconds, level.nodes, locked))
+        out.append(LevelResult(level.terms, status, objective, bound, level.seconds, level.nodes, locked,
+                               level.bound_from if bound is not None else ""))
     return out
 
 

@@ -79,6 +79,7 @@ def run_allocator(folder: Path, out: Path, time_limit: float, level1_only: bool 
             "status": level.status,
             "objective": level.objective,
             "bound": level.bound,
+            "bound_from": level.bound_from or None,
             "gap": level.gap,
             "seconds": level.seconds,
         }

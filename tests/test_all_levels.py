@@ -16,6 +16,7 @@ import pytest
 import allocator.backend as backend_module
 from allocator import Settings, StopFlag, build_problem
 from allocator.demo import NAMED, InstanceSpec, demo_settings, generate_tables
+from allocator.result import BOUND_SOURCES
 from allocator.scoring import level_values, plan_terms
 from conftest import cases_and_persons, fake_breaks, family, muni, no_other_repair, tiny_tables
 from conftest import settings as conftest_settings
@@ -43,6 +44,9 @@ def test_all_levels_keep_every_rule_and_every_lock(seed, solve_verified):
         assert level.objective is not None and level.locked is not None
         assert level.objective >= level.locked - 1e-6 * max(1.0, abs(level.locked)), level.terms
         assert level.bound is None or level.bound >= level.objective - 1e-6 * max(1.0, abs(level.objective))
+        # Every bound says where it comes from; no source is named without a bound.
+        assert (level.bound_from in BOUND_SOURCES) == (level.bound is not None), level
+        assert level.bound_from != "earlier_solve"  # a re-solve names the source of the bound it kept
         if level.status == "optimal":  # proven: within the relative gap of the level's bound
             assert level.bound - level.objective <= settings.solver.relative_gap * max(
                 abs(level.bound), abs(level.objective)) + 1e-9, level
@@ -163,6 +167,20 @@ def test_a_level_is_optimal_only_within_the_gap_of_its_bound(solve_verified, mon
     level = result.levels[0]
     assert len(result.plan) == 1
     assert level.bound > level.objective * 1.3 and level.status == "feasible"
+    assert level.bound_from == "lp_relaxation"
+
+
+def test_a_bound_the_full_model_proves_below_the_lp_s_says_so(solve_verified):
+    # The round above with the full model: it proves that one family is all that fits, below the
+    # LP's one and a half.
+    cases, persons = cases_and_persons(family("F1", [40, 10], 100), family("F2", [40, 30], 100))
+    result = solve_verified(tiny_tables([muni("A", 3)], cases, persons), conftest_settings(
+        objective__priorities=[["urgency"]]))
+    level = result.levels[0]
+    assert level.status == "optimal" and level.bound == pytest.approx(level.objective)
+    assert level.bound_from == "branch_and_bound"
+    assert result.to_dict()["levels"][0]["bound_from"] == "branch_and_bound"
+    assert "(bound by MIP)" in result.summary()
 
 
 def skip_every_lp_with_a_lock(monkeypatch) -> list[bool]:
@@ -207,6 +225,7 @@ def test_without_an_lp_in_time_the_ties_level_still_moves_ties(missing, solve_ve
     # Without an LP the level still states its gap: the bound on the ties that fit where they are tied.
     tied = (problem.cases["tie_municipality_id"].fillna("") != "").sum()
     assert ties.bound is not None and ties.objective <= ties.bound <= tied
+    assert ties.bound_from == "ties_count"
 
 
 def _small_round_and_its_level_1(solve_verified, cases: int, seed: int):
@@ -238,6 +257,7 @@ def test_without_its_own_lp_in_time_level_1_keeps_the_probes_bound(solve_verifie
     level = solve_verified(tables, settings).levels[0]
     assert relaxations[0][0]  # the probe's LP
     assert level.bound is not None and level.bound >= proven.bound - 1e-6 >= level.objective - 1e-6
+    assert level.bound_from == "lp_relaxation"
 
 
 def test_where_level_1s_own_lp_fails_the_probes_lp_carried_in_takes_its_place(solve_verified, monkeypatch):
@@ -276,12 +296,16 @@ def test_a_re_solve_without_a_bound_of_its_own_keeps_the_bound_of_the_solve_befo
     # solve of level 2 had no time for its LP and used to end with no bound at all.
     real = solve_module.solve_level
     bounds: dict[tuple[str, ...], list[float | None]] = {}
+    sources: list[str] = []
 
     def no_bound_on_a_re_solve(*args, terms, **kw):
         outcome = real(*args, terms=terms, **kw)
         solves = bounds.setdefault(tuple(terms), [])
         solves.append(outcome.bound)
-        return dataclasses.replace(outcome, bound=None) if len(solves) > 1 else outcome  # as if no LP in time
+        if "ties" in terms:
+            sources.append(outcome.bound_from)
+        # As if no LP in time.
+        return dataclasses.replace(outcome, bound=None, bound_from="") if len(solves) > 1 else outcome
 
     monkeypatch.setattr(solve_module, "solve_level", no_bound_on_a_re_solve)
     settings = Settings.model_validate(demo_settings()).with_overrides(solver__time_limit=10.0)
@@ -290,6 +314,7 @@ def test_a_re_solve_without_a_bound_of_its_own_keeps_the_bound_of_the_solve_befo
     assert ties.terms == ["ties", "scores"] and len(bounds[("ties", "scores")]) == 2
     first = bounds[("ties", "scores")][0]
     assert first is not None and ties.bound == first >= ties.objective
+    assert ties.bound_from == sources[0] and sources[0] in BOUND_SOURCES
 
 
 def test_counts_that_break_a_service_mended_by_moving_cases_need_no_re_solve_when_proven(

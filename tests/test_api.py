@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from allocator import ProblemValidationError, build_problem, read_problem, write_problem
 from allocator.demo import NAMED, demo_settings, generate_tables
+from allocator.result import BOUND_SOURCES
 from allocator.reading import settings_from_mapping
 from api.tables import load_tables, store_tables
 from test_api_support import (
@@ -252,6 +253,8 @@ def test_solved_plan_has_placements_reasons_kpis_and_provenance(solved):
     summary = result["summary"]
     for key in ("input_digest", "settings", "seed", "solver", "levels", "seconds"):
         assert key in summary
+    # An optimal plan says what proves it, level by level.
+    assert all(level["bound_from"] in BOUND_SOURCES for level in summary["levels"])
     assert len(result["municipalities"]) == 3
     run = solved["run"]
     assert run["progress"]["phase"] == "finished" and run["progress"]["elapsed"] > 0

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from allocator.backend import integral_objective
+from allocator.backend import Outcome, integral_objective
+from allocator.level import BoundsSeen
 from allocator.result import LevelResult
 from allocator.settings import Settings
 from allocator.solve import _levels_of_plan
@@ -24,7 +25,7 @@ def test_fractional_weights_or_continuous_terms_are_not():
 
 
 def _reported(objective: float, bound: float) -> LevelResult:
-    level = LevelResult(["urgency"], "optimal", objective, bound, 1.0, 0)
+    level = LevelResult(["urgency"], "optimal", objective, bound, 1.0, 0, bound_from="branch_and_bound")
     return _levels_of_plan(Settings(), [level], {"urgency": objective}, {})[0]
 
 
@@ -34,12 +35,14 @@ def test_a_plan_above_its_levels_bound_disproves_the_bound(caplog):
     with caplog.at_level(logging.WARNING, logger="allocator"):
         level = _reported(objective=100.0, bound=99.9)
     assert level.bound is None and level.status == "feasible" and level.gap is None
+    assert level.bound_from == ""  # no bound, no source
     assert "does not hold" in caplog.text
 
 
 def test_the_last_bits_between_the_two_scorings_do_not():
     level = _reported(objective=100.0, bound=100.0 - 1e-9)
     assert level.bound == 100.0 and level.status == "optimal" and level.gap == 0.0
+    assert level.bound_from == "branch_and_bound"
 
 
 def test_the_levels_leave_time_for_making_the_last_plan_and_the_result(monkeypatch):
@@ -134,3 +137,15 @@ def test_a_packing_stalled_below_the_rounded_plan_goes_to_the_full_model_from_th
     assert searches == ["full"]
     assert hints[0] > 0  # the rounded plan, not the packing's empty one
     assert len(result.plan) == 4
+
+
+@pytest.mark.parametrize(("bound", "source"), [
+    (None, ""), (100.0, "lp_relaxation"), (90.0, "ties_count"), (95.0, "earlier_solve"),
+    (80.0, "branch_and_bound"),
+])
+def test_a_level_s_bound_is_told_by_where_it_comes_from(bound, source):
+    seen = BoundsSeen(lp=100.0, ties_count=90.0, earlier=95.0)
+    assert seen.source_of(Outcome("feasible", None, 70.0, bound, 0.0, 0, "")) == source
+    # A source the level named itself stands.
+    named = Outcome("optimal", None, 0.0, bound, 0.0, 0, "", bound_from="trivial")
+    assert seen.source_of(named) == ("" if bound is None else "trivial")
