@@ -111,6 +111,7 @@ MEND_SECONDS_PAST_LIMIT = 0.25
 #: bound counts as disproved (the input's scoring and the model's differ in the last bits only).
 BOUND_TOLERANCE = 1e-6
 
+
 @dataclass
 class BoundsSeen:
     """The bounds a level's solve had in hand, to tell which one its answer's bound is."""
