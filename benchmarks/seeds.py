@@ -86,7 +86,8 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
         "solve_s": round(seconds, 3),
         "status": next((level.status for level in result.levels if level.status != "optimal"), "optimal"),
         "gap": None if None in gaps else max(gaps),
-        "levels": " / ".join(_level_text(level.status, level.objective, level.gap) for level in result.levels),
+        "levels": " / ".join(_level_text(level.status, level.objective, level.gap, level.bound_label)
+                             for level in result.levels),
         "verified": "yes" if not violations else f"no ({len(violations)})",
         # The process's peak so far (Linux: KiB): every round it read, solved and verified before
         # this one and the uncounted first solve included, so an upper bound on this round's own.
@@ -95,12 +96,13 @@ def solve_seed(spec: InstanceSpec, seed: int, time_limit: float, directory: Path
     }
 
 
-def _level_text(status: str, objective: float | None, gap: float | None) -> str:
-    """A level's status, its plan's value and, unless proven, its gap: rounds that end at the
-    same gap may differ in their plans."""
+def _level_text(status: str, objective: float | None, gap: float | None, bound_by: str = "") -> str:
+    """A level's status, its plan's value and, unless proven, its gap (rounds that end at the
+    same gap may differ in their plans), with what gave the bound (``LevelResult.bound_label``)."""
     if objective is None:
         return status
-    return f"proven {objective:,.2f}" if status == "optimal" else f"{status} {objective:,.2f} ({_gap(gap)})"
+    by = f" by {bound_by}" if bound_by else ""
+    return f"proven {objective:,.2f}{by}" if status == "optimal" else f"{status} {objective:,.2f} ({_gap(gap)}{by})"
 
 
 def summary(rows: list[dict[str, Any]], under: float) -> dict[str, Any]:

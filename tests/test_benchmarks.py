@@ -250,7 +250,9 @@ def test_the_seeds_runner_reports_every_level_of_whole_proposals(tmp_path):
         for level in levels:  # each with its plan's value, and its gap unless proven
             status, value = level.split(" ")[:2]
             assert float(value.replace(",", "")) == float(value.replace(",", ""))  # a number, not NaN
-            assert (status == "proven") == ("%)" not in level)
+            assert (status == "proven") == ("%" not in level)
+            # What gave the bound, where there is one (a proven level has one).
+            assert re.search(r" by (LP|MIP|ties count|trivial)\)?$", level) or "(-)" in level
     latest = (out / "seeds-40-cases-scores-all-levels-latest.md").read_text()
     assert "# Whole proposals over seeds of 40-cases-scores-all-levels" in latest
 
