@@ -203,7 +203,7 @@ def solve_level(
     score_locks: Sequence[float] = (),
     known_bound: float | None = None,
     on_lp: Callable[[Outcome], None] | None = None,
-    seen: BoundsSeen | None = None,
+    seen: BoundsSeen,
 ) -> Outcome:
     """One level over ``program`` (the model's ``columns``): LP bound, rounding, then search.
 
@@ -238,9 +238,8 @@ def solve_level(
     whose bound holds, for when the level's own LP is not solved.
 
     The answer's ``bound_from`` says which bound it states (:data:`.result.BOUND_SOURCES`); ``seen``
-    collects the bounds for that (the decorator passes it).
+    collects the bounds for that (the decorator passes it; callers do not).
     """
-    seen = seen if seen is not None else BoundsSeen()
     started = time.perf_counter()
     gap = settings.solver.relative_gap
     common = dict(locks=locks, seed=settings.solver.seed, threads=settings.solver.threads, stop=stop)

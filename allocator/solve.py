@@ -374,7 +374,7 @@ class _Incumbent(NamedTuple):
     proven: bool  # the plan before the refinement was within the gap of its bound
     lp: tuple[PlacementModel, Outcome] | None  # the coarser model and its LP (a full vector), if solved
     value: float | None  # the repaired plan's value at the level, if it keeps every lock
-    bound_from: str = ""  # where ``bound`` comes from (``level.BOUND_SOURCES``)
+    bound_from: str = ""  # where ``bound`` comes from (``result.BOUND_SOURCES``)
 
 
 class _Repaired(NamedTuple):
